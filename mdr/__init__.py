@@ -1,0 +1,4 @@
+"""mdr: Macrodata Refinement. The code lives in the top-level folders pipeline/, filters/, dedup/ and train/,
+installed as the subpackages mdr.pipeline, mdr.filters, mdr.dedup and mdr.train."""
+
+__version__ = "0.1.0"
