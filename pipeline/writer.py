@@ -1,0 +1,187 @@
+"""Atomic, zstd-compressed Parquet shards: the kept documents in OUT/data/ and the dropped ones in OUT/excluded/<stage>/.
+
+Each task writes one file named after its rank, first under a hidden temporary name, renamed into place only when
+the task's stream is complete. A killed task leaves no half-written shard behind, and its rerun rewrites the same
+file name, so a resumed run holds neither partial nor duplicate shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.io import get_datafolder
+from datatrove.pipeline.base import PipelineStep
+
+# Columns of OUT/data/*.parquet: the contract with the trainer and with `mdr inspect`.
+DATA_SCHEMA = pa.schema(
+    [
+        ("text", pa.string()),
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("date", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float64()),
+        ("source_file", pa.string()),
+        ("source_offset", pa.int64()),
+    ]
+)
+
+# Dropped documents also say which stage dropped them, why, and the measured value that tripped the rule.
+EXCLUDED_SCHEMA = pa.schema(
+    list(DATA_SCHEMA)
+    + [
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("text_truncated", pa.bool_()),
+        ("metadata", pa.string()),
+    ]
+)
+
+_PROMOTED = {"url", "date", "language", "language_score", "source_file", "source_offset"}
+_EXCLUSION_KEYS = {"filter_reason", "drop_detail", "text_truncated"}
+
+
+@dataclass
+class WriterConfig:
+    compression: str = "zstd"
+    compression_level: int = 3
+    rows_per_group: int = 1000
+    # Raw HTML of documents dropped before extraction is cut to this many characters in OUT/excluded/.
+    max_excluded_html_chars: int = 100_000
+
+
+def _shard_name(rank: int) -> str:
+    return f"{rank:05d}.parquet"
+
+
+def _temporary_name(rank: int) -> str:
+    # Hidden and with a non-Parquet suffix, so globs such as data/*.parquet never see it.
+    return f".{rank:05d}.parquet.tmp"
+
+
+class ParquetShardWriter(PipelineStep):
+    """Writes documents to `folder/{rank:05d}.parquet`, atomically (temporary name, renamed when the stream ends).
+
+    As the last step of a pipeline it writes every document it receives (OUT/data). Given to a filter as its
+    `exclusion_writer`, with `stage` set, it records the documents the filter dropped (OUT/excluded/<stage>).
+    """
+
+    name = "write"
+    type = "💽 - WRITER"
+
+    def __init__(self, folder: str, stage: str | None = None, html: bool = False, config: WriterConfig | None = None):
+        super().__init__()
+        self.folder = get_datafolder(folder)
+        self.stage = stage
+        self.html = html
+        self.config = config or WriterConfig()
+        self.schema = EXCLUDED_SCHEMA if stage else DATA_SCHEMA
+        self._rank: int | None = None
+        self._rows: list[dict] = []
+        self._file = None
+        self._parquet: pq.ParquetWriter | None = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_rows=[], _file=None, _parquet=None, _rank=None)
+        return state
+
+    # --- the exclusion-writer protocol datatrove's BaseFilter uses: `with writer: writer.write(doc, rank)`
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+    def write(self, document: Document, rank: int = 0, **_):
+        if self._rank is None:
+            self._rank = rank
+        self._rows.append(self._row(document))
+        if len(self._rows) >= self.config.rows_per_group:
+            self._flush()
+
+    def close(self):
+        """Finishes the shard and moves it into place. A task that wrote nothing leaves no file."""
+        if self._rows:
+            self._flush()
+        if self._parquet is None:
+            return
+        self._parquet.close()
+        self._file.close()
+        self._parquet = self._file = None
+        self.folder.mv(_temporary_name(self._rank), _shard_name(self._rank))
+        self._rank = None
+
+    def _abort(self):
+        if self._parquet is not None:
+            self._parquet.close()
+            self._file.close()
+        self._parquet = self._file = None
+        self._rows = []
+
+    def _flush(self):
+        if self._parquet is None:
+            self._file = self.folder.open(_temporary_name(self._rank), "wb")
+            self._parquet = pq.ParquetWriter(
+                self._file,
+                self.schema,
+                compression=self.config.compression,
+                compression_level=self.config.compression_level,
+            )
+        self._parquet.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+        self._rows = []
+
+    def _row(self, doc: Document) -> dict:
+        meta = doc.metadata
+        row = {
+            "text": doc.text,
+            "id": doc.id,
+            "url": meta.get("url"),
+            "date": None if meta.get("date") is None else str(meta.get("date")),
+            "language": meta.get("language"),
+            "language_score": meta.get("language_score"),
+            "source_file": meta.get("source_file"),
+            "source_offset": meta.get("source_offset"),
+        }
+        if self.stage:
+            text, truncated = doc.text or "", bool(meta.get("text_truncated"))
+            if self.html and len(text) > self.config.max_excluded_html_chars:
+                text, truncated = text[: self.config.max_excluded_html_chars], True
+            extra = {k: v for k, v in meta.items() if k not in _PROMOTED and k not in _EXCLUSION_KEYS}
+            row.update(
+                text=text,
+                stage=self.stage,
+                reason=meta.get("filter_reason"),
+                detail=meta.get("drop_detail"),
+                text_truncated=truncated,
+                metadata=json.dumps(extra, default=str, ensure_ascii=False),
+            )
+        return row
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with self:
+            for document in data:
+                with self.track_time():
+                    self.write(document, rank)
+                self.stat_update("written")
+                yield document
+
+
+def remove_temporary_files(folder: str) -> int:
+    """Deletes leftovers of killed tasks (hidden *.parquet.tmp files); returns how many were removed."""
+    removed = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.startswith(".") and name.endswith(".parquet.tmp"):
+                os.remove(os.path.join(root, name))
+                removed += 1
+    return removed
