@@ -1,0 +1,229 @@
+import gzip
+import os
+import pickle
+import random
+import time
+from pathlib import Path
+
+import pytest
+from datatrove.data import Document
+
+from mdr.filters.extraction import ExtractionConfig, ExtractionStage, collapse_newlines, strip_urls
+
+AEB_HTML = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "extraction" / "aeb" / "html"
+
+ARTICLE_HTML = """<html><head><title>Tide pools</title></head><body>
+<nav><a href="/">Home</a> | <a href="/about">About us</a> | <a href="/shop">Shop</a></nav>
+<article><h1>Life in a tide pool</h1>
+<p>Twice a day the sea pulls back from the rocks and leaves behind small basins of water that teem with life.
+Anemones close up to keep from drying out, while hermit crabs shuffle between shells in search of a better fit.</p>
+<p>Visitors should step only on bare rock and never lift animals out of the water, because even a few minutes
+in the sun can kill a sea star. Local guides run free walks at every low tide during the summer months.</p>
+</article>
+<footer>Copyright 2024 Coastal Walks. All rights reserved. Privacy policy. Terms of use.</footer>
+</body></html>"""
+
+
+# Extraction hooks: they run in the child process. The HTML is a command for them.
+def scripted_extract(html: str) -> str | None:
+    """'hang <pidfile>' writes the child's pid then loops forever; 'crash' exits; 'raise' raises; 'none' returns
+    None; anything else comes back tagged with the child's pid."""
+    command, _, argument = html.partition(" ")
+    if command == "hang":
+        Path(argument).write_text(str(os.getpid()))
+        while True:
+            pass
+    if command == "crash":
+        os._exit(3)
+    if command == "raise":
+        raise ValueError("bad markup")
+    if command == "none":
+        return None
+    return f"{html} from {os.getpid()}"
+
+
+def refuse(html: str) -> str:
+    raise AssertionError("WET text must not be extracted")
+
+
+def run_stage(stage: ExtractionStage, texts: list[str], **metadata) -> list[Document]:
+    docs = [Document(text=text, id=str(i), metadata=dict(metadata)) for i, text in enumerate(texts)]
+    return list(stage.run(iter(docs)))
+
+
+def counters(stage: ExtractionStage) -> dict[str, int]:
+    return {name: int(stat.total) for name, stat in stage.stats.stats.items() if name != "doc_len"}
+
+
+def assert_accounted(stage: ExtractionStage) -> None:
+    stats = counters(stage)
+    drops = sum(value for name, value in stats.items() if name.startswith("dropped_"))
+    assert stats["total"] == stats.get("forwarded", 0) + drops
+    assert stats.get("dropped", 0) == drops
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class ListWriter:
+    """Stands in for a datatrove DiskWriter: a context manager with write(doc, rank)."""
+
+    def __init__(self):
+        self.written, self.entered, self.exited = [], False, False
+
+    def __enter__(self):
+        self.entered = True
+        return self
+
+    def __exit__(self, *exc_info):
+        self.exited = True
+
+    def write(self, doc, rank=0):
+        self.written.append(doc)
+
+
+def test_timeout_kills_the_child_and_the_next_document_still_extracts(tmp_path):
+    pidfile = tmp_path / "hung.pid"
+    stage = ExtractionStage(ExtractionConfig(extract_fn=scripted_extract, timeout_s=0.5, remove_urls=False))
+    start = time.monotonic()
+    kept = run_stage(stage, [f"hang {pidfile}", "after the hang"])
+    assert time.monotonic() - start < 5
+    assert [doc.text.split(" from ")[0] for doc in kept] == ["after the hang"]
+    assert counters(stage) == {"total": 2, "forwarded": 1, "dropped": 1, "dropped_timeout": 1}
+    hung_pid, second_pid = int(pidfile.read_text()), int(kept[0].text.split(" from ")[1])
+    assert hung_pid != second_pid  # a fresh child served the second document
+    assert not process_exists(hung_pid) and not process_exists(second_pid)
+
+
+def test_extract_fn_as_dotted_path(tmp_path):
+    stage = ExtractionStage(ExtractionConfig(extract_fn="tests.filters.test_extraction:scripted_extract", timeout_s=0.5))
+    kept = run_stage(stage, [f"hang {tmp_path / 'pid'}", "hello"])
+    assert [doc.text.split(" from ")[0] for doc in kept] == ["hello"]
+    assert counters(stage)["dropped_timeout"] == 1
+
+
+def test_crash_error_empty_and_too_large_are_counted_with_details():
+    writer = ListWriter()
+    config = ExtractionConfig(extract_fn=scripted_extract, max_html_bytes=150_000, remove_urls=False)
+    stage = ExtractionStage(config, exclusion_writer=writer)
+    huge = "<p>" + "é" * 80_000  # 160 003 bytes but 80 003 characters: the cap is on UTF-8 bytes
+    kept = run_stage(stage, ["crash", "first ok", "raise", "none", huge, "second ok"])
+    assert [doc.text.split(" from ")[0] for doc in kept] == ["first ok", "second ok"]
+    assert counters(stage) == {
+        "total": 6, "forwarded": 2, "dropped": 4,
+        "dropped_broken_process": 1, "dropped_extract_error": 1, "dropped_empty": 1, "dropped_too_large": 1,
+    }  # fmt: skip
+    assert_accounted(stage)
+    assert writer.entered and writer.exited
+    reasons = {doc.metadata["filter_reason"]: doc.metadata["drop_detail"] for doc in writer.written}
+    assert reasons["extract_error"] == "extraction raised ValueError: bad markup"
+    assert reasons["too_large"] == "HTML is 160003 bytes > 150000"
+    assert set(reasons) == {"broken_process", "extract_error", "empty", "too_large"}
+
+
+def test_excluded_html_is_truncated():
+    writer = ListWriter()
+    stage = ExtractionStage(ExtractionConfig(max_html_bytes=10), exclusion_writer=writer)
+    run_stage(stage, ["x" * 150_000, "<b>x</b>"])
+    long_doc, short_doc = writer.written
+    assert len(long_doc.text) == 100_000 and long_doc.metadata["text_truncated"] is True
+    assert short_doc.metadata["text_truncated"] is False and short_doc.metadata["filter_reason"] == "empty"
+
+
+def test_trafilatura_keeps_the_article_and_drops_the_page_chrome():
+    (doc,) = run_stage(ExtractionStage(), [ARTICLE_HTML])
+    assert "hermit crabs shuffle between shells" in doc.text
+    assert "Local guides run free walks" in doc.text
+    assert "About us" not in doc.text and "All rights reserved" not in doc.text
+
+
+def test_wet_text_is_only_postprocessed():
+    stage = ExtractionStage(ExtractionConfig(extract_fn=refuse))
+    (doc,) = run_stage(stage, ["Plain text.\n\n\n\nMore at https://example.org/page today."], is_wet=True)
+    assert doc.text == "Plain text.\n\nMore at today."
+    assert counters(stage) == {"total": 1, "forwarded": 1}
+
+
+def test_fineweb_preset_leaves_text_alone():
+    stage = ExtractionStage(ExtractionConfig(max_consecutive_newlines=None, remove_urls=False))
+    text = "Plain text.\n\n\n\nMore at https://example.org/page today."
+    (doc,) = run_stage(stage, [text], is_wet=True)
+    assert doc.text == text
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a\n\n\nb", "a\n\nb"),
+        ("a\n\nb", "a\n\nb"),
+        ("a\n\n\n\n\n\nb\n\n\nc\nd", "a\n\nb\n\nc\nd"),
+        ("\n\n\n", "\n\n"),
+    ],
+)
+def test_collapse_newlines(text, expected):
+    assert collapse_newlines(text, 2) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("See https://example.com/a/b?c=1#d for more.", "See for more."),
+        ("Source: http://news.example.co.uk/story.", "Source:."),
+        ("Visit www.example.org, then call.", "Visit, then call."),
+        ("Shop at Amazon.com/deals today", "Shop at today"),
+        ("Docs live at docs.python.org/3/library/re.html.", "Docs live at."),
+        ("(ftp://files.example.net/pub)", "()"),
+        ("Server 192.168.1.10:8080/admin is down", "Server is down"),
+        ("Line one\nhttps://example.com\nLine three", "Line one\n\nLine three"),
+    ],
+)
+def test_strip_urls_removes_urls(text, expected):
+    assert strip_urls(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fruit, e.g. apples, i.e. the red kind, a.k.a. pomes.",
+        "The U.S. economy grew 3.5 percent, vs. 2.1 in the U.K. last year.",
+        "Dr. Smith arrived at 9 a.m. with No. 5 and Ph.D. students.",
+        "Python 3.12.1 and version 1.2.3.4.5 were released.",
+        "The price rose to $1,234.56 on Jan. 3.",
+        "End of one sentence.It starts without a space.",
+        "Write to jane.doe@example.com for details.",
+        "Ce n'est pas la fin. Wie geht's? ¡Qué bien!",
+    ],
+)
+def test_strip_urls_leaves_normal_text_alone(text):
+    assert strip_urls(text) == text
+
+
+def test_output_does_not_depend_on_document_order():
+    pages = sorted(AEB_HTML.glob("*.html.gz"))[:20]
+    if len(pages) < 20:
+        pytest.skip(f"real pages not found under {AEB_HTML} (shared data absent)")
+    htmls = [gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace") for path in pages]
+
+    def extract_all(order):
+        docs = [Document(text=htmls[i], id=str(i), metadata={}) for i in order]
+        return {doc.id: doc.text for doc in ExtractionStage().run(iter(docs))}
+
+    forward = extract_all(range(20))
+    shuffled = list(range(20))
+    random.Random(0).shuffle(shuffled)
+    assert len(forward) >= 18
+    assert extract_all(shuffled) == forward
+    assert extract_all(reversed(range(20))) == forward
+
+
+def test_stage_pickles():
+    stage = ExtractionStage(ExtractionConfig(timeout_s=2.0, extract_fn="tests.filters.test_extraction:scripted_extract"))
+    clone = pickle.loads(pickle.dumps(stage))
+    assert clone.name == "extract" and clone.config == stage.config
+    (doc,) = run_stage(clone, ["hello"])
+    assert doc.text.startswith("hello from ")
