@@ -134,6 +134,7 @@ class ExtractionError(Exception):
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_MAX_DETAIL_CHARS = 200  # an exception message can quote the page; drop_detail stays a short string
 
 
 def _serve(conn, parent_end, extract: ExtractFn) -> None:
@@ -222,6 +223,7 @@ class ExtractionStage(PipelineStep):
 
     name = "extract"
     type = "🛢 - EXTRAC"
+    _requires_dependencies = ["trafilatura"]
 
     def __init__(self, config: ExtractionConfig = None, exclusion_writer: DiskWriter = None):
         super().__init__()
@@ -257,7 +259,7 @@ class ExtractionStage(PipelineStep):
             except ExtractionProcessDied:
                 return "broken_process", "extraction process died (crash or out of memory)"
             except ExtractionError as e:
-                return "extract_error", f"extraction raised {e}"[:200]
+                return "extract_error", f"extraction raised {e}"[:_MAX_DETAIL_CHARS]
         text = self.postprocess(text or "")
         if not text.strip():
             return "empty", "no text left after extraction and post-processing"
@@ -280,7 +282,7 @@ class ExtractionStage(PipelineStep):
                     continue
                 reason, doc.metadata["drop_detail"] = dropped
                 self.stat_update(StatHints.dropped, f"dropped_{reason}")
-                if writer:
+                if writer is not None:
                     doc.metadata["filter_reason"] = reason
                     doc.metadata["text_truncated"] = len(doc.text) > self.config.excluded_text_max_chars
                     doc.text = doc.text[: self.config.excluded_text_max_chars]
