@@ -1,0 +1,164 @@
+"""The FineWeb preset's two extra filters (spec §11): C4's line rules without the terminal-punctuation rule, and
+FineWeb's own quality rules with the semantics of its release (datatrove commit 05194d39, 2024-04).
+
+Both keep datatrove's drop reasons and add `drop_detail`. They give the same decisions as datatrove while skipping
+work the decision does not need: sentences are only counted when the kept lines alone cannot reach the minimum, and
+words are only tokenized when the whitespace word count cannot settle the newline ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATION, POLICY_SUBSTRINGS, C4QualityFilter
+from datatrove.pipeline.filters.fineweb_quality_filter import FineWebQualityFilter
+from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
+from datatrove.utils.text import split_into_sentences, split_into_words
+
+from mdr.filters.drop import compared, drop
+
+
+@dataclass
+class C4Config:
+    # FineWeb runs datatrove's C4QualityFilter(filter_no_terminal_punct=False) (spec §11.1). None turns a rule off.
+    filter_no_terminal_punct: bool = False  # C4 keeps only lines ending in . ! ? " (FW §3.5: removed ~30% tokens)
+    min_words_per_line: int | None = 3  # datatrove's default, used by FineWeb; C4 itself uses 5 (spec §11.1)
+    min_num_sentences: int | None = 5  # datatrove's default, used by FineWeb; C4 itself uses 3 (spec §11.1)
+    max_word_length: int | None = 1000  # drop lines with a longer word
+    remove_citations: bool = True  # delete [1], [edit], [citation needed]
+    filter_lorem_ipsum: bool = True  # drop the document
+    filter_javascript: bool = True  # drop lines mentioning javascript
+    filter_curly_bracket: bool = True  # drop the document
+    filter_policy: bool = True  # drop lines about terms of use, privacy or cookies
+
+
+class C4Stage(C4QualityFilter):
+    """C4's line filter: rewrites `doc.text` with the kept lines; drops documents with too few sentences."""
+
+    name = "c4"
+
+    def __init__(self, config: C4Config = None, exclusion_writer=None):
+        self.config = config = config or C4Config()
+        disabled = -1  # datatrove's convention
+        super().__init__(
+            exclusion_writer=exclusion_writer,
+            remove_citations=config.remove_citations,
+            filter_no_terminal_punct=config.filter_no_terminal_punct,
+            min_num_sentences=disabled if config.min_num_sentences is None else config.min_num_sentences,
+            min_words_per_line=disabled if config.min_words_per_line is None else config.min_words_per_line,
+            max_word_length=disabled if config.max_word_length is None else config.max_word_length,
+            filter_lorem_ipsum=config.filter_lorem_ipsum,
+            filter_javascript=config.filter_javascript,
+            filter_curly_bracket=config.filter_curly_bracket,
+            filter_policy=config.filter_policy,
+        )
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        config = self.config
+        kept = []
+        removed = {"too_long_word": 0, "no_terminal_punct": 0, "too_few_words": 0, "javascript": 0, "policy": 0}
+        for line in doc.text.splitlines():
+            line = line.strip()
+            words = line.split()
+            if config.max_word_length is not None and any(len(word) > config.max_word_length for word in words):
+                removed["too_long_word"] += 1
+                continue
+            if config.remove_citations:
+                line = CITATION_REGEX.sub("", line)
+            if config.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith("...")):
+                removed["no_terminal_punct"] += 1
+                continue
+            if config.min_words_per_line is not None and len(words) < config.min_words_per_line:
+                removed["too_few_words"] += 1
+                continue
+            lowered = line.lower()
+            if config.filter_lorem_ipsum and "lorem ipsum" in lowered:
+                return drop(doc, "lorem_ipsum", "lorem_ipsum in a kept line")
+            if config.filter_javascript and "javascript" in lowered:
+                removed["javascript"] += 1
+                continue
+            if config.filter_curly_bracket and "{" in line:
+                return drop(doc, "curly_bracket", "curly_bracket in a kept line")
+            if config.filter_policy and any(phrase in lowered for phrase in POLICY_SUBSTRINGS):
+                removed["policy"] += 1
+                continue
+            kept.append(line)
+
+        for rule, count in removed.items():
+            if count:
+                self.stat_update(f"lines_dropped_{rule}", value=count)
+        if config.min_num_sentences is not None:
+            # Every non-blank kept line holds at least one sentence, so only a short document needs the tokenizer.
+            if sum(1 for line in kept if line.strip()) < config.min_num_sentences:
+                sentences = sum(len(split_into_sentences(line, self.language)) for line in kept)
+                if sentences < config.min_num_sentences:
+                    detail = compared("sentences", sentences, "<", config.min_num_sentences)
+                    return drop(doc, "too_few_sentences", detail)
+        doc.text = "\n".join(kept).strip()
+        return True
+
+
+@dataclass
+class FineWebQualityConfig:
+    # FineWeb v1 as released (datatrove 05194d39; FW §3.6, App. E.4; spec §11.2).
+    line_punct_thr: float = 0.12  # drop if the fraction of lines ending in stop_chars is <= 0.12
+    line_punct_exclude_zero: bool = False  # keep documents with no such line at all
+    stop_chars: tuple[str, ...] = (".", "'", '"', "!", "?")
+    short_line_length: int = 30  # a line of <= 30 characters is short
+    short_line_thr: float = 0.67  # drop if the fraction of short lines is >= 0.67
+    # Drop if characters in repeated non-empty lines / characters (newlines excluded) >= 0.01. FW's prose and blog
+    # say 0.1; its Table 2 and the release code say 0.01 (spec §11.2).
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3  # drop if newlines / words > 0.3 (the unpublished `list_ratio` rule)
+
+
+class FineWebQualityStage(FineWebQualityFilter):
+    """FineWeb's line-punctuation, short-line, duplicated-line and list rules, on `\\n` lines (empty ones included)."""
+
+    name = "fineweb_quality"
+
+    def __init__(self, config: FineWebQualityConfig = None, exclusion_writer=None):
+        self.config = config = config or FineWebQualityConfig()
+        super().__init__(
+            exclusion_writer=exclusion_writer,
+            line_punct_thr=config.line_punct_thr,
+            line_punct_exclude_zero=config.line_punct_exclude_zero,
+            stop_chars=tuple(config.stop_chars),
+            short_line_thr=config.short_line_thr,
+            short_line_length=config.short_line_length,
+            char_duplicates_ratio=config.char_duplicates_ratio,
+            new_line_ratio=config.new_line_ratio,
+        )
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        config = self.config
+        text = doc.text
+        lines = text.split("\n")
+
+        punct_ratio = sum(line.endswith(self.stop_chars) for line in lines) / len(lines)
+        if punct_ratio <= config.line_punct_thr and not (punct_ratio == 0 and config.line_punct_exclude_zero):
+            return drop(doc, "line_punct_ratio", compared("line_punct_ratio", punct_ratio, "<=", config.line_punct_thr))
+
+        short_ratio = sum(len(line) <= config.short_line_length for line in lines) / len(lines)
+        if short_ratio >= config.short_line_thr:
+            return drop(doc, "short_line_ratio", compared("short_line_ratio", short_ratio, ">=", config.short_line_thr))
+
+        newlines = len(lines) - 1
+        characters = len(text) - newlines
+        duplicate_chars = find_duplicates([line for line in lines if line.strip()])[1]
+        dup_ratio = duplicate_chars / characters if characters else 0.0
+        if dup_ratio >= config.char_duplicates_ratio:
+            detail = compared("char_dup_ratio", dup_ratio, ">=", config.char_duplicates_ratio)
+            return drop(doc, "char_dup_ratio", detail)
+
+        if newlines:
+            # The tokenizer yields at least one word per whitespace-separated chunk, so when the chunks alone keep
+            # the ratio under the limit, the (costly) word tokenization cannot change the decision.
+            chunks = len(text.split())
+            if not chunks or newlines / chunks > config.new_line_ratio:
+                n_words = len(split_into_words(text, self.language))
+                ratio = newlines / n_words if n_words else float("inf")
+                if ratio > config.new_line_ratio:
+                    return drop(doc, "list_ratio", compared("newlines_per_word", ratio, ">", config.new_line_ratio))
+        return True

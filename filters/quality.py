@@ -1,0 +1,136 @@
+"""Gopher document quality filter (spec §6; Gopher App. A): word count, word length, symbols, bullets, ellipses,
+alphabetic words and stop words. datatrove's `GopherQualityFilter` semantics and reasons, plus `drop_detail`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS, GopherQualityFilter
+from datatrove.utils.text import PUNCTUATION, split_into_words
+
+from mdr.filters.drop import compared, drop
+
+
+@dataclass
+class QualityConfig:
+    # Gopher App. A, kept by RW and FineWeb (spec §6). None turns a rule off.
+    min_doc_words: int | None = 50  # words = tokens that are not pure punctuation
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1  # `#` per word, and `...`/`…` per word
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8  # datatrove's misnamed `max_non_alpha_words_ratio`
+    min_stop_words: int | None = 2
+    stop_words: tuple[str, ...] = tuple(STOP_WORDS)  # the, be, to, of, and, that, have, with (case-sensitive)
+    # Gopher, DCLM (`count_unique: False`) and FineWeb v1 count occurrences; datatrove 0.10 counts distinct words.
+    stop_words_count_unique: bool = False
+    # datatrove 0.10 counts `•` and `-` as bullets; its 2024 code only `•` (spec §6); DCLM adds `●` and `*`.
+    bullet_prefixes: tuple[str, ...] = ("•", "-")
+
+
+class QualityStage(GopherQualityFilter):
+    """Gopher's quality rules in datatrove's order; the first one failed is the drop reason."""
+
+    name = "quality"
+
+    def __init__(self, config: QualityConfig = None, exclusion_writer=None):
+        self.config = config = config or QualityConfig()
+        super().__init__(
+            min_doc_words=config.min_doc_words,
+            max_doc_words=config.max_doc_words,
+            min_avg_word_length=config.min_avg_word_length,
+            max_avg_word_length=config.max_avg_word_length,
+            max_symbol_word_ratio=config.max_symbol_word_ratio,
+            max_bullet_lines_ratio=config.max_bullet_lines_ratio,
+            max_ellipsis_lines_ratio=config.max_ellipsis_lines_ratio,
+            max_non_alpha_words_ratio=config.min_alpha_words_ratio,
+            min_stop_words=config.min_stop_words,
+            stop_words=list(config.stop_words),
+            exclusion_writer=exclusion_writer,
+        )
+        self.bullet_prefixes = tuple(config.bullet_prefixes)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        config = self.config
+        text = doc.text
+        words = split_into_words(text, self.language)  # shared with the repetition stage through datatrove's cache
+        n_words = len(words)
+        # A token is a word unless every character is punctuation (strip() removes exactly those characters).
+        word_lengths = [len(word) for word in words if word.strip(PUNCTUATION)]
+        n_doc_words = len(word_lengths)
+
+        if n_doc_words == 0 or (config.min_doc_words is not None and n_doc_words < config.min_doc_words):
+            return drop(doc, "gopher_short_doc", compared("words", n_doc_words, "<", config.min_doc_words))
+        if config.max_doc_words is not None and n_doc_words > config.max_doc_words:
+            return drop(doc, "gopher_long_doc", compared("words", n_doc_words, ">", config.max_doc_words))
+
+        avg_word_length = sum(word_lengths) / n_doc_words
+        if config.min_avg_word_length is not None and avg_word_length < config.min_avg_word_length:
+            return drop(
+                doc,
+                "gopher_below_avg_threshold",
+                compared("avg_word_length", avg_word_length, "<", config.min_avg_word_length),
+            )
+        if config.max_avg_word_length is not None and avg_word_length > config.max_avg_word_length:
+            return drop(
+                doc,
+                "gopher_above_avg_threshold",
+                compared("avg_word_length", avg_word_length, ">", config.max_avg_word_length),
+            )
+
+        if config.max_symbol_word_ratio is not None:
+            hash_ratio = text.count("#") / n_words
+            if hash_ratio > config.max_symbol_word_ratio:
+                return drop(
+                    doc,
+                    "gopher_too_many_hashes",
+                    compared("hash_word_ratio", hash_ratio, ">", config.max_symbol_word_ratio),
+                )
+            ellipsis_ratio = (text.count("...") + text.count("…")) / n_words
+            if ellipsis_ratio > config.max_symbol_word_ratio:
+                return drop(
+                    doc,
+                    "gopher_too_many_ellipsis",
+                    compared("ellipsis_word_ratio", ellipsis_ratio, ">", config.max_symbol_word_ratio),
+                )
+
+        lines = text.splitlines()
+        if config.max_bullet_lines_ratio is not None:
+            bullet_ratio = sum(line.lstrip().startswith(self.bullet_prefixes) for line in lines) / len(lines)
+            if bullet_ratio > config.max_bullet_lines_ratio:
+                return drop(
+                    doc,
+                    "gopher_too_many_bullets",
+                    compared("bullet_lines_ratio", bullet_ratio, ">", config.max_bullet_lines_ratio),
+                )
+        if config.max_ellipsis_lines_ratio is not None:
+            ellipsis_ratio = sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)
+            if ellipsis_ratio > config.max_ellipsis_lines_ratio:
+                return drop(
+                    doc,
+                    "gopher_too_many_end_ellipsis",
+                    compared("ellipsis_lines_ratio", ellipsis_ratio, ">", config.max_ellipsis_lines_ratio),
+                )
+
+        if config.min_alpha_words_ratio is not None:
+            # Over all tokens, punctuation included, as datatrove does.
+            alpha_ratio = sum(any(char.isalpha() for char in word) for word in words) / n_words
+            if alpha_ratio < config.min_alpha_words_ratio:
+                return drop(
+                    doc,
+                    "gopher_below_alpha_threshold",
+                    compared("alpha_words_ratio", alpha_ratio, "<", config.min_alpha_words_ratio),
+                )
+
+        if config.min_stop_words is not None:
+            if config.stop_words_count_unique:
+                stop_words = len(self.stop_words.intersection(words))
+            else:
+                stop_words = sum(map(self.stop_words.__contains__, words))
+            if stop_words < config.min_stop_words:
+                detail = compared("stop_words", stop_words, "<", config.min_stop_words)
+                return drop(doc, "gopher_enough_stop_words", detail)
+        return True

@@ -1,0 +1,96 @@
+"""Gopher repetition removal (spec §5; Gopher App. A Table A1): drop documents made of repeated lines, paragraphs
+or n-grams. datatrove's `GopherRepetitionFilter` semantics and reasons, plus the measured value in `drop_detail`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.gopher_repetition_filter import (
+    GopherRepetitionFilter,
+    find_all_duplicate,
+    find_duplicates,
+    find_top_duplicate,
+    get_n_grams,
+)
+from datatrove.utils.text import split_into_words
+
+from mdr.filters.drop import compared, drop
+
+
+@dataclass
+class RepetitionConfig:
+    # Gopher Table A1, kept by RW, DCLM and FineWeb (spec §5). A document is dropped when a fraction is above (>);
+    # None turns a rule off.
+    dup_line_frac: float | None = 0.30
+    dup_para_frac: float | None = 0.30
+    dup_line_char_frac: float | None = 0.20
+    dup_para_char_frac: float | None = 0.20
+    # n -> limit on the characters of the most frequent n-gram (times its count) over the document's characters
+    top_ngram_char_frac: dict[int, float] = field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    # n -> limit on the characters covered by repeated n-grams over the document's characters
+    dup_ngram_char_frac: dict[int, float] = field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+
+
+class RepetitionStage(GopherRepetitionFilter):
+    """Gopher's repetition rules in Table A1 order; the first one exceeded is the drop reason."""
+
+    name = "repetition"
+
+    def __init__(self, config: RepetitionConfig = None, exclusion_writer=None):
+        self.config = config or RepetitionConfig()
+        super().__init__(
+            dup_line_frac=self.config.dup_line_frac,
+            dup_para_frac=self.config.dup_para_frac,
+            dup_line_char_frac=self.config.dup_line_char_frac,
+            dup_para_char_frac=self.config.dup_para_char_frac,
+            top_n_grams=tuple(sorted(self.config.top_ngram_char_frac.items())),
+            dup_n_grams=tuple(sorted(self.config.dup_ngram_char_frac.items())),
+            exclusion_writer=exclusion_writer,
+        )
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        text = doc.text
+        if not text:
+            return drop(doc, "empty", "empty text")
+        text_length = len(text)
+
+        paragraphs = self.paragraph_exp.split(text.strip())
+        duplicate_paragraphs, duplicate_chars = find_duplicates(paragraphs)
+        failed = self._exceeds(doc, "dup_para_frac", duplicate_paragraphs / len(paragraphs), self.dup_para_frac)
+        failed = failed or self._exceeds(
+            doc, "dup_para_char_frac", duplicate_chars / text_length, self.dup_para_char_frac
+        )
+        if failed:
+            return failed
+
+        lines = self._line_splitter.split(text)
+        duplicate_lines, duplicate_chars = find_duplicates(lines)
+        failed = self._exceeds(doc, "dup_line_frac", duplicate_lines / len(lines), self.dup_line_frac)
+        failed = failed or self._exceeds(
+            doc, "dup_line_char_frac", duplicate_chars / text_length, self.dup_line_char_frac
+        )
+        if failed:
+            return failed
+
+        # datatrove caches the last few tokenizations: the quality stage that follows reuses this one.
+        words = split_into_words(text, self.language)
+        for n, limit in self.top_n_grams:
+            n_grams = get_n_grams(words, n)
+            if n_grams:
+                failed = self._exceeds(doc, f"top_{n}_gram", find_top_duplicate(n_grams) / text_length, limit)
+                if failed:
+                    return failed
+        for n, limit in self.dup_n_grams:
+            failed = self._exceeds(doc, f"duplicated_{n}_n_grams", find_all_duplicate(words, n) / text_length, limit)
+            if failed:
+                return failed
+        return True
+
+    @staticmethod
+    def _exceeds(doc: Document, reason: str, fraction: float, limit: float | None):
+        if limit is not None and fraction > limit:
+            return drop(doc, reason, compared(reason, fraction, ">", limit))
+        return None

@@ -1,0 +1,116 @@
+import gzip
+import json
+
+import pytest
+from datatrove.data import Document
+from datatrove.pipeline.filters import GopherRepetitionFilter
+
+from mdr.filters.repetition import RepetitionConfig, RepetitionStage
+from tests.filters.texts import pad_to, reloaded, run, shared_file
+
+RULES_OFF = dict(
+    dup_line_frac=None,
+    dup_para_frac=None,
+    dup_line_char_frac=None,
+    dup_para_char_frac=None,
+    top_ngram_char_frac={},
+    dup_ngram_char_frac={},
+)
+
+
+def only(**rule) -> RepetitionStage:
+    """A stage with every rule off except `rule`, which keeps its default threshold when given as None."""
+    defaults = RepetitionConfig()
+    values = {name: getattr(defaults, name) if value is None else value for name, value in rule.items()}
+    return RepetitionStage(RepetitionConfig(**{**RULES_OFF, **values}))
+
+
+def test_defaults_are_gophers_table_a1():
+    config = RepetitionConfig()
+    assert (config.dup_line_frac, config.dup_para_frac, config.dup_line_char_frac, config.dup_para_char_frac) == (
+        0.30, 0.30, 0.20, 0.20,
+    )  # fmt: skip
+    assert config.top_ngram_char_frac == {2: 0.20, 3: 0.18, 4: 0.16}
+    assert config.dup_ngram_char_frac == {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+
+@pytest.mark.parametrize("separator, rule", [("\n\n", "dup_para_frac"), ("\n", "dup_line_frac")])
+def test_duplicate_count_fraction_boundary(separator, rule):
+    stage = only(**{rule: None})
+    unique = [f"element number {i}" for i in range(100)]
+    at_threshold = separator.join(unique[:70] + [unique[0]] * 30)  # 30 duplicates of 100 elements = 0.30
+    assert run(stage, at_threshold)[0] is True
+    past = separator.join(unique[:69] + [unique[0]] * 31)  # 0.31
+    result, doc = run(stage, past)
+    assert result == rule
+    assert doc.metadata["drop_detail"] == f"{rule} 0.31 > 0.3"
+
+
+@pytest.mark.parametrize("separator, rule", [("\n\n", "dup_para_char_frac"), ("\n", "dup_line_char_frac")])
+def test_duplicate_char_fraction_boundary(separator, rule):
+    stage = only(**{rule: None})
+    repeated = "x" * 10
+    # 10 duplicate characters in a 50-character text = 0.20, in a 49-character one = 0.204
+    at_threshold = separator.join([repeated, repeated, "y" * (50 - 20 - 2 * len(separator))])
+    assert len(at_threshold) == 50 and run(stage, at_threshold)[0] is True
+    past = separator.join([repeated, repeated, "y" * (49 - 20 - 2 * len(separator))])
+    result, doc = run(stage, past)
+    assert result == rule and doc.metadata["drop_detail"] == f"{rule} 0.2041 > 0.2"
+
+
+@pytest.mark.parametrize(
+    "n, gram, length",
+    [
+        (2, "aaaa bbbbb", 100),  # 10 chars x 2 = 20 / 100 = 0.20
+        (3, "aaa bb cc", 100),  # 9 x 2 = 18 / 100 = 0.18
+        (4, "aa b c d", 100),  # 8 x 2 = 16 / 100 = 0.16
+    ],
+)
+def test_top_ngram_boundary(n, gram, length):
+    stage = only(top_ngram_char_frac={n: RepetitionConfig().top_ngram_char_frac[n]})
+    assert run(stage, pad_to(f"{gram} {gram}", length))[0] is True
+    result, doc = run(stage, pad_to(f"{gram} {gram}", length - 1))
+    assert result == f"top_{n}_gram"
+    assert doc.metadata["drop_detail"].startswith(f"top_{n}_gram ")
+
+
+@pytest.mark.parametrize(
+    "n, word_length, length",
+    [
+        (5, 3, 100),  # one repeated 5-gram of 3-letter words: 15 chars / 100 = 0.15
+        (6, 7, 300),  # 42 / 300 = 0.14
+        (7, 13, 700),  # 91 / 700 = 0.13
+        (8, 3, 200),  # 24 / 200 = 0.12
+        (9, 11, 900),  # 99 / 900 = 0.11
+        (10, 1, 100),  # 10 / 100 = 0.10
+    ],
+)
+def test_duplicated_ngram_boundary(n, word_length, length):
+    stage = only(dup_ngram_char_frac={n: RepetitionConfig().dup_ngram_char_frac[n]})
+    block = " ".join(letter * word_length for letter in "abcdefghij"[:n])
+    assert run(stage, pad_to(f"{block} {block}", length))[0] is True
+    result, doc = run(stage, pad_to(f"{block} {block}", length - 1))
+    assert result == f"duplicated_{n}_n_grams"
+
+
+def test_empty_text_is_dropped():
+    assert run(RepetitionStage(), "")[0] == "empty"
+
+
+def test_same_decisions_as_datatrove_on_real_documents():
+    path = shared_file("text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
+    texts = [json.loads(line)["text"] for line in gzip.open(path, "rt")][:200]
+    ours, theirs = RepetitionStage(), GopherRepetitionFilter()
+    reasons = set()
+    for text in texts:
+        result, _ = run(ours, text)
+        expected = theirs.filter(Document(text=text, id="x"))
+        assert result == (True if expected is True else expected[1])
+        reasons.add(result)
+    assert len(reasons) >= 4  # the sample exercises several rules
+
+
+def test_pickles_and_works_after_unpickling():
+    stage = RepetitionStage()
+    run(stage, "a used stage")
+    assert run(reloaded(stage), "a\n\na\n\na\n\nb")[0] == "dup_para_frac"
