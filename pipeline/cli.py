@@ -1,2 +1,144 @@
-def main():
-    print("mdr")
+"""The `mdr` command.
+
+    mdr run RECIPE --input PATH... --output DIR [--executor local|ray|slurm] [--tasks N] [--workers N]
+    mdr stats DIR [--json]
+    mdr recipes [NAME]
+
+Exit codes: 0 success, 1 a run that failed while running, 2 a request that cannot run (bad recipe, missing
+input, output directory of another run); the error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from mdr.pipeline.recipe import RecipeError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mdr", description="Macrodata Refinement: curate WARCs into Parquet shards.")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    run = verbs.add_parser("run", help="curate WARC/ARC/WET files with a recipe")
+    run.add_argument("recipe", help="built-in recipe (refinedweb, fineweb) or a path to a recipe YAML")
+    run.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH", help="files or directories")
+    run.add_argument("--output", "-o", required=True, metavar="DIR")
+    run.add_argument("--executor", choices=["local", "ray", "slurm"], default="local")
+    run.add_argument("--tasks", type=int, help="number of tasks (default: max(files, workers))")
+    run.add_argument("--workers", type=int, help="tasks run at once (local default: CPU count)")
+    run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    run.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
+    run.add_argument("--slurm-partition", help="Slurm partition (default: the cluster's default)")
+    run.add_argument("--slurm-time", default="24:00:00", help="Slurm time limit per task")
+    run.add_argument("--slurm-cpus-per-task", type=int, default=1)
+    run.add_argument("--slurm-mem-per-cpu-gb", type=float, default=2.0)
+    run.add_argument("--no-wait", action="store_true", help="slurm: submit the jobs and return")
+
+    stats = verbs.add_parser("stats", help="the per-stage funnel of a run")
+    stats.add_argument("dir", metavar="DIR")
+    stats.add_argument("--json", action="store_true", help="machine-readable funnel")
+
+    recipes = verbs.add_parser("recipes", help="list the built-in recipes, or print one to copy and edit")
+    recipes.add_argument("name", nargs="?")
+    return parser
+
+
+def _positive(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise RecipeError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def cmd_run(args) -> int:
+    from mdr.pipeline.executors import ExecutorOptions
+    from mdr.pipeline.recipe import load_recipe
+    from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
+    from mdr.pipeline.stats import check_invariants
+
+    recipe = load_recipe(args.recipe)
+    files, skipped = expand_inputs(args.input)
+    workers = _positive(args.workers, "--workers") or (os.cpu_count() or 1)
+    tasks = _positive(args.tasks, "--tasks") or default_tasks(len(files), workers)
+    plan = RunPlan(recipe, files, Path(args.output), tasks)
+    resuming = check_output_dir(plan)  # refuse before anything is written
+    options = ExecutorOptions.from_cli(args, workers=workers)
+    if skipped:
+        print(f"mdr: skipping {len(skipped)} file(s) that are not WARC/ARC/WET: {', '.join(skipped[:5])}"
+              + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
+    print(f"mdr: {'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
+          f"{tasks} task(s), executor {args.executor} -> {plan.output}", file=sys.stderr)
+    result = run(plan, options, progress=not args.no_progress)
+    if args.executor == "slurm" and args.no_wait:
+        print(f"mdr: submitted; follow it with `mdr stats {plan.output}`", file=sys.stderr)
+        return 0
+    problems = check_invariants(result)
+    print(f"mdr: {result['input_records']:,} records in, {result['output_docs']:,} documents out "
+          f"-> {plan.output / 'data'}", file=sys.stderr)
+    if problems:
+        print(f"mdr: warning: stats inconsistent: {'; '.join(problems)}", file=sys.stderr)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from mdr.pipeline.stats import funnel
+
+    try:
+        result = funnel(args.dir)
+    except FileNotFoundError as error:
+        raise RecipeError(str(error)) from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(format_funnel(result))
+    return 0
+
+
+def format_funnel(result: dict) -> str:
+    total = result["input_records"] or 1
+    rows = [f"{'stage':<16}{'in':>10}{'out':>10}{'kept %':>9}{'of input':>10}{'seconds':>10}  top drop reasons"]
+    for stage in result["stages"]:
+        kept = stage["docs_out"] / stage["docs_in"] if stage["docs_in"] else 1.0
+        reasons = sorted(stage["dropped"].items(), key=lambda kv: -kv[1])[:3]
+        rows.append(
+            f"{stage['name']:<16}{stage['docs_in']:>10,}{stage['docs_out']:>10,}{kept:>9.1%}"
+            f"{stage['docs_out'] / total:>10.1%}{stage['seconds']:>10.1f}  "
+            + ", ".join(f"{reason} {count:,}" for reason, count in reasons)
+        )
+    rows.append(f"output documents: {result['output_docs']:,}" + ("" if result.get("complete", True) else
+                                                                    "  (partial: run still going or interrupted)"))
+    return "\n".join(rows)
+
+
+def cmd_recipes(args) -> int:
+    from mdr.pipeline.recipe import builtin_recipes, recipe_path
+
+    if args.name:
+        print(recipe_path(args.name).read_text(), end="")
+    else:
+        for name in builtin_recipes():
+            print(name)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": cmd_run, "stats": cmd_stats, "recipes": cmd_recipes}[args.verb]
+    try:
+        return handler(args)
+    except RecipeError as error:
+        print(f"mdr: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mdr: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

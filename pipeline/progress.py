@@ -1,0 +1,114 @@
+"""Live progress of `mdr run`: one status line on stderr, read from the files the tasks write.
+
+Tasks may run in other processes or on other machines (Ray, Slurm), so progress travels through files: each reader
+task writes `logs/<phase>/progress/<rank>.json`, and datatrove marks finished tasks in `logs/<phase>/completions/`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+REFRESH_SECONDS = 0.5
+# When stderr is not a terminal (CI logs, files), print a plain line this often instead of redrawing one.
+PLAIN_EVERY_SECONDS = 15.0
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # being replaced right now, or gone
+
+
+def snapshot(out: Path, phase: str, tasks: int) -> dict:
+    phase_dir = out / "logs" / phase
+    reports = [r for r in map(_read_json, sorted((phase_dir / "progress").glob("*.json"))) if r]
+    done = len(list((phase_dir / "completions").glob("*"))) if (phase_dir / "completions").is_dir() else 0
+    return {
+        "phase": phase,
+        "tasks": tasks,
+        "tasks_done": done,
+        "bytes_read": sum(r.get("bytes_read", 0) for r in reports),
+        "bytes_total": sum(r.get("bytes_total", 0) for r in reports),
+        "records": sum(r.get("records", 0) for r in reports),
+    }
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _human_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def render(state: dict, elapsed: float, width: int = 24) -> str:
+    fraction = state["bytes_read"] / state["bytes_total"] if state["bytes_total"] else 0.0
+    if state["tasks"] and state["tasks_done"] == state["tasks"]:
+        fraction = 1.0
+    filled = int(round(fraction * width))
+    eta = ""
+    if 0 < fraction < 1 and elapsed > 2:
+        eta = f"  ETA {_human_seconds(elapsed * (1 - fraction) / fraction)}"
+    return (
+        f"{state['phase']} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}  "
+        f"{_human_bytes(state['bytes_read'])}/{_human_bytes(state['bytes_total'])}  "
+        f"{state['records']:,} records  {state['tasks_done']}/{state['tasks']} tasks  "
+        f"{_human_seconds(elapsed)}{eta}"
+    )
+
+
+class ProgressMonitor:
+    """Context manager that redraws the status line until the run ends."""
+
+    def __init__(self, plan, enabled: bool = True, stream=None):
+        self.out = Path(plan.output)
+        self.phases = [("filter", plan.tasks)]
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread = None
+        self._start = time.monotonic()
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread = threading.Thread(target=self._loop, name="mdr-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread:
+            self._stop.set()
+            self._thread.join()
+            self._draw(final=True)
+        return False
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self._start
+        return "  ".join(render(snapshot(self.out, phase, tasks), elapsed) for phase, tasks in self.phases)
+
+    def _draw(self, final: bool = False):
+        line = self._line()
+        if self.stream.isatty():
+            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _loop(self):
+        last_plain = time.monotonic()
+        while not self._stop.wait(REFRESH_SECONDS):
+            if self.stream.isatty():
+                self._draw()
+            elif time.monotonic() - last_plain >= PLAIN_EVERY_SECONDS:
+                self._draw()
+                last_plain = time.monotonic()

@@ -1,0 +1,106 @@
+"""The per-stage funnel of a run, merged from every task's datatrove stats file.
+
+datatrove's own merged `stats.json` only covers the tasks of the last invocation, so after a resume it misses the
+tasks completed before the kill. Here every `logs/<phase>/stats/<rank>.json` is summed instead: each completed task
+wrote exactly one, and a rerun task overwrites its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from mdr.pipeline.runner import RUN_FILE
+
+NOT_A_STAGE = {"write"}  # pipeline steps that pass every document through
+
+
+def _total(value) -> float:
+    if isinstance(value, dict):
+        return value.get("total", 0)
+    return value or 0
+
+
+def _step_key(step_name: str) -> str:
+    # datatrove names a step "<type>: <name>"; our steps' names are their stage keys.
+    return step_name.split(": ", 1)[-1]
+
+
+def load_phase_stats(phase_dir: Path) -> tuple[list[dict], int]:
+    """Sums a phase's per-task stats; returns (steps in pipeline order, number of tasks with stats)."""
+    steps: list[dict] = []
+    files = sorted((phase_dir / "stats").glob("[0-9]*.json"))
+    for path in files:
+        for index, step in enumerate(json.loads(path.read_text())):
+            if index == len(steps):
+                steps.append({"name": _step_key(step["name"]), "counters": defaultdict(float), "seconds": 0.0})
+            merged = steps[index]
+            for counter, value in step.get("stats", {}).items():
+                merged["counters"][counter] += _total(value)
+            merged["seconds"] += _total(step.get("time_stats", 0))
+    return steps, len(files)
+
+
+def count_rows(folder: Path) -> int:
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(folder.glob("*.parquet")))
+
+
+def funnel(out: str | Path) -> dict:
+    """The JSON of `mdr stats --json`:
+    {"input_records", "stages": [{"name", "docs_in", "docs_out", "dropped": {reason: n}, "seconds"}], "output_docs"}
+    plus "complete" (False while tasks are missing, i.e. mid-run or after a kill)."""
+    out = Path(out)
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        raise FileNotFoundError(f"{out} is not an mdr run directory (no {RUN_FILE})")
+    phases = json.loads(run_file.read_text()).get("phases", [])
+    stages, complete = [], True
+    for phase in phases:
+        steps, done = load_phase_stats(out / "logs" / phase["name"])
+        complete = complete and done >= phase["tasks"]
+        for step in steps:
+            if step["name"] in NOT_A_STAGE:
+                continue
+            counters = step["counters"]
+            dropped = {
+                counter[len("dropped_"):]: int(value)
+                for counter, value in sorted(counters.items())
+                if counter.startswith("dropped_") and value
+            }
+            unexplained = int(counters.get("dropped", 0)) - sum(dropped.values())
+            if unexplained > 0:  # a step that dropped without giving a reason
+                dropped["unspecified"] = unexplained
+            stages.append(
+                {
+                    "name": step["name"],
+                    "docs_in": int(counters.get("total", 0)),
+                    "docs_out": int(counters.get("forwarded", 0)),
+                    "dropped": dropped,
+                    "seconds": round(step["seconds"], 3),
+                }
+            )
+    return {
+        "input_records": stages[0]["docs_in"] if stages else 0,
+        "stages": stages,
+        "output_docs": count_rows(out / "data"),
+        "complete": complete,
+    }
+
+
+def check_invariants(result: dict) -> list[str]:
+    """The funnel's invariants; returns the violations (empty when it is consistent)."""
+    problems = []
+    stages = result["stages"]
+    if stages and stages[0]["docs_in"] != result["input_records"]:
+        problems.append("first stage's docs_in != input_records")
+    for previous, stage in zip([None] + stages[:-1], stages):
+        if stage["docs_in"] != stage["docs_out"] + sum(stage["dropped"].values()):
+            problems.append(f"{stage['name']}: docs_in != docs_out + dropped")
+        if previous is not None and stage["docs_in"] != previous["docs_out"]:
+            problems.append(f"{stage['name']}: docs_in != {previous['name']}.docs_out")
+    if stages and result.get("complete", True) and stages[-1]["docs_out"] != result["output_docs"]:
+        problems.append("last stage's docs_out != output_docs")
+    return problems
