@@ -57,7 +57,6 @@ def _positive(value: int | None, flag: str) -> int | None:
 
 
 def cmd_run(args) -> int:
-    from mdr.pipeline.executors import ExecutorOptions
     from mdr.pipeline.recipe import load_recipe
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
     from mdr.pipeline.stats import check_invariants
@@ -68,6 +67,8 @@ def cmd_run(args) -> int:
     tasks = _positive(args.tasks, "--tasks") or default_tasks(len(files), workers)
     plan = RunPlan(recipe, files, Path(args.output), tasks)
     resuming = check_output_dir(plan)  # refuse before anything is written
+    from mdr.pipeline.executors import ExecutorOptions
+
     options = ExecutorOptions.from_cli(args, workers=workers)
     if skipped:
         print(f"mdr: skipping {len(skipped)} file(s) that are not WARC/ARC/WET: {', '.join(skipped[:5])}"

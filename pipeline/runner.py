@@ -54,12 +54,12 @@ class RunPlan:
 
     @property
     def identity(self) -> dict:
-        """What must not change between a run and its resumption."""
-        return {
+        """What must not change between a run and its resumption (as JSON would store it)."""
+        return json.loads(json.dumps({
             "recipe": self.recipe.raw,
             "inputs": [f if "://" in f else os.path.abspath(f) for f in self.files],
             "tasks": self.tasks,
-        }
+        }))
 
     def phase_dir(self, phase: str) -> Path:
         return self.output / "logs" / phase
