@@ -1,0 +1,652 @@
+"""Records of one WARC/ARC/WET file (plain or gzip): warcio while it copes, then a tolerant parser.
+
+warcio reads well-formed files fast, but stops at (or silently mangles) what real archives contain: 2008 Common
+Crawl ARCs gzipped as one member (warcio needs one per record) whose filedesc length it miscounts, a record whose
+Content-Length is off, a corrupt gzip member (warcio prints to stderr and drops the rest of the file), a gzip member
+cut before it inflates to anything (warcio ends quietly), text it takes for ARC records. `ArchiveRecords` turns each
+of warcio's silent fixes into an exception, and from that record on re-reads the file with `TolerantParser`, which
+skips blank lines between records, forgives small length errors, resyncs on the next record header after garbage,
+and reports truncation and corruption as items of their own, so the caller can count every one of them.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, BinaryIO, Callable, Iterator
+
+from datatrove.utils.logging import logger
+from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import DecompressingBufferedReader
+
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+READ_BYTES = 1 << 16  # compressed bytes per read; small reads keep zlib's copies of the unused input small
+INFLATE_BYTES = 1 << 20  # most decompressed bytes per zlib call, so a container-level gzip bomb stays bounded
+COMPACT_BYTES = 1 << 21  # drop consumed buffer once this much has piled up
+MAX_HEADER_BYTES = 1 << 20  # a WARC or HTTP header block larger than this is garbage, not a header
+# A record may claim a length this many bytes off from where the next record header really starts (a writer that
+# miscounts its own header or newlines); within this slack we move to the real header without counting corruption.
+LENGTH_SLACK_BYTES = 64
+ARC_DATE_DIGITS = range(12, 15)  # ARC dates are yyyymmddhhmmss; some early writers left out the seconds
+SNIFF_BYTES = 64  # decompressed bytes looked at to tell WARC from ARC
+
+# Where a record may start after garbage: a `WARC/x.y` line, or an ARC header line `url ip yyyymmddhhmmss ...`.
+_RECORD_START = re.compile(rb"(?:^|(?<=\n))(?=WARC/\d|[A-Za-z][A-Za-z0-9+.\-]*:\S* \S+ \d{12,14} )")
+_WARC_VERSION_LINE = re.compile(rb"WARC/\d+\.\d+\s*$")
+# The start of a record header line, cut by the end of the file.
+_CUT_HEADER_LINE = re.compile(rb"(?:W(?:A(?:R(?:C(?:/[\d.]*)?)?)?)?|[A-Za-z][A-Za-z0-9+.\-]*:\S*(?: \S*){0,9})$")
+_HTTP_SCHEMES = ("http:", "https:")
+_WARC_FIELDS = {"warc-type", "warc-record-id", "warc-target-uri", "warc-date", "warc-identified-payload-type",
+                "content-type", "content-length"}
+_HTTP_FIELDS = {"content-type", "content-encoding", "transfer-encoding"}
+
+
+@dataclass(slots=True)
+class Record:
+    """One record, or one problem (`problem` set: "corrupt", "truncated", "unreadable_file") that is not a record.
+
+    `warc` and `http` map lower-case header names to values (`.get(name)`); `http` is None without HTTP headers.
+    `offset` is the byte offset of the record in the file, for gzip files the offset of its gzip member, and
+    `inner_offset` its offset inside that member's decompressed bytes (0 when each record has its own member).
+    """
+
+    rec_type: str
+    warc: Any
+    http: Any
+    http_status: str | None
+    offset: int
+    inner_offset: int = 0
+    is_arc: bool = False
+    problem: str | None = None
+    message: str = ""
+
+
+def _problem(reason: str, origin: tuple[int, int], message: str) -> Record:
+    """A problem item at (file offset, offset inside the gzip member)."""
+    return Record("", {}, None, None, origin[0], origin[1], problem=reason, message=message)
+
+
+class _GiveUp(Exception):
+    """warcio would have silently skipped or mangled bytes here."""
+
+
+class _ReadError(Exception):
+    """The file itself failed to deliver bytes (I/O or network error), as opposed to bytes that do not parse."""
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, _ReadError) and error.__cause__ is not None:
+        error = error.__cause__
+    return f"{type(error).__name__}: {error}"
+
+
+class ArchiveRecords:
+    """Iterates the records of one file; for the current record, `payload(n)` reads its payload and `finish()`
+    consumes the rest and says whether it was complete. Every item is a record or a problem, never neither, and
+    nothing raises: a file that fails to read is one `unreadable_file` item (or the reason of the record it cut).
+
+    `opener` returns a fresh binary file object (it is called again to re-read a file warcio gave up on).
+    """
+
+    def __init__(self, opener: Callable[[], BinaryIO]):
+        self._opener = opener
+        self.bytes_read = 0  # furthest compressed byte read so far
+        self._payload: Callable[[int], bytes] | None = None
+        self._finish: Callable[[], str | None] | None = None
+        self._error: BaseException | None = None  # what ends the current pass over the file
+        self._error_counted = False  # ...already counted as the reason of the record it cut
+
+    def payload(self, limit: int) -> bytes:
+        try:
+            return self._payload(limit)
+        except Exception as error:
+            self._error = error
+            return b""
+
+    def finish(self) -> str | None:
+        """Consumes the rest of the current record: None if complete, else "truncated", "corrupt" or
+        "unreadable_file"."""
+        if self._error is None:
+            try:
+                return self._finish()
+            except Exception as error:
+                self._error = error
+        self._error_counted = True
+        return "unreadable_file" if isinstance(self._error, _ReadError) else "corrupt"
+
+    def __iter__(self) -> Iterator[Record]:
+        self._error, self._error_counted = None, False
+        try:
+            stream = _CountingReader(self._opener(), self)
+            first = stream.read(READ_BYTES)
+        except Exception as error:  # missing, permission, network, not a file...
+            yield _problem("unreadable_file", (0, 0), _describe(error))
+            return
+        try:
+            yield from self._records(stream, first)
+        finally:
+            stream.close()
+
+    def _records(self, stream: "_CountingReader", first: bytes) -> Iterator[Record]:
+        gzipped = first.startswith(GZIP_MAGIC)
+        head = _sniff(first, gzipped).lstrip()
+        stream.replay(first)
+        known_format = "warc" if head.startswith(b"WARC/") else "arc" if head.startswith(b"filedesc://") else None
+        consumed = 0
+        if known_format is not None:
+            try:
+                iterator = _StrictArchiveIterator(stream, gzipped, known_format)
+                for record in self._warcio_records(iterator, known_format == "arc"):
+                    consumed += 1
+                    yield record
+                    if self._error is not None:
+                        raise self._error
+                if iterator.offset == stream.tell():
+                    return
+                # warcio ends quietly on a gzip member cut before it inflates to anything
+                raise _GiveUp(f"{stream.tell() - iterator.offset} bytes left after the last record")
+            except _ReadError as error:
+                if not self._error_counted:
+                    yield _problem("unreadable_file", (stream.tell(), 0), _describe(error))
+                return
+            except Exception as error:
+                reason = _describe(error).strip().splitlines()[0]
+                logger.warning(f"warcio stopped after {consumed} records ({reason}); the tolerant parser reads on")
+            self._error, self._error_counted = None, False
+        next_index = 0
+        try:
+            if known_format is not None:  # warcio read some of it
+                stream.restart(self._opener)
+            parser = TolerantParser(stream, gzipped)
+            for index, record in enumerate(parser):
+                next_index = index + 1
+                if index >= consumed:
+                    self._payload, self._finish = parser.payload, parser.finish
+                    yield record
+                    if self._error is not None:
+                        raise self._error
+        except Exception as error:  # a read error, or a bug of ours: never let one file stop the task
+            if not self._error_counted and next_index >= consumed:
+                reason = "unreadable_file" if isinstance(error, _ReadError) else "corrupt"
+                yield _problem(reason, (stream.tell(), 0), _describe(error))
+            if not isinstance(error, _ReadError):
+                logger.opt(exception=error).error("tolerant parser failed; the rest of the file is skipped")
+
+    def _warcio_records(self, iterator: ArchiveIterator, is_arc: bool) -> Iterator[Record]:
+        for record in iterator:
+            _check_content_length(record)
+            http = record.http_headers
+            self._payload = partial(_read_warcio_payload, record)
+            self._finish = partial(self._finish_warcio, record, iterator)
+            yield Record(record.rec_type, record.rec_headers, http, http.get_statuscode() if http else None,
+                         iterator.offset, 0, is_arc)
+
+    def _finish_warcio(self, record, iterator) -> str | None:
+        try:
+            iterator.read_to_end()
+        except _ReadError:
+            raise
+        except Exception as error:  # raised after this record's own bytes were read: what follows is suspect
+            self._error = error
+            if record.raw_stream.limit > 0:
+                return "corrupt"
+        return "truncated" if record.raw_stream.limit > 0 else None
+
+
+def _read_warcio_payload(record, limit: int) -> bytes:
+    return record.raw_stream.read(limit)
+
+
+def _check_content_length(record) -> None:
+    length = record.rec_headers.get_header("Content-Length")
+    if length is None or not length.strip().isdigit():
+        raise _GiveUp(f"bad Content-Length {length!r}")
+
+
+def _sniff(first: bytes, gzipped: bool) -> bytes:
+    if not gzipped:
+        return first[:SNIFF_BYTES]
+    try:
+        return zlib.decompressobj(GZIP_WBITS).decompress(first, SNIFF_BYTES)
+    except zlib.error:
+        return b""
+
+
+class _CountingReader:
+    """File wrapper that counts bytes read (for progress), can replay the first bytes read (to sniff the format),
+    and turns any failure of the file into `_ReadError`."""
+
+    def __init__(self, fileobj: BinaryIO, owner: ArchiveRecords):
+        self._file, self._owner, self._position, self._replay = fileobj, owner, 0, b""
+
+    def replay(self, data: bytes) -> None:
+        self._replay, self._position = data, self._position - len(data)
+
+    def restart(self, opener: Callable[[], BinaryIO]) -> None:
+        """Reads the file again from its start."""
+        self.close()
+        try:
+            self._file = opener()
+        except Exception as error:
+            raise _ReadError(str(error)) from error
+        self._position, self._replay = 0, b""
+
+    def read(self, size: int = -1) -> bytes:
+        if self._replay:
+            data, self._replay = self._replay, b""
+            if 0 <= size < len(data):
+                data, self._replay = data[:size], data[size:]
+        else:
+            try:
+                data = self._file.read(size)
+            except Exception as error:
+                raise _ReadError(str(error)) from error
+        self._position += len(data)
+        if self._position > self._owner.bytes_read:
+            self._owner.bytes_read = self._position
+        return data
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except Exception:  # closing a broken remote file must not hide what broke it
+            pass
+
+
+class _StrictGzipReader(DecompressingBufferedReader):
+    """warcio's reader, but a zlib error raises instead of being printed and turned into end of file."""
+
+    def _decompress(self, data):
+        if self.decompressor is not None and data:
+            return self.decompressor.decompress(data)
+        return data
+
+
+class _StrictArchiveIterator(ArchiveIterator):
+    """warcio's iterator that raises where it would skip a line after a record whose length looks wrong."""
+
+    def __init__(self, stream, gzipped: bool, known_format: str):
+        super().__init__(stream, arc2warc=True)
+        self.reader = _StrictGzipReader(self.fh, decomp_type="gzip" if gzipped else None)
+        self.known_format = known_format  # parse only this format: no guessing ARC records out of garbage
+
+    def _consume_blanklines(self):
+        empty_size = 0
+        while True:
+            line = self.reader.readline()
+            if not line:
+                return None, empty_size
+            if line.rstrip():
+                if empty_size == 0:
+                    raise _GiveUp(f"record not followed by a blank line: {line[:80]!r}")
+                return line, empty_size
+            empty_size += len(line)
+
+
+class _Inflater:
+    """Forward reader over the decompressed bytes of a plain or gzip file of any number of members.
+
+    Corrupt gzip data is skipped to the next member start, leaving a gap: reads stop there (`at_gap`) until
+    `cross_gap()`, so the parser can count the corruption where it happened. `eof` is the true end of the file.
+    """
+
+    def __init__(self, raw, gzipped: bool):
+        self._raw, self._gzipped = raw, gzipped
+        self.buf, self.pos, self.base = bytearray(), 0, 0  # base: stream offset of buf[0]
+        self.eof = self.at_gap = False
+        self.cut_member_at = None  # stream offset of a gzip member the file ends inside of
+        self.floor = 0  # nothing before this stream offset may be looked at again (a gap, or compacted away)
+        self._members = deque([(0, 0)])  # (stream offset, file offset) of gzip member starts still in reach
+        self._pending, self._pending_offset = b"", 0  # compressed bytes not yet inflated, and their file offset
+        self._inflater = None
+        self._inflated_since_gap = True
+
+    def tell(self) -> int:
+        return self.base + self.pos
+
+    def origin(self, stream_offset: int) -> tuple[int, int]:
+        """(file offset, offset inside the member) of a stream offset."""
+        if not self._gzipped:
+            return stream_offset, 0
+        member_start, file_offset = self._members[0]
+        for start, offset in self._members:
+            if start > stream_offset:
+                break
+            member_start, file_offset = start, offset
+        return file_offset, stream_offset - member_start
+
+    def cross_gap(self) -> None:
+        self.at_gap = False
+        self.floor = self.tell()
+
+    def compact(self) -> None:
+        """Drops consumed bytes, keeping a few before the cursor for the length slack. Buffer indexes move."""
+        if self.pos > COMPACT_BYTES:
+            cut = self.pos - LENGTH_SLACK_BYTES
+            del self.buf[:cut]
+            self.base += cut
+            self.pos -= cut
+            self.floor = max(self.floor, self.base)
+            while len(self._members) > 1 and self._members[1][0] <= self.base:
+                self._members.popleft()
+
+    def fill(self) -> bool:
+        """Appends more bytes to the buffer; False at the end of the file or at a gap."""
+        if self.at_gap or self.eof:
+            return False
+        if not self._gzipped:
+            data = self._raw.read(READ_BYTES)
+            if not data:
+                self.eof = True
+                return False
+            self.buf += data
+            return True
+        return self._fill_gzip()
+
+    def _fill_gzip(self) -> bool:
+        while True:
+            if self._inflater is None and not self._start_member():
+                return False
+            data = self._pending
+            if not data:
+                data = self._raw.read(READ_BYTES)
+                if not data:  # the file ends inside a gzip member
+                    self._inflater, self.eof, self.cut_member_at = None, True, self._members[-1][0]
+                    return False
+            try:
+                out = self._inflater.decompress(data, INFLATE_BYTES)
+            except zlib.error as error:
+                logger.warning(f"corrupt gzip data near byte {self._pending_offset}: {error}")
+                self._inflater, self._pending = None, data[1:]
+                self._pending_offset += 1
+                if self._mark_gap():
+                    return False
+                continue
+            rest = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
+            self._pending_offset += len(data) - len(rest)
+            self._pending = rest
+            if self._inflater.eof:
+                self._inflater = None
+            if out:
+                self.buf += out
+                self._inflated_since_gap = True
+                return True
+
+    def _start_member(self) -> bool:
+        """Positions on the next gzip member; junk in between is skipped and leaves a gap."""
+        while True:
+            while len(self._pending) < len(GZIP_MAGIC):
+                data = self._raw.read(READ_BYTES)
+                if not data:
+                    if self._pending and GZIP_MAGIC.startswith(self._pending):  # cut right after a member began
+                        self._members.append((self.base + len(self.buf), self._pending_offset))
+                        self.cut_member_at = self._members[-1][0]
+                    elif self._pending.strip(b"\x00") and self._mark_gap():
+                        self._pending = b""
+                        return False
+                    self._pending, self.eof = b"", True
+                    return False
+                self._pending += data
+            if self._pending.startswith(GZIP_MAGIC):
+                self._members.append((self.base + len(self.buf), self._pending_offset))
+                self._inflater = zlib.decompressobj(GZIP_WBITS)
+                return True
+            index = self._pending.find(GZIP_MAGIC, 1)
+            skip = index if index >= 0 else len(self._pending) - 1  # keep a last byte that may begin the magic
+            junk = self._pending[:skip]
+            self._pending, self._pending_offset = self._pending[skip:], self._pending_offset + skip
+            if junk.strip(b"\x00") and self._mark_gap():  # zero padding after the last member is no damage
+                return False
+
+    def _mark_gap(self) -> bool:
+        """Marks a gap unless nothing was inflated since the last one (consecutive bad bytes are one gap)."""
+        marked = self._inflated_since_gap
+        self.at_gap = self.at_gap or marked
+        self._inflated_since_gap = False
+        return marked
+
+    # reading primitives, all bounded: they return short at the end of the file or at a gap
+
+    def ensure(self, size: int) -> int:
+        while len(self.buf) - self.pos < size and self.fill():
+            pass
+        return min(size, len(self.buf) - self.pos)
+
+    def read(self, size: int) -> bytes:
+        size = self.ensure(size)
+        data = bytes(self.buf[self.pos:self.pos + size])
+        self.pos += size
+        return data
+
+    def skip(self, size: int) -> int:
+        skipped = 0
+        while size > skipped:
+            self.compact()
+            if self.pos == len(self.buf) and not self.fill():
+                break
+            step = min(size - skipped, len(self.buf) - self.pos)
+            self.pos += step
+            skipped += step
+        return skipped
+
+    def readline(self, limit: int) -> bytes:
+        searched = self.pos
+        while True:
+            end = self.buf.find(b"\n", searched, self.pos + limit)
+            if end >= 0:
+                return self.read(end + 1 - self.pos)
+            searched = len(self.buf)
+            if len(self.buf) - self.pos >= limit or not self.fill():
+                return self.read(limit)
+
+    def skip_blank(self) -> bool:
+        """Skips whitespace between records; False if nothing else is left (end of file or a gap)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in b" \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return True
+            if not self.fill():
+                return False
+
+    def find_record_start(self, start: int) -> int | None:
+        """Stream offset of the first plausible record header at or after `start`; None at the end or a gap."""
+        self.pos = max(start, self.floor) - self.base
+        while True:
+            for match in _RECORD_START.finditer(self.buf, self.pos):
+                candidate = match.start()
+                line_end = self.buf.find(b"\n", candidate)
+                if line_end < 0:
+                    break  # need the whole line to judge it
+                line = bytes(self.buf[candidate:line_end + 1])
+                if _WARC_VERSION_LINE.match(line) or _parse_arc_line(line):
+                    self.pos = candidate
+                    return self.base + candidate
+            else:
+                # keep the unfinished last line, the rest holds no header
+                self.pos = max(self.pos, len(self.buf) - MAX_HEADER_BYTES, self.buf.rfind(b"\n") + 1)
+            self.compact()
+            if not self.fill():
+                return None
+
+
+def _parse_arc_line(line: bytes) -> tuple[str, str, int] | None:
+    """(url, date, length) of an ARC v1 (5 fields) or v2 (10 fields) header line, else None."""
+    parts = line.rstrip(b"\r\n").split(b" ")
+    if len(parts) not in (5, 10):
+        return None
+    url, date, length = parts[0], parts[2], parts[-1]
+    if b":" not in url or not is_arc_date(date) or not length.isdigit():
+        return None
+    return _header_text(url), date.decode("ascii"), int(length)
+
+
+def _header_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def is_arc_date(date: str | bytes) -> bool:
+    return date.isdigit() and len(date) in ARC_DATE_DIGITS
+
+
+def arc_date_to_iso(date: str) -> str:
+    """`yyyymmddhhmmss` (ARC) to ISO 8601 as warcio's arc2warc writes it; shorter dates are padded with zeros."""
+    date = date.ljust(14, "0")
+    return f"{date[0:4]}-{date[4:6]}-{date[6:8]}T{date[8:10]}:{date[10:12]}:{date[12:14]}Z"
+
+
+class TolerantParser:
+    """Parses WARC and ARC records from a binary file (plain or gzip), yielding `Record`s and problems.
+
+    Like warcio it parses HTTP headers of response records with an http(s) URI, reading lines until a blank one.
+    """
+
+    def __init__(self, fileobj, gzipped: bool):
+        self.stream = _Inflater(fileobj, gzipped)
+        self._remaining = 0  # bytes of the current record's block not yet consumed
+        self._finished = True
+
+    def payload(self, limit: int) -> bytes:
+        data = self.stream.read(min(limit, self._remaining))
+        self._remaining -= len(data)
+        return data
+
+    def finish(self) -> str | None:
+        if self._finished:
+            return None
+        self._finished = True
+        self._remaining -= self.stream.skip(self._remaining)
+        if self._remaining > 0:
+            return "corrupt" if self.stream.at_gap else "truncated"
+        return None
+
+    def __iter__(self) -> Iterator[Record]:
+        stream = self.stream
+        record_start = record_end = None  # the previous record, for the length slack
+        last_start = -1  # where the last item (record or problem) started
+        while True:
+            stream.compact()
+            if not stream.skip_blank():
+                if not stream.at_gap:
+                    if stream.cut_member_at is not None and stream.cut_member_at > last_start:
+                        yield _problem("truncated", stream.origin(stream.cut_member_at), "file ends in a gzip member")
+                    return
+                yield _problem("corrupt", stream.origin(stream.tell()), "corrupt gzip data between records")
+                stream.cross_gap()
+                record_start = record_end = None
+                continue
+            start = last_start = stream.tell()
+            line = stream.readline(MAX_HEADER_BYTES)
+            record, is_header = None, False
+            if _WARC_VERSION_LINE.match(line):
+                record, is_header = self._warc_record(start), True
+            elif (fields := _parse_arc_line(line)) is not None:
+                record, is_header = self._arc_record(fields, start), True
+            if record is None and stream.eof and not line.endswith(b"\n") and _CUT_HEADER_LINE.match(line):
+                yield _problem("truncated", stream.origin(start), f"file ends inside a header line: {line[:80]!r}")
+                return
+            if record is None:
+                if not is_header and record_end is not None:
+                    # a record header a few bytes off from where the previous record's length says: forgive it
+                    found = stream.find_record_start(max(record_end - LENGTH_SLACK_BYTES, record_start + 1))
+                    if found is not None and found <= record_end + LENGTH_SLACK_BYTES:
+                        logger.warning(f"record length off by {found - record_end} bytes before offset {found}")
+                        record_start = record_end = None
+                        continue
+                else:
+                    found = stream.find_record_start(start + 1)
+                yield _problem("corrupt", stream.origin(start), f"not a record header: {line[:80]!r}")
+                record_start = record_end = None
+                if found is None:
+                    if not stream.at_gap:
+                        return
+                    stream.cross_gap()
+                continue
+            if record.problem is None:
+                self._finished = False
+                yield record
+                self.finish()  # a cut by corrupt gzip data was counted with the record
+            else:
+                yield record
+                if record.problem == "truncated":
+                    return
+            if stream.at_gap:
+                stream.cross_gap()
+            record_start, record_end = start, stream.tell()
+
+    def _read_header_lines(self, limit: int, fields: set[str]) -> tuple[dict, int, bool]:
+        """Reads `name: value` lines up to a blank line: (wanted fields, bytes read, ended by a blank line)."""
+        stream, headers, used, last = self.stream, {}, 0, None
+        while used < limit:
+            line = stream.readline(limit - used)
+            used += len(line)
+            if not line.endswith(b"\n"):
+                return headers, used, False
+            if not line.strip():
+                return headers, used, True
+            if line[:1] in (b" ", b"\t"):
+                if last is not None:
+                    headers[last] += _header_text(line.strip())
+                continue
+            name, sep, value = line.partition(b":")
+            last = None
+            if sep:
+                key = name.strip().lower().decode("latin-1")
+                if key in fields and key not in headers:  # the first of repeated headers wins, as in warcio
+                    headers[key], last = _header_text(value.strip()), key
+        return headers, used, False
+
+    def _problem_at_stop(self, start: int, what: str) -> Record:
+        reason = "truncated" if self.stream.eof else "corrupt"
+        return _problem(reason, self.stream.origin(start), f"{what} cut short")
+
+    def _warc_record(self, start: int) -> Record | None:
+        warc, _, complete = self._read_header_lines(MAX_HEADER_BYTES, _WARC_FIELDS)
+        if not complete:
+            if self.stream.eof or self.stream.at_gap:
+                return self._problem_at_stop(start, "WARC header")
+            return None
+        length = warc.get("content-length", "")
+        if not length.isdigit():
+            return None
+        rec_type = warc.get("warc-type", "")
+        uri = warc.get("warc-target-uri")
+        if uri is not None and uri.startswith("<") and uri.endswith(">"):
+            warc["warc-target-uri"] = uri = uri[1:-1]  # wget's angle brackets, as warcio strips them
+        return self._with_http(rec_type, warc, uri, int(length), start, is_arc=False)
+
+    def _arc_record(self, fields: tuple[str, str, int], start: int) -> Record:
+        url, date, length = fields
+        rec_type = "warcinfo" if url.startswith("filedesc://") else "response"
+        warc = {"warc-type": rec_type, "warc-target-uri": url, "warc-date": arc_date_to_iso(date)}
+        if rec_type == "response":
+            warc["content-type"] = "application/http;msgtype=response"  # as warcio's arc2warc writes it
+        return self._with_http(rec_type, warc, url, length, start, is_arc=True)
+
+    def _with_http(self, rec_type: str, warc: dict, uri: str | None, length: int, start: int, is_arc: bool) -> Record:
+        http, status = None, None
+        self._remaining = length
+        if rec_type == "response" and uri and uri.startswith(_HTTP_SCHEMES) and length:
+            status_line = self.stream.readline(min(length, MAX_HEADER_BYTES))
+            self._remaining -= len(status_line)
+            http = {}
+            if status_line.strip():
+                protocol_and_status = _header_text(status_line.strip()).split(" ", 1)  # as warcio splits it
+                status = protocol_and_status[1].strip().split(" ", 1)[0] if len(protocol_and_status) > 1 else ""
+                if status_line.endswith(b"\n"):
+                    http, used, _ = self._read_header_lines(min(self._remaining, MAX_HEADER_BYTES), _HTTP_FIELDS)
+                    self._remaining -= used
+            else:
+                status = ""
+        offset, inner_offset = self.stream.origin(start)
+        return Record(rec_type, warc, http, status, offset, inner_offset, is_arc)
