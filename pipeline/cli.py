@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as error:
         print(f"mdr: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `mdr stats OUT | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("mdr: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

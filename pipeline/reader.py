@@ -196,6 +196,9 @@ class WarcRecordReader(PipelineStep):
         progress = _Progress(self.progress_dir, rank, [self.paths[s.file_index] for s in plan],
                              self.config.progress_interval_s)
         owned = 0
+        # The step's time is the time spent reading and decoding, not the time later steps hold a yielded document.
+        timer = self.track_time()
+        clock = time.perf_counter()
         for shard in plan:
             path = self.paths[shard.file_index]
             records = ArchiveRecords(partial(_open, path))
@@ -206,11 +209,13 @@ class WarcRecordReader(PipelineStep):
                 owned += 1
                 self.stat_update("total")
                 outcome = self._outcome(record, records, path)
+                timer.update(time.perf_counter() - clock)
                 if isinstance(outcome, str):
                     self.stat_update("dropped", f"dropped_{outcome}")
                 else:
                     self.stat_update("forwarded")
                     yield outcome
+                clock = time.perf_counter()
             progress.file_done(records.bytes_read)
         progress.finish(owned)
 
