@@ -11,6 +11,7 @@ input, output directory of another run); the error is one line on stderr.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -20,6 +21,9 @@ from mdr.pipeline.recipe import RecipeError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+# Modules with a `register(verbs)` function adding their own verbs (argparse subparsers with a `handler` default).
+PLUGGED_VERBS: list[str] = []
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
     recipes = verbs.add_parser("recipes", help="list the built-in recipes, or print one to copy and edit")
     recipes.add_argument("name", nargs="?")
+
+    run.set_defaults(handler=cmd_run)
+    stats.set_defaults(handler=cmd_stats)
+    recipes.set_defaults(handler=cmd_recipes)
+    for module in PLUGGED_VERBS:  # other parts of mdr add their verbs with register(verbs)
+        importlib.import_module(module).register(verbs)
     return parser
 
 
@@ -130,9 +140,8 @@ def cmd_recipes(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "stats": cmd_stats, "recipes": cmd_recipes}[args.verb]
     try:
-        return handler(args)
+        return args.handler(args)
     except RecipeError as error:
         print(f"mdr: error: {error}", file=sys.stderr)
         return EXIT_USAGE
