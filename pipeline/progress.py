@@ -70,9 +70,9 @@ def render(state: dict, elapsed: float, width: int = 24) -> str:
 class ProgressMonitor:
     """Context manager that redraws the status line until the run ends."""
 
-    def __init__(self, plan, enabled: bool = True, stream=None):
-        self.out = Path(plan.output)
-        self.phases = [("filter", plan.tasks)]
+    def __init__(self, out, phases: list[tuple[str, int]], enabled: bool = True, stream=None):
+        self.out = Path(out)
+        self.phases = phases
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self._stop = threading.Event()
@@ -93,8 +93,11 @@ class ProgressMonitor:
         return False
 
     def _line(self) -> str:
+        """The first phase that is not finished (phases run one after the other), else the last one."""
         elapsed = time.monotonic() - self._start
-        return "  ".join(render(snapshot(self.out, phase, tasks), elapsed) for phase, tasks in self.phases)
+        states = [snapshot(self.out, phase, tasks) for phase, tasks in self.phases]
+        current = next((s for s in states if s["tasks_done"] < s["tasks"]), states[-1])
+        return render(current, elapsed)
 
     def _draw(self, final: bool = False):
         line = self._line()

@@ -83,12 +83,19 @@ def check_output_dir(plan: RunPlan) -> bool:
     return True
 
 
-def write_run_file(plan: RunPlan):
+def write_run_file(plan: RunPlan, phases: list):
+    """Records the plan's identity and, per phase, its task count and which of its steps are funnel stages."""
     plan.output.mkdir(parents=True, exist_ok=True)
     tmp = plan.output / f".{RUN_FILE}.tmp"
-    phases = [{"name": FILTER_PHASE, "tasks": plan.tasks}]
-    tmp.write_text(json.dumps({**plan.identity, "phases": phases}, indent=2))
+    described = [{"name": p.name, "tasks": p.tasks, "stages": funnel_stages(p.pipeline)} for p in phases]
+    tmp.write_text(json.dumps({**plan.identity, "phases": described}, indent=2))
     os.replace(tmp, plan.output / RUN_FILE)
+
+
+def funnel_stages(pipeline: list) -> list[str]:
+    """Names of the steps that decide documents' fates (the rows of `mdr stats`); writers and readers of
+    intermediate files set `funnel_stage = False`."""
+    return [step.name for step in pipeline if getattr(step, "funnel_stage", True)]
 
 
 def build_filter_pipeline(plan: RunPlan) -> list:
@@ -122,9 +129,9 @@ def run(plan: RunPlan, options, progress: bool = True) -> dict:
     from mdr.pipeline.stats import funnel
 
     check_output_dir(plan)
-    write_run_file(plan)
     phases = [Phase(FILTER_PHASE, build_filter_pipeline(plan), plan.tasks, str(plan.phase_dir(FILTER_PHASE)))]
-    with ProgressMonitor(plan, enabled=progress):
+    write_run_file(plan, phases)
+    with ProgressMonitor(plan.output, [(p.name, p.tasks) for p in phases], enabled=progress):
         run_phases(phases, options)
     remove_temporary_files(str(plan.output))
     return funnel(plan.output)

@@ -15,8 +15,6 @@ import pyarrow.parquet as pq
 
 from mdr.pipeline.runner import RUN_FILE
 
-NOT_A_STAGE = {"write"}  # pipeline steps that pass every document through
-
 
 def _total(value) -> float:
     if isinstance(value, dict):
@@ -62,7 +60,7 @@ def funnel(out: str | Path) -> dict:
         steps, done = load_phase_stats(out / "logs" / phase["name"])
         complete = complete and done >= phase["tasks"]
         for step in steps:
-            if step["name"] in NOT_A_STAGE:
+            if step["name"] not in phase["stages"]:
                 continue
             counters = step["counters"]
             dropped = {

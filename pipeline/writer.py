@@ -74,6 +74,7 @@ class ParquetShardWriter(PipelineStep):
 
     name = "write"
     type = "💽 - WRITER"
+    funnel_stage = False  # passes every document through
 
     def __init__(self, folder: str, stage: str | None = None, html: bool = False, config: WriterConfig | None = None):
         super().__init__()
