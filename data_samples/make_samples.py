@@ -573,7 +573,7 @@ PAGES = [
          note="original of the near duplicate"),
     Page("https://kitchen-notes.example.com/recipes/lentil-soup", kept(), 0, "Red Lentil Soup", "Kitchen Notes", LENTIL_SOUP,
          note="original of the exact duplicate"),
-    Page("https://riverton-gazette.example.com/news/library-vote", {"dedup": "substring"}, 0, "Council Approves New Library", "The Riverton Gazette",
+    Page("https://riverton-gazette.example.com/news/library-vote", {"dedup": "substring", "first": True}, 0, "Council Approves New Library", "The Riverton Gazette",
          LIBRARY_VOTE + [GAZETTE_EDITORS_NOTE], note="shares the editor's note with three other pages"),
     Page("https://riverton-gazette.example.com/markets/this-week", {"dedup": "url", "copies": 2, "kept_copy": FILE_NAMES[0]}, 0,
          "Market Report: Spring Brings the Crowds", "The Riverton Gazette", MARKETS_WEEK_ONE, note="first crawl of a URL crawled twice"),
@@ -626,7 +626,8 @@ PAGES = [
     Page("https://cocina.example.org/es/comida-del-domingo", dropped("language", "language"), 2, "La comida del domingo", "Cocina", SPANISH_COOKING, lang="es"),
 ]  # fmt: skip
 
-SUBSTRING_SPAN = GAZETTE_EDITORS_NOTE  # the span exact-substring dedup must cut from every page that carries it
+# The span exact-substring dedup must cut from every page that carries it but the first (earliest in input order).
+SUBSTRING_SPAN = GAZETTE_EDITORS_NOTE
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -834,7 +835,7 @@ def expected_fates() -> dict:
     for page in PAGES:
         fate = dict(page.fate)
         if fate.get("dedup") == "substring":
-            fate["cut"] = SUBSTRING_SPAN
+            fate["keeps" if fate.pop("first", False) else "cut"] = SUBSTRING_SPAN
         fates.setdefault(page.url, fate)
     return fates
 

@@ -28,6 +28,10 @@ STAGE_REGISTRY: dict[str, tuple[str, str, str]] = {
     "lines": ("mdr.filters.lines", "LinesStage", "LinesConfig"),
     "c4": ("mdr.filters.fineweb", "C4Stage", "C4Config"),
     "fineweb_quality": ("mdr.filters.fineweb", "FineWebQualityStage", "FineWebQualityConfig"),
+    # Dedup stages: their class lays out phases of their own (`build_phases`); they run after every filter.
+    "minhash": ("mdr.dedup.minhash", "MinhashStage", "MinhashConfig"),
+    "exact_substring": ("mdr.dedup.exact_substring", "ExactSubstringStage", "ExactSubstringConfig"),
+    "url_dedup": ("mdr.dedup.url_dedup", "UrlDedupStage", "UrlDedupConfig"),
 }
 
 # Stages that still see raw HTML: their dropped documents are stored truncated in OUT/excluded/.
@@ -45,9 +49,21 @@ class StageSpec:
     key: str
     config: Any  # the stage's config dataclass instance
 
-    def build(self, **kwargs):
+    @property
+    def stage_class(self) -> type:
         module, stage_class, _ = STAGE_REGISTRY[self.key]
-        return getattr(importlib.import_module(module), stage_class)(config=self.config, **kwargs)
+        return getattr(importlib.import_module(module), stage_class)
+
+    @property
+    def is_dedup(self) -> bool:
+        """A dedup stage runs as phases of its own (`build_phases(config, DedupContext)`), after the filter phase."""
+        return hasattr(self.stage_class, "build_phases")
+
+    def build(self, **kwargs):
+        return self.stage_class(config=self.config, **kwargs)
+
+    def build_phases(self, context) -> list:
+        return self.stage_class.build_phases(self.config, context)
 
 
 @dataclass
@@ -118,7 +134,11 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
             raise RecipeError(f"{where}: stage {key!r} appears twice")
         module, _, config_class = STAGE_REGISTRY[key]
         config_type = getattr(importlib.import_module(module), config_class)
-        stages.append(StageSpec(key, build_config(config_type, options, f"{where}.{key}")))
+        stage = StageSpec(key, build_config(config_type, options, f"{where}.{key}"))
+        if stages and stages[-1].is_dedup and not stage.is_dedup:
+            raise RecipeError(f"{where}: filter stage {key!r} after dedup stage {stages[-1].key!r}: "
+                              f"dedup stages run after every filter, list them last")
+        stages.append(stage)
     reader = build_config(ReaderConfig, raw.get("reader"), f"{source}: reader")
     output = build_config(WriterConfig, raw.get("output"), f"{source}: output")
     name = raw.get("name", Path(source).stem)

@@ -5,6 +5,9 @@ Output directory layout:
     OUT/data/*.parquet        kept documents (the only final output)
     OUT/excluded/<stage>/     documents each stage dropped, with reason and measured value
     OUT/logs/<phase>/         datatrove logging dir: stats/, completions/, logs/, progress/
+With dedup stages in the recipe, the filter phase writes OUT/filtered/ instead of OUT/data/, each dedup stage but the
+last writes OUT/deduped/<stage>/, and their phases keep work files (signatures, pairs, removal lists, span lists)
+in OUT/work/<stage>/.
 """
 
 from __future__ import annotations
@@ -98,8 +101,9 @@ def funnel_stages(pipeline: list) -> list[str]:
     return [step.name for step in pipeline if getattr(step, "funnel_stage", True)]
 
 
-def build_filter_pipeline(plan: RunPlan) -> list:
-    """reader → the recipe's stages (each with an exclusion writer) → the shard writer."""
+def build_filter_pipeline(plan: RunPlan, output: Path | None = None) -> list:
+    """reader → the recipe's filter stages (each with an exclusion writer) → the shard writer (`output`, by default
+    OUT/data)."""
     from mdr.pipeline.reader import WarcRecordReader
 
     out = plan.output
@@ -109,12 +113,33 @@ def build_filter_pipeline(plan: RunPlan) -> list:
         )
     ]
     for stage in plan.recipe.stages:
+        if stage.is_dedup:
+            continue
         excluded = ParquetShardWriter(
             str(out / "excluded" / stage.key), stage=stage.key, html=stage.key in HTML_STAGES, config=plan.recipe.output
         )
         pipeline.append(stage.build(exclusion_writer=excluded))
-    pipeline.append(ParquetShardWriter(str(out / "data"), config=plan.recipe.output))
+    pipeline.append(ParquetShardWriter(str(output or out / "data"), config=plan.recipe.output))
     return pipeline
+
+
+def build_phases(plan: RunPlan) -> list:
+    """The filter phase, then each dedup stage's phases, chained through OUT/filtered/ and OUT/deduped/<stage>/;
+    the last phase writes OUT/data/."""
+    from mdr.dedup.shards import DedupContext
+    from mdr.pipeline.executors import Phase
+
+    out = plan.output
+    dedups = [stage for stage in plan.recipe.stages if stage.is_dedup]
+    source = out / "filtered" if dedups else out / "data"
+    phases = [Phase(FILTER_PHASE, build_filter_pipeline(plan, source), plan.tasks, str(plan.phase_dir(FILTER_PHASE)))]
+    for number, stage in enumerate(dedups):
+        target = out / "data" if number == len(dedups) - 1 else out / "deduped" / stage.key
+        context = DedupContext(output=out, input_folder=str(source), output_folder=str(target), tasks=plan.tasks,
+                               input_files=plan.files, writer=plan.recipe.output)
+        phases.extend(stage.build_phases(context))
+        source = target
+    return phases
 
 
 def default_tasks(n_files: int, workers: int) -> int:
@@ -124,12 +149,12 @@ def default_tasks(n_files: int, workers: int) -> int:
 
 def run(plan: RunPlan, options, progress: bool = True) -> dict:
     """Runs (or resumes) every phase of the plan; returns the funnel of `mdr stats --json`."""
-    from mdr.pipeline.executors import Phase, run_phases
+    from mdr.pipeline.executors import run_phases
     from mdr.pipeline.progress import ProgressMonitor
     from mdr.pipeline.stats import funnel
 
     check_output_dir(plan)
-    phases = [Phase(FILTER_PHASE, build_filter_pipeline(plan), plan.tasks, str(plan.phase_dir(FILTER_PHASE)))]
+    phases = build_phases(plan)
     write_run_file(plan, phases)
     with ProgressMonitor(plan.output, [(p.name, p.tasks) for p in phases], enabled=progress):
         run_phases(phases, options)

@@ -1,0 +1,334 @@
+"""Exact-substring dedup (Lee et al. 2022; spec §9): within a partition, every span of at least 50 tokens that occurs
+more than once is removed from all its occurrences but the first, with a suffix array built in-process
+(`pydivsufsort`), no external tool.
+
+"First" is the input order (`DocumentOrder`): documents earliest in the run's input keep their text. A token position
+whose `min_span_tokens`-token window also starts at an earlier position is a duplicate start; the union of those
+windows is exactly the union of all repeated spans of ≥ `min_span_tokens` tokens minus their first occurrences.
+Cutting joins the text around a span, which can form a new repeated window across the seam: passes repeat until
+one finds nothing, so that no span of `min_span_tokens` tokens occurs twice in the output (usually 2 passes).
+
+Tokens: without a `tokenizer_file`, GPT-2's pre-tokenizer (its regex, no vocabulary: words with their leading
+space, number runs, punctuation runs, whitespace). Each GPT-2 token lies inside one pre-token, so 50 pre-tokens are
+at least 50 GPT-2 tokens (we measured 1.27 pre-tokens per word on real articles). With a HF `tokenizer.json` (for
+example GPT-2's, as Lee et al.), its tokens are used.
+
+Phases: `exact_substring_route` (only with several partitions: copies each document to its partition's folder),
+then `exact_substring` (one task per partition: tokenize, suffix array, cut, write the kept documents).
+Memory of a partition task: the partition's text, ~12 B per token of ids and offsets, and the suffix array over the
+token ids as bytes (4 B per token id × 4 B, 8 B beyond 2^31 bytes): about 30 B per token, ~7× the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pydivsufsort
+import xxhash
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.io import get_datafolder
+from datatrove.pipeline.base import PipelineStep
+
+from mdr.dedup.shards import DedupContext, DocumentOrder, ShardReader, documents_from_table, read_table, \
+    shard_files, utf8_length, write_atomically
+from mdr.pipeline.writer import ParquetShardWriter
+
+# GPT-2's pre-tokenizer pattern (openai/gpt-2 encoder.py) in stdlib `re`: \p{L} is [^\W\d_], \p{N} is \d, and
+# "_" (neither) goes with punctuation. It covers every character, so pre-tokens concatenate back to the text.
+GPT2_PRETOKEN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
+
+
+@dataclass
+class ExactSubstringConfig:
+    min_span_tokens: int = 50  # Lee et al. 2022 §4.1, RW §3.3: repeated spans of at least 50 tokens
+    # cut the span (RW as summarised, spec §9), mask it (text kept, spans listed for the trainer) or drop the
+    # document; RW App. G.3.2 found no significant difference (unconfirmed)
+    mode: Literal["cut", "mask", "drop"] = "cut"
+    # Documents go to partition xxh64(id) mod partitions; spans repeated across partitions are not found. RW ran
+    # it per part (100 parts, spec §9); 1: the whole run at once (memory ≈ 7× its text, see the module doc).
+    partitions: int = 1
+    tokenizer_file: str | None = None  # a HF tokenizer.json; None: GPT-2's pre-tokenizer regex (module doc)
+    # Drop a cut document left with fewer words (a document cut to nothing is always dropped). RW's post-cut
+    # minimum is unconfirmed (spec §9): off; datatrove's ESRangeRemover uses 50.
+    min_words_after_cut: int = 0
+
+    def __post_init__(self):
+        if self.min_span_tokens < 2:
+            raise ValueError("min_span_tokens must be at least 2")
+        if self.partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        if self.min_words_after_cut < 0:
+            raise ValueError("min_words_after_cut must be 0 or more")
+
+
+class SpanTokenizer:
+    """Token ids (consistent within one process) and character offsets of texts."""
+
+    def __init__(self, tokenizer_file: str | None = None):
+        self.tokenizer_file = tokenizer_file
+        self._tokenizer = None
+        if tokenizer_file:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_file(tokenizer_file)
+
+    def tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids int64, start offsets, end offsets) of the text's tokens."""
+        if self._tokenizer is not None:
+            encoding = self._tokenizer.encode(text, add_special_tokens=False)
+            offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+            return np.array(encoding.ids, dtype=np.int64), offsets[:, 0], offsets[:, 1]
+        pieces = GPT2_PRETOKEN.findall(text)
+        ends = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)))
+        starts = ends - np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        # Python's string hash: stable within the process, which is all one partition task needs
+        return np.fromiter(map(hash, pieces), dtype=np.int64, count=len(pieces)), starts, ends
+
+
+@dataclass
+class DuplicateSpan:
+    document: int  # index in the list given to find_duplicate_spans
+    start: int  # token positions, end exclusive
+    end: int
+    first_document: int  # where the span's first window occurred first
+
+
+def find_duplicate_spans(token_ids: list[np.ndarray], min_tokens: int) -> list[DuplicateSpan]:
+    """Maximal token ranges, per document, covered by windows of `min_tokens` tokens that occur at an earlier
+    position (earlier document, or earlier in the same one). Documents are in priority order."""
+    lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
+    if not len(token_ids) or lengths.max(initial=0) < min_tokens:
+        return []
+    values, dense = np.unique(np.concatenate(token_ids), return_inverse=True)
+    vocabulary = len(values)
+    # each document followed by a separator of its own: no common prefix runs across a document's end
+    starts = np.r_[0, np.cumsum(lengths + 1)[:-1]]
+    sequence = np.empty(int(lengths.sum() + len(lengths)), dtype=np.uint32)
+    token_positions = np.ones(len(sequence), dtype=bool)
+    token_positions[starts + lengths] = False
+    sequence[token_positions] = dense
+    sequence[starts + lengths] = vocabulary + np.arange(len(lengths))
+    suffixes = pydivsufsort.divsufsort(sequence).astype(np.int64)
+    common = pydivsufsort.kasai(sequence, suffixes)[:-1]  # common[i] = LCP(suffix i, suffix i + 1) in SA order
+    linked = common >= min_tokens
+    group_start = np.r_[True, ~linked]
+    first_rank = np.flatnonzero(group_start)
+    group = np.cumsum(group_start) - 1
+    earliest = np.minimum.reduceat(suffixes, first_rank)[group]
+    repeated = suffixes != earliest  # a window seen at an earlier position
+    if not repeated.any():
+        return []
+    duplicate_starts = suffixes[repeated]
+    first_seen = earliest[repeated]
+    cover = np.zeros(len(sequence) + 1, dtype=np.int64)
+    np.add.at(cover, duplicate_starts, 1)
+    np.add.at(cover, duplicate_starts + min_tokens, -1)
+    covered = np.cumsum(cover[:-1]) > 0
+    edges = np.diff(np.r_[0, covered.astype(np.int8), 0])
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    source_of = dict(zip(duplicate_starts.tolist(), first_seen.tolist()))
+    documents = np.searchsorted(starts, run_starts, side="right") - 1
+    first_documents = np.searchsorted(starts, [source_of[s] for s in run_starts.tolist()], side="right") - 1
+    return [
+        DuplicateSpan(int(d), int(s - starts[d]), int(e - starts[d]), int(f))
+        for d, s, e, f in zip(documents, run_starts, run_ends, first_documents)
+    ]
+
+
+def deduplicate_texts(texts: list[str], config: ExactSubstringConfig,
+                      tokenizer: SpanTokenizer | None = None) -> tuple[list[str], list[list[dict]]]:
+    """Texts in priority order → (texts with repeated spans cut, or unchanged in mask/drop mode; per text, the spans
+    found: {pass, start, end (characters in that pass's text), tokens, first_document})."""
+    tokenizer = tokenizer or SpanTokenizer(config.tokenizer_file)
+    texts = list(texts)
+    spans: list[list[dict]] = [[] for _ in texts]
+    tokens = [tokenizer.tokenize(text) for text in texts]
+    passes = 1
+    while True:
+        found = find_duplicate_spans([ids for ids, _, _ in tokens], config.min_span_tokens)
+        for span in found:
+            _, token_starts, token_ends = tokens[span.document]
+            spans[span.document].append({
+                "pass": passes, "start": int(token_starts[span.start]), "end": int(token_ends[span.end - 1]),
+                "tokens": span.end - span.start, "first_document": span.first_document,
+            })
+        if not found or config.mode != "cut":
+            return texts, spans
+        changed = sorted({span.document for span in found})
+        for document in changed:
+            cuts = [s for s in spans[document] if s["pass"] == passes]
+            text, kept, position = texts[document], [], 0
+            for cut in cuts:
+                kept.append(text[position : cut["start"]])
+                position = cut["end"]
+            kept.append(text[position:])
+            texts[document] = "".join(kept)
+            tokens[document] = tokenizer.tokenize(texts[document])
+        passes += 1
+
+
+def partition_of(doc_id: str, partitions: int) -> int:
+    return xxhash.xxh64_intdigest(doc_id.encode("utf-8")) % partitions
+
+
+class ExactSubstringRoute(PipelineStep):
+    """Copies each document of the task to `parts/p<partition>/`, when there are several partitions."""
+
+    name = "exact_substring_route"
+    type = "🫂 - DEDUP"
+    funnel_stage = False
+
+    def __init__(self, parts_dir: str, partitions: int, writer_config=None):
+        super().__init__()
+        self.parts_dir = parts_dir
+        self.partitions = partitions
+        self.writer_config = writer_config
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        writers: dict[int, ParquetShardWriter] = {}
+        try:
+            for doc in data:
+                part = partition_of(doc.id, self.partitions)
+                if part not in writers:
+                    writers[part] = ParquetShardWriter(f"{self.parts_dir}/p{part:05d}", config=self.writer_config)
+                writers[part].write(doc, rank)
+                self.stat_update(f"partition_{part}")
+        except BaseException:
+            for writer in writers.values():
+                writer._abort()
+            raise
+        for writer in writers.values():
+            writer.close()
+        return
+        yield
+
+
+class PartitionReader(PipelineStep):
+    """Task `rank` reads partition `rank`: the routed folder `parts/p<rank>/` when there are several partitions,
+    else every shard of the input. Yields its documents in input order."""
+
+    name = "read_partition"
+    type = "📖 - READER"
+    funnel_stage = False
+
+    def __init__(self, input_folder: str, parts_dir: str | None, order: DocumentOrder):
+        super().__init__()
+        self.input_folder = input_folder
+        self.parts_dir = parts_dir
+        self.order = order
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        folder = get_datafolder(f"{self.parts_dir}/p{rank:05d}" if self.parts_dir else self.input_folder)
+        documents = []
+        try:
+            names = shard_files(folder)
+        except FileNotFoundError:  # no document was routed to this partition
+            names = []
+        for name in names:
+            documents.extend(documents_from_table(read_table(folder, name)))
+        documents.sort(key=self.order.key)
+        self.stat_update("read", value=len(documents))
+        yield from documents
+
+
+class ExactSubstringFilter(PipelineStep):
+    """The `exact_substring` funnel stage over one partition: cuts (or masks, or drops the documents holding)
+    repeated spans. Counters: total/forwarded/dropped/dropped_<reason> as BaseFilter, and `bytes_removed`,
+    `spans_removed`, `documents_cut`. Every span found is listed in `spans/p<rank>.parquet` (id, pass, start, end,
+    tokens, duplicate_of): in mask mode, the character ranges a trainer should not learn from."""
+
+    name = "exact_substring"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, config: ExactSubstringConfig, spans_dir: str, exclusion_writer: ParquetShardWriter | None = None):
+        super().__init__()
+        self.config = config
+        self.spans_dir = spans_dir
+        self.exclusion_writer = exclusion_writer
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        documents: list[Document] = list(data)
+        with self.track_time():
+            texts, spans = deduplicate_texts([doc.text for doc in documents], self.config)
+        rows = []
+        writer = self.exclusion_writer
+        try:
+            for doc, text, found in zip(documents, texts, spans):
+                self.stat_update("total")
+                for span in found:
+                    rows.append({"id": doc.id, "pass": span["pass"], "start": span["start"], "end": span["end"],
+                                 "tokens": span["tokens"], "duplicate_of": documents[span["first_document"]].id})
+                reason = self._drop_reason(doc, text, found, documents)
+                if reason is None:
+                    if found and self.config.mode == "cut":
+                        self.stat_update("documents_cut")
+                        self.stat_update("spans_removed", value=len(found))
+                        self.stat_update("bytes_removed", value=utf8_length(doc.text) - utf8_length(text))
+                        doc.text = text
+                    self.stat_update("forwarded")
+                    self.update_doc_stats(doc)
+                    yield doc
+                    continue
+                self.stat_update("dropped", f"dropped_{reason}")
+                self.stat_update("bytes_removed", value=utf8_length(doc.text))
+                doc.metadata["filter_reason"] = reason
+                if writer is not None:
+                    writer.write(doc, rank)
+        except BaseException:
+            if writer is not None:
+                writer._abort()
+            raise
+        if writer is not None:
+            writer.close()
+        table = pa.Table.from_pylist(rows, schema=pa.schema([
+            ("id", pa.string()), ("pass", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
+            ("tokens", pa.int64()), ("duplicate_of", pa.string())]))
+        write_atomically(get_datafolder(self.spans_dir), f"p{rank:05d}.parquet", table)
+
+    def _drop_reason(self, doc: Document, text: str, found: list[dict], documents: list[Document]) -> str | None:
+        if not found or self.config.mode == "mask":
+            return None
+        first = documents[found[0]["first_document"]].id
+        tokens = sum(span["tokens"] for span in found)
+        doc.metadata["duplicate_of"] = first
+        if self.config.mode == "drop":
+            doc.metadata["drop_detail"] = f"{len(found)} repeated span(s), {tokens} tokens, first seen in {first}"
+            return "duplicate_span"
+        if not text.strip():
+            doc.metadata["drop_detail"] = f"all text repeats earlier documents ({tokens} tokens), first seen in {first}"
+            return "all_text_duplicated"
+        words = len(text.split())
+        if words < self.config.min_words_after_cut:
+            doc.metadata["drop_detail"] = f"{words} words left after cutting < {self.config.min_words_after_cut}"
+            return "too_short_after_cut"
+        return None
+
+
+class ExactSubstringStage:
+    """The `exact_substring` recipe stage: lays out its phases."""
+
+    key = "exact_substring"
+
+    @classmethod
+    def build_phases(cls, config: ExactSubstringConfig, context: DedupContext) -> list:
+        from mdr.pipeline.executors import Phase
+
+        work = context.work_dir(cls.key)
+        order = DocumentOrder(context.input_files)
+        phases, parts_dir = [], None
+        if config.partitions > 1:
+            parts_dir = f"{work}/parts"
+            phases.append(Phase("exact_substring_route",
+                                [ShardReader(context.input_folder),
+                                 ExactSubstringRoute(parts_dir, config.partitions, context.writer)],
+                                context.tasks, context.logging_dir("exact_substring_route")))
+        phases.append(Phase(cls.key, [
+            PartitionReader(context.input_folder, parts_dir, order),
+            ExactSubstringFilter(config, f"{work}/spans", exclusion_writer=context.excluded_writer(cls.key)),
+            context.data_writer(),
+        ], config.partitions, context.logging_dir(cls.key)))
+        return phases

@@ -1,0 +1,208 @@
+"""What the dedup phases share: reading the document shards a phase before wrote, the input order that decides which
+copy of a duplicate is kept, atomic work files, and the filter that applies a phase's removal lists.
+
+Every dedup method runs as several datatrove phases over Parquet shards (`OUT/filtered/`, `OUT/deduped/<stage>/`,
+finally `OUT/data/`). A phase with N tasks gives task `rank` the shard files `files[rank::N]`; phases that must see
+the same documents in the same order (an index phase and the phase that applies its result) use the same N.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.io import DataFolder, get_datafolder
+from datatrove.pipeline.base import PipelineStep
+
+from mdr.pipeline.writer import DATA_SCHEMA, ParquetShardWriter, WriterConfig
+
+META_COLUMNS = [name for name in DATA_SCHEMA.names if name not in ("text", "id")]
+REMOVAL_SCHEMA = pa.schema(
+    [("index", pa.int64()), ("reason", pa.string()), ("detail", pa.string()), ("duplicate_of", pa.string()),
+     ("cluster", pa.int64()), ("cluster_size", pa.int64())]
+)
+
+
+@dataclass
+class DedupContext:
+    """Where a dedup stage reads and writes, and how many tasks its per-shard phases run."""
+
+    output: Path  # OUT
+    input_folder: str  # the shards the stage deduplicates
+    output_folder: str  # where it writes the documents it keeps
+    tasks: int  # tasks of the phases that read the shards (the run's --tasks)
+    input_files: list[str]  # the run's inputs, in order: DocumentOrder
+    writer: WriterConfig = field(default_factory=WriterConfig)
+
+    def work_dir(self, stage: str) -> str:
+        return str(self.output / "work" / stage)
+
+    def logging_dir(self, phase: str) -> str:
+        return str(self.output / "logs" / phase)
+
+    def excluded_writer(self, stage: str) -> ParquetShardWriter:
+        return ParquetShardWriter(str(self.output / "excluded" / stage), stage=stage, config=self.writer)
+
+    def data_writer(self) -> ParquetShardWriter:
+        return ParquetShardWriter(self.output_folder, config=self.writer)
+
+
+class DocumentOrder:
+    """The order that decides which of several duplicates is kept: the earliest in the run's input, i.e. by the
+    position of `source_file` in the inputs (as given, directories expanded in sorted order), then by the record's
+    byte offset. As one integer, so that phases compare it in numpy; it does not depend on the number of tasks."""
+
+    OFFSET_BITS = 40  # records up to 1 TiB into a file; 2^23 input files
+
+    def __init__(self, input_files: Iterable[str]):
+        self.files = list(input_files)
+        self._position = {path: i for i, path in enumerate(self.files)}
+
+    def key(self, doc: Document) -> int:
+        return self.key_of(doc.metadata.get("source_file"), doc.metadata.get("source_offset"))
+
+    def key_of(self, source_file: str | None, source_offset: int | None) -> int:
+        position = self._position.get(source_file)
+        if position is None:
+            raise ValueError(f"a document comes from {source_file!r}, which is not an input of this run")
+        return (position << self.OFFSET_BITS) | int(source_offset or 0)
+
+
+def shard_files(folder: DataFolder) -> list[str]:
+    return sorted(name for name in folder.list_files() if name.endswith(".parquet"))
+
+
+def task_files(folder: DataFolder, rank: int, world_size: int) -> list[str]:
+    return shard_files(folder)[rank::world_size]
+
+
+def documents_from_table(table: pa.Table) -> Iterable[Document]:
+    columns = [c for c in META_COLUMNS if c in table.column_names]
+    for row in table.to_pylist():
+        yield Document(text=row["text"], id=row["id"], metadata={c: row[c] for c in columns})
+
+
+class ShardReader(PipelineStep):
+    """Reads the Parquet document shards of an earlier phase: task `rank` reads `files[rank::world_size]`."""
+
+    name = "read_shards"
+    type = "📖 - READER"
+    funnel_stage = False
+
+    def __init__(self, folder: str, batch_rows: int = 1000):
+        super().__init__()
+        self.folder = get_datafolder(folder)
+        self.batch_rows = batch_rows
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for name in task_files(self.folder, rank, world_size):
+            with self.folder.open(name, "rb") as file:
+                for batch in pq.ParquetFile(file).iter_batches(batch_size=self.batch_rows):
+                    for doc in documents_from_table(pa.Table.from_batches([batch])):
+                        self.stat_update("read")
+                        yield doc
+
+
+def read_task_columns(folder: DataFolder, rank: int, world_size: int, columns: list[str]) -> pa.Table:
+    """The given columns of task `rank`'s shards, in the order ShardReader yields their documents."""
+    tables = []
+    for name in task_files(folder, rank, world_size):
+        with folder.open(name, "rb") as file:
+            tables.append(pq.read_table(file, columns=columns))
+    if not tables:
+        return pa.table({c: pa.array([], DATA_SCHEMA.field(c).type) for c in columns})
+    return pa.concat_tables(tables)
+
+
+def write_atomically(folder: DataFolder, name: str, payload: bytes | pa.Table) -> None:
+    """Writes `name` under a hidden temporary name and renames it into place: a killed task leaves no partial file
+    (its rerun writes the same names again)."""
+    parent, _, base = name.rpartition("/")
+    temporary = f"{parent}/.{base}.tmp" if parent else f".{base}.tmp"
+    with folder.open(temporary, "wb") as file:
+        if isinstance(payload, pa.Table):
+            pq.write_table(payload, file, compression="zstd")
+        else:
+            file.write(payload)
+    folder.mv(temporary, name)
+
+
+def read_table(folder: DataFolder, name: str, columns: list[str] | None = None) -> pa.Table:
+    with folder.open(name, "rb") as file:
+        return pq.read_table(io.BytesIO(file.read()), columns=columns)
+
+
+def text_hash(text: str) -> int:
+    return xxhash.xxh64_intdigest(text.encode("utf-8"))
+
+
+def utf8_length(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def removal_name(rank: int, part: int = 0) -> str:
+    """Removal lists for the documents of task `rank`, one file per resolving task `part`."""
+    return f"r{rank:05d}_p{part:05d}.parquet"
+
+
+class RemovalFilter(PipelineStep):
+    """Drops the documents listed in `removals/r<rank>_*.parquet` (by position in the task's stream), with their
+    reason, a detail naming the kept copy, and the kept copy's id in `metadata["duplicate_of"]`.
+
+    Counters as datatrove's BaseFilter (`total`, `forwarded`, `dropped`, `dropped_<reason>`), plus `bytes_removed`.
+    """
+
+    type = "🫂 - DEDUP"
+
+    def __init__(self, removals_folder: str, exclusion_writer: ParquetShardWriter | None = None):
+        super().__init__()
+        self.removals_folder = get_datafolder(removals_folder)
+        self.exclusion_writer = exclusion_writer
+
+    def removals(self, rank: int) -> dict[int, dict]:
+        names = sorted(n for n in self.removals_folder.list_files() if n.startswith(f"r{rank:05d}_"))
+        if not names:
+            raise FileNotFoundError(f"no removal list for task {rank} in {self.removals_folder.path}: rerun the run")
+        listed = {}
+        for name in names:
+            for row in read_table(self.removals_folder, name).to_pylist():
+                listed[row.pop("index")] = row
+        return listed
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        removals = self.removals(rank)
+        writer = self.exclusion_writer
+        try:
+            for index, doc in enumerate(data):
+                self.stat_update("total")
+                removal = removals.get(index)
+                if removal is None:
+                    self.stat_update("forwarded")
+                    self.update_doc_stats(doc)
+                    yield doc
+                    continue
+                self.stat_update("dropped", f"dropped_{removal['reason']}")
+                self.stat_update("bytes_removed", value=utf8_length(doc.text))
+                doc.metadata.update(filter_reason=removal["reason"], drop_detail=removal["detail"],
+                                    duplicate_of=removal["duplicate_of"])
+                if removal.get("cluster") is not None:
+                    doc.metadata.update(cluster=removal["cluster"], cluster_size=removal["cluster_size"])
+                if writer is not None:
+                    writer.write(doc, rank)
+        except BaseException:
+            if writer is not None:
+                writer._abort()
+            raise
+        if writer is not None:
+            writer.close()
+
+
+def removal_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=REMOVAL_SCHEMA)
