@@ -130,7 +130,7 @@ class UrlDedupResolve(PipelineStep):
             order_key = keys["order_key"].to_numpy()
             by_url = np.lexsort((order_key, url_hash))
             sorted_hash = url_hash[by_url]
-            first = np.r_[True, sorted_hash[1:] != sorted_hash[:-1]]
+            first = np.r_[True, sorted_hash[1:] != sorted_hash[:-1]][: len(by_url)]
             keeper = by_url[np.maximum.accumulate(np.where(first, np.arange(len(by_url)), 0))]
             ids, urls = keys["id"].to_pylist(), keys["url"].to_pylist()
             ranks, indices = keys["rank"].to_numpy(), keys["index"].to_numpy()

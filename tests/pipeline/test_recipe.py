@@ -17,9 +17,19 @@ from mdr.pipeline.recipe import (
 def test_builtin_recipes_load_and_list_their_stages():
     assert {"refinedweb", "fineweb"} <= set(builtin_recipes())
     refinedweb = load_recipe("refinedweb")
-    assert refinedweb.stage_keys == ["url", "extract", "language", "repetition", "quality", "lines"]
+    assert refinedweb.stage_keys == ["url", "extract", "language", "repetition", "quality", "lines", "minhash",
+                                     "exact_substring", "url_dedup"]
     fineweb = load_recipe("fineweb")
-    assert fineweb.stage_keys == ["url", "extract", "language", "repetition", "quality", "c4", "fineweb_quality"]
+    assert fineweb.stage_keys == ["url", "extract", "language", "repetition", "quality", "c4", "fineweb_quality",
+                                  "minhash"]
+    minhash = fineweb.stages[-1].config
+    assert (minhash.num_bands, minhash.rows_per_band) == (14, 8)  # FineWeb's preset (spec §11.3)
+
+
+def test_dedup_stages_come_after_the_filters():
+    message = _error({"stages": [{"minhash": {}}, {"url": {}}]})
+    assert message == ("r.yaml: stages[1]: filter stage 'url' after dedup stage 'minhash': dedup stages run after "
+                       "every filter, list them last")
 
 
 def test_refinedweb_recipe_states_the_paper_defaults():

@@ -66,7 +66,7 @@ def samples_run(tmp_path_factory):
 def test_samples_run_satisfies_stats_invariants(samples_run):
     stats = stats_json(samples_run)
     assert [s["name"] for s in stats["stages"]] == ["read", "url", "extract", "language", "repetition", "quality",
-                                                      "lines"]
+                                                      "lines", "minhash", "exact_substring", "url_dedup"]
     assert stats["complete"] is True
     assert_invariants(stats, samples_run)
 
@@ -83,6 +83,34 @@ def test_samples_planted_pages_meet_their_fate(samples_run):
                 assert dropped[url][1] == fate["reason"], (url, dropped[url], fate)
         elif fate.get("kept"):
             assert url in data, f"{url} should be kept, but was dropped: {dropped.get(url)}"
+
+
+def test_samples_planted_duplicates_and_only_they_are_removed(samples_run):
+    """MinHash drops the exact and the near copy, naming the kept original; exact-substring dedup leaves the shared
+    editor's note in exactly one page (its first occurrence); URL dedup keeps the first crawl of the twice-crawled
+    URL. No other page is touched by dedup."""
+    expected = json.loads((SAMPLES / "expected.json").read_text())
+    rows = [row for p in (samples_run / "data").glob("*.parquet") for row in pq.read_table(p).to_pylist()]
+    data = {row["url"]: row for row in rows}
+    dedup_drops = {row["url"]: row for stage in ("minhash", "exact_substring", "url_dedup")
+                   for p in (samples_run / "excluded" / stage).glob("*.parquet") for row in pq.read_table(p).to_pylist()}
+    planted = {url: fate for url, fate in expected.items() if "dedup" in fate}
+    assert set(dedup_drops) == {url for url, fate in planted.items() if fate["dedup"] in ("exact", "near", "url")}
+    for url, fate in planted.items():
+        if fate["dedup"] in ("exact", "near"):
+            row = dedup_drops[url]
+            assert (row["stage"], row["reason"]) == ("minhash", f"{fate['dedup']}_duplicate")
+            assert json.loads(row["metadata"])["duplicate_of"] == data[fate["duplicate_of"]]["id"]
+        elif fate["dedup"] == "substring":
+            assert (fate.get("keeps") or "") in data[url]["text"] and (fate.get("cut") or "\0") not in data[url]["text"]
+        else:
+            assert [row["url"] for row in rows].count(url) == 1
+            assert data[url]["source_file"].endswith(fate["kept_copy"])
+            assert json.loads(dedup_drops[url]["metadata"])["duplicate_of"] == data[url]["id"]
+    note = next(fate["keeps"] for fate in planted.values() if "keeps" in fate)
+    assert sum(note in row["text"] for row in rows) == 1
+    histogram = json.loads((samples_run / "logs" / "minhash_clusters" / "cluster_sizes.json").read_text())
+    assert histogram == {"2": 2}
 
 
 def test_output_rows_trace_back_to_warc_records(samples_run):
@@ -129,18 +157,27 @@ def _wait_for(predicate, timeout: float):
     return False
 
 
-@pytest.mark.slow
-def test_kill_and_resume_gives_the_same_ids(tmp_path):
-    """SIGKILL a run after some tasks completed; rerunning completes it with exactly the ids of an unkilled run."""
-    args = ["refinedweb", "--input", str(SAMPLES), "--tasks", "8", "--workers", "1", "--no-progress"]
-    reference = tmp_path / "reference"
-    assert mdr("run", *args, "--output", str(reference)).returncode == 0
+KILL_RESUME_ARGS = ["refinedweb", "--input", str(SAMPLES), "--tasks", "8", "--workers", "1", "--no-progress"]
 
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    reference = tmp_path_factory.mktemp("reference") / "out"
+    assert mdr("run", *KILL_RESUME_ARGS, "--output", str(reference)).returncode == 0
+    return reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["filter", "minhash", "url_dedup_index"])
+def test_kill_and_resume_gives_the_same_ids(tmp_path, reference_run, phase):
+    """SIGKILL a run after some tasks of `phase` completed (the filter phase, or a dedup phase); rerunning completes
+    it with exactly the ids of an unkilled run."""
+    args, reference = KILL_RESUME_ARGS, reference_run
     out = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", "run", *args, "--output", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    completions = out / "logs" / "filter" / "completions"
-    started = _wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=120)
+    completions = out / "logs" / phase / "completions"
+    started = _wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=300)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert started, "the run never completed two tasks"
