@@ -1,7 +1,9 @@
 """The `mdr` command.
 
     mdr run RECIPE --input PATH... --output DIR [--executor local|ray|slurm] [--tasks N] [--workers N]
-    mdr stats DIR [--json]
+    mdr stats DIR [DIR_B] [--json]
+    mdr report DIR -o report.html [--samples N] [--seed S]
+    mdr inspect DIR --stage S [--reason R] [-n N] [--random] [--seed S]
     mdr recipes [NAME]
 
 Exit codes: 0 success, 1 a run that failed while running, 2 a request that cannot run (bad recipe, missing
@@ -23,7 +25,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 # Modules with a `register(verbs)` function adding their own verbs (argparse subparsers with a `handler` default).
-PLUGGED_VERBS: list[str] = []
+PLUGGED_VERBS: list[str] = ["mdr.pipeline.report.cli"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-wait", action="store_true", help="slurm: submit the jobs and return")
 
     stats = verbs.add_parser("stats", help="the per-stage funnel of a run")
-    stats.add_argument("dir", metavar="DIR")
-    stats.add_argument("--json", action="store_true", help="machine-readable funnel")
+    stats.add_argument("dirs", nargs="+", metavar="DIR", help="a run directory; two to compare them stage by stage")
+    stats.add_argument("--json", action="store_true", help="machine-readable funnel (or comparison)")
 
     recipes = verbs.add_parser("recipes", help="list the built-in recipes, or print one to copy and edit")
     recipes.add_argument("name", nargs="?")
@@ -98,33 +100,20 @@ def cmd_run(args) -> int:
 
 
 def cmd_stats(args) -> int:
+    from mdr.pipeline.report.table import compare, format_comparison, format_funnel
     from mdr.pipeline.stats import funnel
 
+    if len(args.dirs) > 2:
+        raise RecipeError(f"mdr stats takes one run directory, or two to compare; got {len(args.dirs)}")
     try:
-        result = funnel(args.dir)
+        result = funnel(args.dirs[0]) if len(args.dirs) == 1 else compare(*args.dirs)
     except FileNotFoundError as error:
         raise RecipeError(str(error)) from None
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
-    print(format_funnel(result))
+    else:
+        print(format_funnel(result) if len(args.dirs) == 1 else format_comparison(result))
     return 0
-
-
-def format_funnel(result: dict) -> str:
-    total = result["input_records"] or 1
-    rows = [f"{'stage':<16}{'in':>10}{'out':>10}{'kept %':>9}{'of input':>10}{'seconds':>10}  top drop reasons"]
-    for stage in result["stages"]:
-        kept = stage["docs_out"] / stage["docs_in"] if stage["docs_in"] else 1.0
-        reasons = sorted(stage["dropped"].items(), key=lambda kv: -kv[1])[:3]
-        rows.append(
-            f"{stage['name']:<16}{stage['docs_in']:>10,}{stage['docs_out']:>10,}{kept:>9.1%}"
-            f"{stage['docs_out'] / total:>10.1%}{stage['seconds']:>10.1f}  "
-            + ", ".join(f"{reason} {count:,}" for reason, count in reasons)
-        )
-    rows.append(f"output documents: {result['output_docs']:,}" + ("" if result.get("complete", True) else
-                                                                    "  (partial: run still going or interrupted)"))
-    return "\n".join(rows)
 
 
 def cmd_recipes(args) -> int:

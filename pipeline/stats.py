@@ -27,6 +27,11 @@ def _step_key(step_name: str) -> str:
     return step_name.split(": ", 1)[-1]
 
 
+def _is_extractor(step_name: str) -> bool:
+    # datatrove's extractors are typed "🛢 - EXTRAC": the step where HTML documents become text.
+    return "EXTRAC" in step_name.split(": ", 1)[0]
+
+
 def load_phase_stats(phase_dir: Path) -> tuple[list[dict], int]:
     """Sums a phase's per-task stats; returns (steps in pipeline order, number of tasks with stats)."""
     steps: list[dict] = []
@@ -34,12 +39,19 @@ def load_phase_stats(phase_dir: Path) -> tuple[list[dict], int]:
     for path in files:
         for index, step in enumerate(json.loads(path.read_text())):
             if index == len(steps):
-                steps.append({"name": _step_key(step["name"]), "counters": defaultdict(float), "seconds": 0.0})
+                steps.append({"name": _step_key(step["name"]), "counters": defaultdict(float), "seconds": 0.0,
+                              "extractor": _is_extractor(step["name"])})
             merged = steps[index]
             for counter, value in step.get("stats", {}).items():
                 merged["counters"][counter] += _total(value)
             merged["seconds"] += _total(step.get("time_stats", 0))
     return steps, len(files)
+
+
+def _chars_out(counters: dict) -> int | None:
+    if "doc_len" in counters or not counters.get("forwarded"):  # nothing forwarded: no doc_len counter, 0 chars
+        return int(counters.get("doc_len", 0))
+    return None  # a step that does not count lengths
 
 
 def count_rows(folder: Path) -> int:
@@ -49,17 +61,23 @@ def count_rows(folder: Path) -> int:
 def funnel(out: str | Path) -> dict:
     """The JSON of `mdr stats --json`:
     {"input_records", "stages": [{"name", "docs_in", "docs_out", "dropped": {reason: n}, "seconds"}], "output_docs"}
-    plus "complete" (False while tasks are missing, i.e. mid-run or after a kill)."""
+    plus "complete" (False while tasks are missing, i.e. mid-run or after a kill), "tasks" and "tasks_done" (summed
+    over phases), and per stage "chars_out": characters of text it forwarded (datatrove's `doc_len` counter),
+    null for stages whose output is still HTML (before extraction) or that do not count lengths."""
     out = Path(out)
     run_file = out / RUN_FILE
     if not run_file.is_file():
         raise FileNotFoundError(f"{out} is not an mdr run directory (no {RUN_FILE})")
     phases = json.loads(run_file.read_text()).get("phases", [])
-    stages, complete = [], True
-    for phase in phases:
-        steps, done = load_phase_stats(out / "logs" / phase["name"])
+    stages, complete, tasks_done = [], True, 0
+    loaded = [(phase, *load_phase_stats(out / "logs" / phase["name"])) for phase in phases]
+    # Whether documents are text yet: a run without an extractor step reads text (WET) from the start.
+    text = not any(step["extractor"] for _phase, steps, _done in loaded for step in steps)
+    for phase, steps, done in loaded:
         complete = complete and done >= phase["tasks"]
+        tasks_done += min(done, phase["tasks"])
         for step in steps:
+            text = text or step["extractor"]
             if step["name"] not in phase["stages"]:
                 continue
             counters = step["counters"]
@@ -78,6 +96,7 @@ def funnel(out: str | Path) -> dict:
                     "docs_out": int(counters.get("forwarded", 0)),
                     "dropped": dropped,
                     "seconds": round(step["seconds"], 3),
+                    "chars_out": _chars_out(counters) if text else None,
                 }
             )
     return {
@@ -85,6 +104,8 @@ def funnel(out: str | Path) -> dict:
         "stages": stages,
         "output_docs": count_rows(out / "data"),
         "complete": complete,
+        "tasks": sum(phase["tasks"] for phase in phases),
+        "tasks_done": tasks_done,
     }
 
 

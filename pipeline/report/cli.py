@@ -1,0 +1,67 @@
+"""The `mdr report` and `mdr inspect` verbs (plugged into `mdr` through `register(verbs)`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mdr.pipeline.recipe import RecipeError
+
+
+def _non_negative(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 0:
+        raise RecipeError(f"{flag} must be 0 or more, got {value}")
+    return value
+
+
+def register(verbs) -> None:
+    from mdr.pipeline.report.inspect import DEFAULT_CHARS
+    from mdr.pipeline.report.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES
+
+    report = verbs.add_parser("report", help="a self-contained HTML report of a run: funnel, plots, sample browser")
+    report.add_argument("dir", metavar="DIR")
+    report.add_argument("--output", "-o", required=True, metavar="FILE", help="the HTML file to write")
+    report.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                        help=f"random documents per stage and reason, and kept (default {DEFAULT_SAMPLES})")
+    report.add_argument("--seed", type=int, default=0, help="seed of the random samples (default 0)")
+    report.add_argument("--sample-chars", type=int, default=DEFAULT_SAMPLE_CHARS, metavar="N",
+                        help=f"text characters kept per sampled document (default {DEFAULT_SAMPLE_CHARS:,})")
+    report.set_defaults(handler=cmd_report)
+
+    inspect = verbs.add_parser("inspect", help="page through the documents a stage dropped")
+    inspect.add_argument("dir", metavar="DIR")
+    inspect.add_argument("--stage", "-s", required=True, help="the stage, e.g. repetition")
+    inspect.add_argument("--reason", "-r", help="only this drop reason, e.g. dup_line_frac")
+    inspect.add_argument("--limit", "-n", type=int, metavar="N",
+                         help="documents to show (default: all on a terminal, else 10)")
+    inspect.add_argument("--random", action="store_true", help="random order (with --seed) instead of stored order")
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.add_argument("--chars", type=int, default=DEFAULT_CHARS, metavar="N",
+                         help=f"text characters shown per document, 0 for all (default {DEFAULT_CHARS})")
+    inspect.set_defaults(handler=cmd_inspect)
+
+
+def cmd_report(args) -> int:
+    from mdr.pipeline.report.report import write_report
+
+    _non_negative(args.samples, "--samples")
+    _non_negative(args.sample_chars, "--sample-chars")
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise RecipeError(f"cannot write {output}: directory {output.parent} does not exist")
+    try:
+        path = write_report(args.dir, output, samples=args.samples, seed=args.seed, sample_chars=args.sample_chars)
+    except FileNotFoundError as error:
+        raise RecipeError(str(error)) from None
+    print(f"mdr: report of {args.dir} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from mdr.pipeline.report.inspect import inspect
+
+    _non_negative(args.limit, "--limit")
+    _non_negative(args.chars, "--chars")
+    inspect(args.dir, args.stage, args.reason, limit=args.limit, random=args.random, seed=args.seed,
+            max_chars=args.chars)
+    return 0

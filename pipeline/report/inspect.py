@@ -1,0 +1,155 @@
+"""`mdr inspect DIR --stage S [--reason R]`: page through the documents a stage dropped, in the terminal.
+
+On a terminal the documents go to a pager (`$PAGER`, else `less`), read lazily as it scrolls; otherwise (a pipe, a
+file, CI) the first N documents are printed and the command exits. Page content is untrusted: control characters
+(terminal escape sequences) and bidirectional overrides are shown as U+FFFD, never sent to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from mdr.pipeline.recipe import RecipeError
+from mdr.pipeline.report.collect import SAMPLE_COLUMNS, UNSPECIFIED, RowPicker, parquet_files
+from mdr.pipeline.runner import RUN_FILE
+
+DEFAULT_LIMIT_NOT_TTY = 10  # documents printed when stdout is not a terminal
+DEFAULT_CHARS = 3000  # text characters shown per document (0: all)
+BATCH_ROWS = 64  # documents read at a time while paging
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """Text that cannot drive the terminal: C0/C1 controls (but newline and tab) and bidi controls replaced."""
+    return _UNSAFE.sub("\ufffd", text)
+
+
+def _reason_rows(files: list[str]) -> pl.DataFrame:
+    return (pl.scan_parquet(files).select(pl.col("reason").fill_null(UNSPECIFIED)).with_row_index("row")
+            .collect())
+
+
+def select_rows(out: str | Path, stage: str, reason: str | None = None, random: bool = False,
+                seed: int = 0) -> tuple[RowPicker, list[int], int]:
+    """(picker over excluded/<stage>, row numbers of the matching documents in paging order, rows of the stage).
+    RecipeError (one line, for the user) for a directory that is no run, or a stage or reason without drops."""
+    out = Path(out)
+    if not (out / RUN_FILE).is_file():
+        raise RecipeError(f"{out} is not an mdr run directory (no {RUN_FILE})")
+    files = parquet_files(out / "excluded" / stage)
+    if not files:
+        stages = sorted(p.name for p in (out / "excluded").glob("*") if parquet_files(p))
+        raise RecipeError(f"no documents dropped by stage {stage!r} in {out}; stages with dropped documents: "
+                          f"{', '.join(stages) or 'none'}")
+    rows = _reason_rows(files)
+    if reason is not None:
+        matching = rows.filter(pl.col("reason") == reason)
+        if matching.height == 0:
+            counts = rows.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
+            listed = ", ".join(f"{r} ({n})" for r, n in counts.iter_rows())
+            raise RecipeError(f"stage {stage!r} dropped no documents for reason {reason!r}; its reasons: {listed}")
+        rows_wanted = matching["row"].to_numpy()
+    else:
+        rows_wanted = rows["row"].to_numpy()
+    if random:
+        rows_wanted = np.random.default_rng(seed).permutation(rows_wanted)
+    return RowPicker(files), rows_wanted.tolist(), rows.height
+
+
+def iter_documents(picker: RowPicker, rows: list[int]) -> Iterator[dict]:
+    """The documents at `rows`, in that order, reading a few row groups at a time."""
+    columns = SAMPLE_COLUMNS + ["stage", "reason"]
+    for start in range(0, len(rows), BATCH_ROWS):
+        batch = rows[start:start + BATCH_ROWS]
+        found = picker.take(batch, columns)
+        for row in batch:
+            yield found[row]
+
+
+def format_document(doc: dict, number: int, total: int, max_chars: int, width: int = 100) -> str:
+    heading = f"━━ {number}/{total} · {doc.get('stage')} · {doc.get('reason') or UNSPECIFIED} "
+    text = doc.get("text") or ""
+    shown = text if not max_chars or len(text) <= max_chars else (
+        text[:max_chars] + f"\n[… {len(text) - max_chars:,} more characters: --chars 0 shows all]")
+    facts = []
+    if doc.get("language"):
+        score = doc.get("language_score")
+        facts.append(f"language {doc['language']}" + (f" ({score:.3f})" if score is not None else ""))
+    facts.append(f"{len(text):,} characters")
+    if doc.get("source_file"):
+        facts.append(f"{Path(doc['source_file']).name} @ {doc.get('source_offset')}")
+    lines = [
+        heading + "━" * max(width - len(heading), 3),
+        f"detail  {doc.get('detail') or '-'}",
+        f"url     {doc.get('url') or '-'}",
+        f"id      {doc.get('id') or '-'}",
+        "        " + " · ".join(facts),
+        "",
+        shown,
+        "",
+    ]
+    return safe("\n".join(lines)) + "\n"
+
+
+def _page(chunks: Iterator[str]) -> None:
+    """Writes chunks into a pager as it asks for them; stops when the user quits it."""
+    command = shlex.split(os.environ.get("PAGER") or "less")
+    if not command or shutil.which(command[0]) is None:
+        for chunk in chunks:  # no pager: the whole stream, as `git` does
+            sys.stdout.write(chunk)
+        return
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX")}  # quit if one screen, keep it on screen
+    pager = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, text=True, encoding="utf-8")
+    try:
+        for chunk in chunks:
+            pager.stdin.write(chunk)
+        pager.stdin.close()
+    except BrokenPipeError:  # the user quit the pager
+        pass
+    finally:
+        try:
+            pager.stdin.close()
+        except BrokenPipeError:
+            pass
+        pager.wait()
+
+
+def inspect(out: str | Path, stage: str, reason: str | None = None, limit: int | None = None, random: bool = False,
+            seed: int = 0, max_chars: int = DEFAULT_CHARS, interactive: bool | None = None) -> int:
+    """Shows the documents `stage` dropped (for `reason`): paged on a terminal, else the first `limit` (default 10)
+    printed. Returns the number of documents shown or handed to the pager."""
+    interactive = sys.stdout.isatty() if interactive is None else interactive
+    picker, rows, stage_rows = select_rows(out, stage, reason, random=random, seed=seed)
+    if limit is None and not interactive:
+        limit = DEFAULT_LIMIT_NOT_TTY
+    shown = rows if limit is None else rows[:limit]
+    order = f"random order, seed {seed}" if random else "stored order"
+    which = f"for reason {reason}" if reason is not None else "for any reason"
+    header = (f"{len(rows):,} documents dropped by {stage} {which} ({stage_rows:,} dropped by {stage} in all); "
+              f"showing {len(shown):,}, {order}\n\n")
+    width = shutil.get_terminal_size((100, 24)).columns if interactive else 100
+    chunks = (format_document(doc, number, len(rows), max_chars, width)
+              for number, doc in enumerate(iter_documents(picker, shown), start=1))
+    if interactive:
+        _page(_prepend(header, chunks))
+    else:
+        sys.stdout.write(header)
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return len(shown)
+
+
+def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
