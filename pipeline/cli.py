@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from mdr.pipeline.executors import PhaseFailedError
 from mdr.pipeline.recipe import RecipeError
 
 EXIT_FAILED = 1
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as error:
         print(f"mdr: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except PhaseFailedError as error:  # a task failed while running; its log file is named in the message
+        print(f"mdr: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:  # `mdr stats OUT | head`
         sys.stderr.close()
         return 0
