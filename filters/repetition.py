@@ -38,6 +38,7 @@ class RepetitionStage(GopherRepetitionFilter):
     """Gopher's repetition rules in Table A1 order; the first one exceeded is the drop reason."""
 
     name = "repetition"
+    preload_modules = ("spacy",)  # the word tokenizer; imported in the forkserver, not in every task
 
     def __init__(self, config: RepetitionConfig = None, exclusion_writer=None):
         self.config = config or RepetitionConfig()

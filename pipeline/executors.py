@@ -174,7 +174,10 @@ class LocalExecutor(_QuietConsole, LocalPipelineExecutor):
         self.save_executor_as_json()
         context = multiprocess.get_context(self.start_method)
         if self.start_method == "forkserver":  # import the steps' modules once, not in every task process
-            context.set_forkserver_preload(sorted({type(step).__module__ for step in self.pipeline} - {"__main__"}))
+            modules = {type(step).__module__ for step in self.pipeline} - {"__main__"}
+            # plus what steps import lazily on their first document (e.g. spaCy, ~2 s per task process otherwise)
+            modules.update(module for step in self.pipeline for module in getattr(step, "preload_modules", ()))
+            context.set_forkserver_preload(sorted(modules))
         running, free_local_ranks, failed = {}, list(range(self.workers)), []
         try:
             while ranks or running:
