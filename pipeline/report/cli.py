@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from mdr.pipeline.recipe import RecipeError
+from mdr.pipeline.report import DEFAULT_INSPECT_CHARS, DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES
 
 
 def _non_negative(value: int | None, flag: str) -> int | None:
@@ -15,9 +16,6 @@ def _non_negative(value: int | None, flag: str) -> int | None:
 
 
 def register(verbs) -> None:
-    from mdr.pipeline.report.inspect import DEFAULT_CHARS
-    from mdr.pipeline.report.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES
-
     report = verbs.add_parser("report", help="a self-contained HTML report of a run: funnel, plots, sample browser")
     report.add_argument("dir", metavar="DIR")
     report.add_argument("--output", "-o", required=True, metavar="FILE", help="the HTML file to write")
@@ -36,8 +34,8 @@ def register(verbs) -> None:
                          help="documents to show (default: all on a terminal, else 10)")
     inspect.add_argument("--random", action="store_true", help="random order (with --seed) instead of stored order")
     inspect.add_argument("--seed", type=int, default=0)
-    inspect.add_argument("--chars", type=int, default=DEFAULT_CHARS, metavar="N",
-                         help=f"text characters shown per document, 0 for all (default {DEFAULT_CHARS})")
+    inspect.add_argument("--chars", type=int, default=DEFAULT_INSPECT_CHARS, metavar="N",
+                         help=f"text characters shown per document, 0 for all (default {DEFAULT_INSPECT_CHARS})")
     inspect.set_defaults(handler=cmd_inspect)
 
 

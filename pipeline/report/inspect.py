@@ -20,11 +20,10 @@ import numpy as np
 import polars as pl
 
 from mdr.pipeline.recipe import RecipeError
+from mdr.pipeline.report import DEFAULT_INSPECT_CHARS, DEFAULT_LIMIT_NOT_TTY
 from mdr.pipeline.report.collect import SAMPLE_COLUMNS, UNSPECIFIED, RowPicker, parquet_files
 from mdr.pipeline.runner import RUN_FILE
 
-DEFAULT_LIMIT_NOT_TTY = 10  # documents printed when stdout is not a terminal
-DEFAULT_CHARS = 3000  # text characters shown per document (0: all)
 BATCH_ROWS = 64  # documents read at a time while paging
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -125,7 +124,7 @@ def _page(chunks: Iterator[str]) -> None:
 
 
 def inspect(out: str | Path, stage: str, reason: str | None = None, limit: int | None = None, random: bool = False,
-            seed: int = 0, max_chars: int = DEFAULT_CHARS, interactive: bool | None = None) -> int:
+            seed: int = 0, max_chars: int = DEFAULT_INSPECT_CHARS, interactive: bool | None = None) -> int:
     """Shows the documents `stage` dropped (for `reason`): paged on a terminal, else the first `limit` (default 10)
     printed. Returns the number of documents shown or handed to the pager."""
     interactive = sys.stdout.isatty() if interactive is None else interactive

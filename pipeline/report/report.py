@@ -17,13 +17,11 @@ from html import escape
 from pathlib import Path
 from string import Template
 
-from mdr.pipeline.report import svg
+from mdr.pipeline.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES, svg
 from mdr.pipeline.report.collect import LID_SCORE_BINS, collect
 from mdr.pipeline.report.table import human, partial_note, text_base
 
 ASSETS = Path(__file__).parent
-DEFAULT_SAMPLES = 10  # documents per (stage, reason), and kept documents
-DEFAULT_SAMPLE_CHARS = 10_000  # text kept per sampled document; `mdr inspect` shows the rest
 
 
 def script_json(value) -> str:
