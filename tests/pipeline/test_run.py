@@ -168,7 +168,7 @@ def reference_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", ["filter", "minhash", "url_dedup_index"])
+@pytest.mark.parametrize("phase", ["filter", "minhash"])
 def test_kill_and_resume_gives_the_same_ids(tmp_path, reference_run, phase):
     """SIGKILL a run after some tasks of `phase` completed (the filter phase, or a dedup phase); rerunning completes
     it with exactly the ids of an unkilled run."""
