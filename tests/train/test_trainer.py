@@ -1,0 +1,177 @@
+"""train/trainer.py: bitwise resume (in process, and after killing `mdr train`), weights_only checkpoints, the
+learning-rate schedule, the manifest, resume refusals, and DDP under torchrun against a one-process reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mdr.pipeline.cli import main
+from mdr.pipeline.recipe import RecipeError
+from mdr.train.data import TokenLoader
+from mdr.train.model import GPT, config_for
+from mdr.train.tokenizer import load_tokenizer
+from mdr.train.trainer import (TrainConfig, lr_multiplier, make_optimizer, make_scheduler, train, train_step)
+from tests.train.runs import SMALL, shakespeare_data, shakespeare_tokenizer
+
+PYTHON = sys.executable
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+def _metrics(run: Path, split: str) -> list[dict]:
+    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == split]
+
+
+def _checkpoint(run: Path) -> dict:
+    return torch.load(run / "ckpt.pt", weights_only=True)  # raises if anything but tensors and plain data is stored
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"]
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for index, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][key]), (index, key)
+    assert a["scheduler"] == b["scheduler"]
+    assert a["ranks"][0]["loader"] == b["ranks"][0]["loader"]
+
+
+def test_resume_continues_the_identical_trajectory(tmp_path):
+    # label smoothing and entropy regularisation on, so the resumed objective is the regularised one
+    config = dict(data=shakespeare_data(), tokenizer=shakespeare_tokenizer(), max_steps=10, label_smoothing=0.1,
+                  entropy_reg=0.01, **SMALL)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(TrainConfig(out=str(full), **config))
+    train(TrainConfig(out=str(part), **config), stop_at=4)
+    assert _checkpoint(part)["step"] == 4
+    train(TrainConfig(out=str(part), resume=True, **config))
+
+    _assert_same_state(_checkpoint(full), _checkpoint(part))
+    assert _metrics(full, "train") == [{**r, "tokens_per_s": a["tokens_per_s"]}
+                                       for r, a in zip(_metrics(part, "train"), _metrics(full, "train"))]
+    assert [r["step"] for r in _metrics(part, "train")] == list(range(1, 11))
+    assert _metrics(full, "val") == _metrics(part, "val") and [r["step"] for r in _metrics(full, "val")] == [4, 8, 10]
+    losses = _metrics(full, "train")
+    assert all(r["loss"] != r["nll"] for r in losses)  # the regularised loss, the plain NLL beside it
+    assert losses[-1]["nll"] < losses[0]["nll"]
+    manifest = json.loads((part / "manifest.json").read_text())
+    assert manifest["resumes"] == [4]
+
+
+def test_checkpoint_holds_every_component_and_loads_weights_only(tmp_path):
+    run = tmp_path / "run"
+    train(TrainConfig(data=shakespeare_data(), out=str(run), tokenizer=shakespeare_tokenizer(), max_steps=2, **SMALL))
+    checkpoint = _checkpoint(run)
+    assert {"model", "optimizer", "scheduler", "ranks", "step", "config", "model_config"} <= checkpoint.keys()
+    assert {"python", "numpy", "torch", "cuda"} <= checkpoint["ranks"][0]["rng"].keys()
+    assert checkpoint["ranks"][0]["loader"]["batches"] == 2
+    assert checkpoint["scheduler"]["last_epoch"] == 2
+    assert not list(run.glob(".*tmp"))  # the temporary file was renamed
+    manifest = json.loads((run / "manifest.json").read_text())
+    tokenizer = load_tokenizer(shakespeare_tokenizer())
+    assert manifest["tokenizer"]["sha256"] == tokenizer.sha256
+    assert manifest["data_order_seed"] == 0 and manifest["versions"]["torch"] == torch.__version__
+    assert len(manifest["shards"]) == 3 and all(len(s["sha256"]) == 64 for s in manifest["shards"])
+    assert manifest["git"] is None or len(manifest["git"]["commit"]) == 40
+    assert (run / "tokenizer.json").read_bytes() == Path(shakespeare_tokenizer()).read_bytes()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_resume_refusals(tmp_path):
+    run = tmp_path / "run"
+    config = dict(data=shakespeare_data(), out=str(run), tokenizer=shakespeare_tokenizer(), **SMALL)
+    with pytest.raises(RecipeError, match="nothing to resume"):
+        train(TrainConfig(max_steps=2, resume=True, **config))
+    train(TrainConfig(max_steps=2, **config))
+    with pytest.raises(RecipeError, match="already holds a checkpoint"):
+        train(TrainConfig(max_steps=2, **config))
+    with pytest.raises(RecipeError, match="different lr"):
+        train(TrainConfig(max_steps=4, lr=1e-2, resume=True, **config))
+    with pytest.raises(RecipeError, match="another tokenizer"):
+        train(TrainConfig(**{**config, "tokenizer": shakespeare_tokenizer(300)}, max_steps=4, resume=True))
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    assert lr_multiplier(0, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_multiplier(9, 100, 10, 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(10, 100, 10, 0.1) == pytest.approx(1.0)
+    assert lr_multiplier(55, 100, 10, 0.1) == pytest.approx(0.55)  # halfway down the cosine: (1 + 0.1) / 2
+    assert lr_multiplier(100, 100, 10, 0.1) == pytest.approx(0.1)
+
+
+def _cli_train(data, tokenizer, run, max_steps, *extra):
+    return [PYTHON, "-m", "mdr.pipeline.cli", "train", "--data", *data, "--out", str(run), "--tokenizer", tokenizer,
+            "--preset", "tiny", "--seq-len", "32", "--batch-size", "4", "--max-steps", str(max_steps),
+            "--val-fraction", "0.05", "--eval-interval", "1000", "--eval-batches", "2", "--log-interval", "1",
+            "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_killed_mdr_train_resumes_bitwise(tmp_path):
+    """SIGKILL `mdr train` after a checkpoint, run it again with --resume (in this process): the same weights and
+    log as one uninterrupted run."""
+    data, tokenizer, steps = shakespeare_data(), shakespeare_tokenizer(), 30
+    run = tmp_path / "killed"
+    process = subprocess.Popen(_cli_train(data, tokenizer, run, steps, "--checkpoint-interval", "5"),
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "ckpt.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()
+    _, stderr = process.communicate()
+    assert (run / "ckpt.pt").exists(), stderr
+    killed_at = _checkpoint(run)["step"]
+    assert killed_at < steps, "the run finished before it was killed"
+    assert main(_cli_train(data, tokenizer, run, steps, "--checkpoint-interval", "5", "--resume")[3:]) == 0
+
+    reference = tmp_path / "reference"
+    train(TrainConfig(data=data, out=str(reference), tokenizer=tokenizer, max_steps=steps,
+                      **{**SMALL, "eval_interval": 1000, "checkpoint_interval": 5}))
+    _assert_same_state(_checkpoint(reference), _checkpoint(run))
+    ours, theirs = _metrics(run, "train"), _metrics(reference, "train")
+    assert [r["step"] for r in ours] == list(range(1, steps + 1))
+    assert [(r["loss"], r["nll"]) for r in ours] == [(r["loss"], r["nll"]) for r in theirs]
+    assert json.loads((run / "manifest.json").read_text())["resumes"] == [killed_at]
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
+    """torchrun 2 ranks × batch 4 (gloo) against one process stepping on both ranks' batches as 2 micro-batches."""
+    data, tokenizer, steps = shakespeare_data(), shakespeare_tokenizer(), 6
+    run = tmp_path / "ddp"
+    command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "mdr.pipeline.cli", "train",
+               *_cli_train(data, tokenizer, run, steps)[4:]]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # the reference: one process, one model, the two ranks' loaders feeding one step as two micro-batches
+    config = TrainConfig(data=data, out=str(tmp_path / "unused"), tokenizer=tokenizer, max_steps=steps, lr=1e-3,
+                         **{**SMALL, "eval_interval": 1000})
+    torch.manual_seed(config.seed)
+    model = GPT(config_for("tiny", load_tokenizer(tokenizer).vocab_size, 32))
+    optimizer = make_optimizer(model, config, torch.device("cpu"))
+    scheduler = make_scheduler(optimizer, config)
+    ranks = [iter(TokenLoader(data, tokenizer, 32, 4, rank=r, world_size=2, val_fraction=0.05)) for r in (0, 1)]
+    reference = [train_step(model, optimizer, scheduler, [next(r) for r in ranks], config, torch.device("cpu"))
+                 for _ in range(steps)]
+
+    logged = _metrics(run, "train")
+    assert [r["step"] for r in logged] == list(range(1, steps + 1))
+    for row, (loss, nll) in zip(logged, reference):
+        assert row["loss"] == pytest.approx(loss.item(), rel=1e-5)
+        assert row["tokens"] == row["step"] * 2 * 4 * 32  # the global batch: 2 ranks × 4 × 32
+    checkpoint = _checkpoint(run)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(checkpoint["model"][name], tensor, rtol=1e-4, atol=1e-5)
+    assert [r["loader"]["rank"] for r in checkpoint["ranks"]] == [0, 1]
+    assert [r["loader"]["batches"] for r in checkpoint["ranks"]] == [steps, steps]
+    assert len(_metrics(run, "val")) == 1  # both ranks evaluated their held-out share at the last step

@@ -1,0 +1,181 @@
+"""The training verbs of the `mdr` command.
+
+    mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--tokenizer PATH] [--max-steps N]
+              [--label-smoothing E] [--entropy-reg L] [--resume] [...]
+    mdr eval RUN --data SHARDS [--split val|all] [--json]
+    mdr sample RUN --prompt TEXT [--prompt TEXT ...] [--strategy S | --compare] [--json]
+    mdr export RUN --hf DIR
+
+`torchrun --nproc-per-node N -m mdr.pipeline.cli train ...` trains with DDP, one process per GPU (or CPU rank).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from mdr.pipeline.recipe import RecipeError
+
+# `mdr train` flags that map one to one onto TrainConfig fields; unset flags keep the dataclass defaults.
+_TRAIN_OPTIONS = {
+    "--preset": (str, "model shape: tiny (CPU) or gpt2-124m"),
+    "--tokenizer": (str, "tokenizer.json to use (default: train one on the data, stored in RUN)"),
+    "--tokenizer-vocab-size": (int, "vocabulary of the tokenizer trained when --tokenizer is omitted"),
+    "--max-steps": (int, "optimizer steps"),
+    "--batch-size": (int, "sequences per micro-batch per rank"),
+    "--grad-accum": (int, "micro-batches per optimizer step"),
+    "--seq-len": (int, "tokens per sequence (default: the preset's context)"),
+    "--lr": (float, "peak learning rate"),
+    "--warmup-fraction": (float, "share of the steps spent warming the learning rate up"),
+    "--weight-decay": (float, "AdamW weight decay"),
+    "--label-smoothing": (float, "label smoothing ε (0: plain MLE)"),
+    "--entropy-reg": (float, "entropy regularisation λ: loss = NLL − λ·entropy (0: plain MLE)"),
+    "--seed": (int, "model init and data order seed"),
+    "--val-fraction": (float, "documents held out for evaluation, by text hash"),
+    "--eval-interval": (int, "steps between held-out evaluations"),
+    "--eval-batches": (int, "held-out batches per rank per evaluation"),
+    "--checkpoint-interval": (int, "steps between checkpoints"),
+    "--log-interval": (int, "steps between train-loss log lines"),
+    "--num-workers": (int, "data loader worker processes per rank"),
+    "--device": (str, "auto, cpu, cuda or cuda:N"),
+}
+
+
+def register(verbs) -> None:
+    """Adds train, eval, sample and export to the mdr CLI."""
+    from mdr.train.model import PRESETS
+    from mdr.train.sample import STRATEGIES
+
+    train = verbs.add_parser("train", help="train a GPT on Parquet shards by maximum likelihood")
+    train.add_argument("--data", nargs="+", required=True, metavar="SHARDS",
+                       help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories")
+    train.add_argument("--out", required=True, metavar="RUN", help="run directory: checkpoint, metrics, manifest")
+    for flag, (kind, text) in _TRAIN_OPTIONS.items():
+        train.add_argument(flag, type=kind, help=text, **({"choices": list(PRESETS)} if flag == "--preset" else {}))
+    train.add_argument("--resume", action="store_true", help="continue RUN/ckpt.pt (give the same options)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = verbs.add_parser("eval", help="held-out NLL, perplexity, bits per byte, entropy and calibration")
+    evaluate.add_argument("run", metavar="RUN")
+    evaluate.add_argument("--data", nargs="+", required=True, metavar="SHARDS")
+    evaluate.add_argument("--split", choices=["val", "all"], default="val",
+                          help="val: the documents the run held out (by text hash); all: every document")
+    evaluate.add_argument("--max-batches", type=int, help="stop after N batches (default: all)")
+    evaluate.add_argument("--batch-size", type=int, help="sequences per batch (default: the run's)")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    sample = verbs.add_parser("sample", help="continue prompts with a decoding strategy; --compare runs them all")
+    sample.add_argument("run", metavar="RUN")
+    sample.add_argument("--prompt", action="append", required=True, metavar="TEXT", help="repeat for more prompts")
+    sample.add_argument("--strategy", choices=STRATEGIES, default="top-p")
+    sample.add_argument("--compare", action="store_true", help="every strategy on the same prompts, as a table")
+    sample.add_argument("--max-new-tokens", type=int)
+    sample.add_argument("--top-k", type=int)
+    sample.add_argument("--top-p", type=float)
+    sample.add_argument("--temperature", type=float)
+    sample.add_argument("--beam-width", type=int)
+    sample.add_argument("--seed", type=int)
+    sample.add_argument("--device", default="cpu")
+    sample.add_argument("--json", action="store_true")
+    sample.set_defaults(handler=cmd_sample)
+
+    export = verbs.add_parser("export", help="write the model as a Hugging Face transformers GPT-2")
+    export.add_argument("run", metavar="RUN")
+    export.add_argument("--hf", required=True, metavar="DIR", help="directory for from_pretrained")
+    export.set_defaults(handler=cmd_export)
+
+
+def _option_name(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def cmd_train(args) -> int:
+    from mdr.train.trainer import TrainConfig, train
+
+    options = {_option_name(f): getattr(args, _option_name(f)) for f in _TRAIN_OPTIONS}
+    config = TrainConfig(data=args.data, out=args.out, resume=args.resume, compile=args.compile,
+                         progress=not args.no_progress, **{k: v for k, v in options.items() if v is not None})
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        print("mdr: interrupted; continue from the last checkpoint with the same command and --resume",
+              file=sys.stderr)
+        return 130
+    if result.get("nll") is not None and config.progress:
+        print(f"mdr: step {result['step']}: held-out nll {result['nll']:.4f}, ppl {result['ppl']:.2f}, "
+              f"bpb {result['bpb']:.4f}, entropy {result['entropy']:.4f}, ece {result['ece']:.4f} -> {args.out}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from pathlib import Path
+
+    from mdr.train.data import TokenLoader
+    from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
+    from mdr.train.trainer import TOKENIZER, load_model
+
+    model, config = load_model(args.run, args.device)
+    tokenizer = str(Path(args.run) / TOKENIZER)
+    split, val_fraction = ("val", config["val_fraction"]) if args.split == "val" else ("train", 0.0)
+    if split == "val" and val_fraction == 0.0:
+        raise RecipeError(f"{args.run} held nothing out (val_fraction 0): use --split all")
+    loader = TokenLoader(args.data, tokenizer, model.config.block_size, args.batch_size or config["batch_size"],
+                         seed=config["seed"], split=split, val_fraction=val_fraction, epochs=1)
+    try:
+        metrics = evaluate(model, loader, token_byte_lengths(tokenizer, model.config.vocab_size), args.max_batches,
+                           args.device)
+    except NoHeldOutData:
+        raise RecipeError(f"no {args.split} tokens in {' '.join(args.data)} (fewer than one batch of "
+                          f"{loader.batch_size}×{loader.seq_len} tokens per split)") from None
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from pathlib import Path
+
+    from mdr.train import sample
+    from mdr.train.tokenizer import load_tokenizer
+    from mdr.train.trainer import TOKENIZER, load_model
+
+    model, _ = load_model(args.run, args.device)
+    tokenizer = load_tokenizer(str(Path(args.run) / TOKENIZER))
+    chosen = {k: getattr(args, k) for k in ("max_new_tokens", "top_k", "top_p", "temperature", "beam_width", "seed")}
+    try:
+        config = sample.DecodeConfig(strategy=args.strategy, **{k: v for k, v in chosen.items() if v is not None})
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
+    if any(not tokenizer.encode(p) for p in args.prompt):
+        raise RecipeError("a --prompt is empty: give at least one character")
+    strategies = sample.STRATEGIES if args.compare else (args.strategy,)
+    rows = sample.compare(model, tokenizer, args.prompt, config, strategies)
+    if args.json:
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "strategy"}
+        print(json.dumps({"prompts": args.prompt, "settings": settings, "strategies": rows}, indent=2))
+    elif args.compare:
+        print(sample.format_table(rows))
+        for row in rows:
+            for prompt, text in zip(args.prompt, row["samples"]):
+                print(f"\n[{row['strategy']}] {prompt}{text}")
+    else:
+        for prompt, text in zip(args.prompt, rows[0]["samples"]):
+            print(prompt + text)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from mdr.train.export import export_hf
+
+    out = export_hf(args.run, args.hf)
+    print(f"mdr: GPT2LMHeadModel and tokenizer -> {out} (load with GPT2LMHeadModel.from_pretrained)",
+          file=sys.stderr)
+    return 0

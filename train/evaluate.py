@@ -1,0 +1,98 @@
+"""Held-out evaluation: NLL, perplexity, bits per byte, token entropy, ECE and the calibration gap over batches.
+
+Sums are kept as tensors and, under torch.distributed, added across ranks, so every rank evaluates its own part of
+the held-out split and all ranks get the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+
+from mdr.train import objective
+
+
+class NoHeldOutData(ValueError):
+    """The batches held no tokens (an empty held-out split)."""
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character table, which byte-level BPE vocabularies are written in."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1))
+    table, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[byte] = chr(byte)
+        else:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def token_byte_lengths(tokenizer_path: str, size: int) -> torch.Tensor:
+    """UTF-8 bytes of text each token id stands for (0 for special tokens and padding ids), shape (size,).
+
+    Read from the byte-level BPE vocabulary itself, since decoding one token alone cannot show a partial character.
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    char_to_byte = {c: b for b, c in _bytes_to_unicode().items()}
+    special = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+    lengths = torch.zeros(size, dtype=torch.long)
+    for token, index in tokenizer.get_vocab(with_added_tokens=True).items():
+        if index < size and token not in special:
+            lengths[index] = sum(1 for c in token if c in char_to_byte)
+    return lengths
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], token_bytes: torch.Tensor,
+             max_batches: int | None = None, device: str | torch.device = "cpu",
+             autocast_dtype: torch.dtype | None = None) -> dict:
+    """Metrics of `model` on (x, y) batches: nll, ppl, bpb, entropy, ece, gap (nats unless named) and tokens.
+
+    bpb is the summed NLL over ln 2 · the UTF-8 bytes of the target tokens (end-of-document tokens add NLL, no bytes).
+    """
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    token_bytes = token_bytes.to(device)
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # nll, entropy, tokens, bytes
+    bins = torch.zeros(3, objective.ECE_BINS, dtype=torch.float64, device=device)
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext())
+    for i, (x, y) in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        x, y = x.to(device), y.to(device)
+        with autocast:
+            logits = model(x)
+        logits = logits.float().view(-1, logits.size(-1))
+        log_probs = F.log_softmax(logits, dim=-1)
+        totals[0] += -log_probs.gather(-1, y.view(-1, 1)).sum().double()
+        totals[1] += -(log_probs.exp() * log_probs).sum().double()
+        totals[2] += y.numel()
+        totals[3] += token_bytes[y].sum().double()
+        bins += torch.stack(objective.calibration_bins(logits, y))
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(totals)
+        dist.all_reduce(bins)
+    model.train(was_training)
+    nll_sum, entropy_sum, tokens, n_bytes = totals.tolist()
+    if not tokens:
+        raise NoHeldOutData("no held-out tokens to evaluate on")
+    nll, entropy = nll_sum / tokens, entropy_sum / tokens
+    return {
+        "nll": nll,
+        "ppl": objective.perplexity(nll),
+        "bpb": objective.bits_per_byte(nll_sum, int(n_bytes)),
+        "entropy": entropy,
+        "ece": objective.ece_from_bins(*bins),
+        "gap": objective.calibration_gap(nll, entropy),
+        "tokens": int(tokens),
+    }

@@ -1,0 +1,514 @@
+"""Training by maximum likelihood (nanoGPT's train.py, with torchtitan's resumable components).
+
+    train(TrainConfig(data=[...], out="RUN", tokenizer="tokenizer.json"))
+
+One process, or one per GPU under `torchrun --nproc-per-node N` (DDP: gloo on CPU, NCCL on GPU); the model never
+knows. AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping and accumulation, bf16 autocast on
+GPU, optional torch.compile. The step is `train_step`; `train` around it loads data, evaluates, logs and saves.
+
+RUN/ holds:
+    ckpt.pt         model, optimizer, scheduler, every rank's RNG states and loader position, step and config:
+                    written to a temporary file and renamed, loaded with torch.load(weights_only=True)
+    metrics.jsonl   one line per logged step: {"split": "train", step, loss, nll, lr, tokens_per_s, ...} and per
+                    evaluation {"split": "val", step, nll, ppl, bpb, entropy, ece, gap, tokens}
+    tensorboard/    the same scalars as TensorBoard event files
+    manifest.json   what reproduces the run (LLM360): config, git commit, tokenizer and shard hashes, seed, versions
+    tokenizer.json  the tokenizer, so the run directory is all that eval, sample and export need
+A resumed run (`resume=True`) continues the identical trajectory: on CPU, bitwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from mdr.pipeline.recipe import RecipeError
+from mdr.train import objective
+from mdr.train.data import TokenLoader
+from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
+from mdr.train.model import GPT, PRESETS, GPTConfig, config_for
+from mdr.train.tokenizer import load_tokenizer, resolve_parquet_files, train_tokenizer
+
+CHECKPOINT = "ckpt.pt"
+METRICS = "metrics.jsonl"
+MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer.json"
+CHECKPOINT_FORMAT = 1
+# Vocabulary of a tokenizer trained by `train` when none is given: GPT-2's 50,257 for GPT-2; a small one for the CPU
+# preset, whose embedding would otherwise outweigh the rest of the model.
+TOKENIZER_VOCAB_SIZE = {"tiny": 4096, "gpt2-124m": 50257}
+# Peak learning rate by preset: nanoGPT's "baby GPT" (shakespeare_char) for the tiny model, GPT-3 Table 2.1 (125M)
+# for GPT-2 small.
+PEAK_LR = {"tiny": 1e-3, "gpt2-124m": 6e-4}
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]  # Parquet shards: files, directories, globs, fsspec URLs or `mdr run` output directories
+    out: str  # the run directory
+    tokenizer: str | None = None  # tokenizer.json, copied into the run; None: train one on the data into the run
+    tokenizer_vocab_size: int | None = None  # for a tokenizer trained here; None: TOKENIZER_VOCAB_SIZE[preset]
+    preset: str = "tiny"  # model shape, a key of model.PRESETS
+    vocab_size: int | None = None  # None: the tokenizer's, padded to a multiple of 64 (nanoGPT)
+    seq_len: int | None = None  # None: the preset's context length
+    batch_size: int = 12  # sequences per micro-batch per rank (nanoGPT's train.py)
+    grad_accum: int = 1  # micro-batches per optimizer step (nanoGPT uses 40 on 1 GPU for GPT-2's 0.5M-token batch)
+    max_steps: int = 5000  # optimizer steps (nanoGPT's shakespeare_char config)
+    lr: float | None = None  # peak learning rate; None: PEAK_LR[preset]
+    min_lr_ratio: float = 0.1  # cosine decays to 10% of the peak (Chinchilla, Hoffmann et al. 2022; nanoGPT)
+    warmup_fraction: float = 0.037  # llm.c's GPT-2 (124M) run: 700 warmup steps of 19,073
+    weight_decay: float = 0.1  # GPT-3, on matrices only (nanoGPT)
+    beta1: float = 0.9  # GPT-3
+    beta2: float = 0.95  # GPT-3
+    grad_clip: float = 1.0  # global gradient norm, GPT-3
+    label_smoothing: float = 0.0  # ε of lecture §3.6.2; 0 is plain MLE
+    entropy_reg: float = 0.0  # λ of entropy-regularised MLE, lecture §3.6.1; 0 is plain MLE
+    seed: int = 0  # model init and data order
+    val_fraction: float = 0.01  # documents held out by text hash (the loader's default)
+    eval_interval: int = 250  # steps between held-out evaluations (and at the last step)
+    eval_batches: int = 20  # held-out batches per rank per evaluation (nanoGPT: 200 over a larger batch)
+    checkpoint_interval: int = 250  # steps between checkpoints (and at the last step)
+    log_interval: int = 10  # steps between train-loss lines; fewer .item() syncs on GPU
+    num_workers: int = 0  # DataLoader worker processes per rank (0 reads in the training process)
+    compile: bool = False  # torch.compile the model (GPU: faster after a minute of compiling)
+    device: str = "auto"  # auto: CUDA when available, else CPU
+    progress: bool = True  # a progress line on stderr (rank 0)
+    resume: bool = False  # continue from RUN/ckpt.pt
+    extra: dict = field(default_factory=dict)  # free-form notes stored in the manifest
+
+    # Options that may change on resume without changing the trajectory's meaning (max_steps changes the schedule).
+    RESUMABLE_CHANGES = ("max_steps", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval",
+                         "compile", "device", "progress", "resume", "extra", "tokenizer", "data", "out")
+
+    def validate(self) -> None:
+        if self.preset not in PRESETS:
+            raise RecipeError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "checkpoint_interval",
+                    "log_interval")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.seq_len is not None and self.seq_len < 1:
+            raise RecipeError(f"seq_len must be at least 1, got {self.seq_len}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise RecipeError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.entropy_reg < 0.0:
+            raise RecipeError(f"entropy regularisation must be >= 0, got {self.entropy_reg}")
+        if (self.lr is not None and self.lr <= 0.0) or not 0.0 <= self.warmup_fraction < 1.0:
+            raise RecipeError(f"lr must be positive and warmup_fraction in [0, 1), got {self.lr}, {self.warmup_fraction}")
+
+
+def lr_multiplier(step: int, max_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """Learning rate at `step` as a fraction of the peak: linear warmup, then cosine decay to min_lr_ratio."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+    return min_lr_ratio + 0.5 * (1.0 - min_lr_ratio) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (and the embedding) only, not on biases and LayerNorm gains (nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
+                             fused=device.type == "cuda")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = int(config.warmup_fraction * config.max_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_multiplier(step, config.max_steps, warmup, config.min_lr_ratio))
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, micro_batches, config: TrainConfig,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over the micro-batches [(x, y), ...]: returns (mean loss, mean plain NLL) as tensors.
+
+    Under DDP (model wrapped in DistributedDataParallel) gradients are all-reduced once, on the last micro-batch,
+    and the returned means are over all ranks' micro-batches.
+    """
+    ddp = isinstance(model, DistributedDataParallel)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext())
+    totals = torch.zeros(2, device=device)
+    for index, (x, y) in enumerate(micro_batches):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if ddp:  # all-reduce the gradients only with the last micro-batch's backward pass (nanoGPT)
+            model.require_backward_grad_sync = index == len(micro_batches) - 1
+        with autocast:
+            logits = model(x)
+        loss, nll = objective.loss(logits, y, config.label_smoothing, config.entropy_reg)
+        (loss / len(micro_batches)).backward()
+        totals += torch.stack([loss.detach(), nll.detach()]) / len(micro_batches)
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if ddp:
+        dist.all_reduce(totals)
+        totals /= dist.get_world_size()
+    return totals[0], totals[1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the run around the step: setup, data, evaluation, logging, checkpoints
+
+
+def _setup_distributed(device_option: str) -> tuple[int, int, torch.device, bool]:
+    """(rank, world_size, device, whether we started the process group). torchrun sets RANK/WORLD_SIZE."""
+    cuda = torch.cuda.is_available() if device_option == "auto" else device_option.startswith("cuda")
+    started = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        started = True
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(f"cuda:{local_rank}" if device_option in ("auto", "cuda") else device_option)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu" if device_option == "auto" else device_option)
+    return rank, world, device, started
+
+
+def _rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _gather(obj, world: int) -> list:
+    """Every rank's `obj` on every rank (plain data)."""
+    if world == 1:
+        return [obj]
+    gathered = [None] * world
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _unwrap(model: torch.nn.Module) -> GPT:
+    model = model.module if isinstance(model, DistributedDataParallel) else model
+    return getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file beside `path`, then rename: a kill never leaves a half-written checkpoint."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    path = Path(run) / CHECKPOINT
+    if not path.is_file():
+        raise RecipeError(f"no checkpoint at {path}: train with `mdr train --out {run}` first")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def load_model(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
+    """The trained model of a run directory (eval mode) and its checkpoint's config."""
+    checkpoint = load_checkpoint(run, device)
+    model = GPT(GPTConfig(**checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), checkpoint["config"]
+
+
+def _sha256(path: str) -> str:
+    import fsspec
+
+    digest = hashlib.sha256()
+    with fsspec.open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git_commit() -> dict | None:
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, tokenizer, files: list[str],
+                   device: torch.device, world: int, resumed_at: int | None) -> None:
+    """RUN/manifest.json: what reproduces the run (LLM360). A resume appends its step to `resumes`."""
+    path = run / MANIFEST
+    previous = json.loads(path.read_text()) if resumed_at is not None and path.is_file() else {}
+    import mdr
+
+    manifest = {
+        "config": dataclasses.asdict(config),
+        "model_config": dataclasses.asdict(model_config),
+        "git": _git_commit(),
+        "tokenizer": {"path": str(run / TOKENIZER), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
+        "shards": previous.get("shards") or [{"path": f, "sha256": _sha256(f)} for f in files],
+        "data_order_seed": config.seed,
+        "versions": {"mdr": mdr.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or platform.machine(), "world_size": world},
+        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        "resumes": previous.get("resumes", []) + ([resumed_at] if resumed_at is not None else []),
+    }
+    temporary = path.with_name(f".{MANIFEST}.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def _check_resume(stored: dict, config: TrainConfig, world: int, stored_world: int) -> None:
+    current = dataclasses.asdict(config)
+    changed = sorted(k for k in current if k not in TrainConfig.RESUMABLE_CHANGES and stored.get(k) != current[k])
+    if changed:
+        raise RecipeError("cannot resume with a different " + ", ".join(
+            f"{k} (checkpoint {stored.get(k)!r}, now {current[k]!r})" for k in changed))
+    if stored_world != world:
+        raise RecipeError(f"the checkpoint was written by {stored_world} rank(s); resume with {stored_world}, not {world}")
+
+
+class _Progress:
+    """One line on stderr: step, loss, tokens/s and ETA; rewritten in place on a terminal."""
+
+    def __init__(self, max_steps: int, enabled: bool):
+        self.max_steps, self.enabled = max_steps, enabled
+        self.terminal = sys.stderr.isatty()
+
+    def show(self, step: int, loss: float, nll: float, tokens_per_s: float, seconds_per_step: float) -> None:
+        if not self.enabled:
+            return
+        eta = int((self.max_steps - step) * seconds_per_step)
+        line = (f"step {step:>{len(str(self.max_steps))}}/{self.max_steps}  loss {loss:.4f}  nll {nll:.4f}  "
+                f"{tokens_per_s:,.0f} tok/s  ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
+        print(("\r" + line + "\033[K") if self.terminal else line, end="" if self.terminal else "\n", file=sys.stderr,
+              flush=True)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            print(("\n" if self.terminal else "") + text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.terminal:
+            print(file=sys.stderr)
+
+
+def _step_of(line: str) -> float:
+    """The step of a metrics.jsonl line; infinite for a line cut short by a kill, so that it is dropped."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
+
+
+class _Log:
+    """metrics.jsonl and TensorBoard, rank 0 only. On resume, lines after the checkpoint's step are dropped, so the
+    log holds one trajectory."""
+
+    def __init__(self, run: Path, resumed_step: int | None, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.path = run / METRICS
+        if resumed_step is not None and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resumed_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard = SummaryWriter(str(run / "tensorboard"),
+                                         purge_step=resumed_step + 1 if resumed_step is not None else None)
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key not in ("step", "split") and isinstance(value, (int, float)):
+                self.tensorboard.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.tensorboard.close()
+
+
+def train(config: TrainConfig, stop_at: int | None = None) -> dict:
+    """Trains to config.max_steps (or, if stop_at, saves a checkpoint after step stop_at and returns, as if
+    killed there). Returns the last held-out evaluation (or {} if none ran) with the step reached."""
+    config.validate()
+    if config.lr is None:
+        config = dataclasses.replace(config, lr=PEAK_LR[config.preset])
+    rank, world, device, started_group = _setup_distributed(config.device)
+    try:
+        return _train(config, stop_at, rank, world, device)
+    finally:
+        if started_group:
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, device: torch.device) -> dict:
+    run = Path(config.out)
+    master = rank == 0
+    progress = _Progress(config.max_steps, config.progress and master)
+    checkpoint_path = run / CHECKPOINT
+    if config.resume and not checkpoint_path.is_file():
+        raise RecipeError(f"nothing to resume: no {checkpoint_path}")
+    if not config.resume and checkpoint_path.exists():
+        raise RecipeError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 matmuls left outside autocast
+        torch.backends.cudnn.allow_tf32 = True
+
+    checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True) if config.resume else None
+    files = resolve_parquet_files(config.data)
+
+    # the tokenizer travels with the run: copied there, or trained there on the data
+    run_tokenizer = run / TOKENIZER
+    if config.tokenizer is not None:
+        given = load_tokenizer(config.tokenizer)
+        if checkpoint is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
+            raise RecipeError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
+    if master:
+        run.mkdir(parents=True, exist_ok=True)
+        if config.tokenizer is not None and Path(given.path).resolve() != run_tokenizer.resolve():
+            shutil.copyfile(given.path, run_tokenizer)
+        elif config.tokenizer is None and not run_tokenizer.is_file():
+            vocab_size = config.tokenizer_vocab_size or TOKENIZER_VOCAB_SIZE[config.preset]
+            progress.note(f"mdr: training a {vocab_size:,}-token tokenizer on the data -> {run_tokenizer}")
+            train_tokenizer(files, vocab_size, str(run_tokenizer))
+    if world > 1:
+        dist.barrier()
+    tokenizer = load_tokenizer(str(run_tokenizer))
+
+    model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
+    if model_config.vocab_size < tokenizer.vocab_size:
+        raise RecipeError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {tokenizer.vocab_size}")
+    seq_len = model_config.block_size
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = GPT(model_config).to(device)
+    optimizer = make_optimizer(model, config, device)
+    scheduler = make_scheduler(optimizer, config)
+    loader = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
+                         num_workers=config.num_workers, seed=config.seed, split="train",
+                         val_fraction=config.val_fraction, pin_memory=device.type == "cuda")
+
+    step, resumed_step = 0, None
+    if checkpoint is not None:
+        _check_resume(checkpoint["config"], config, world, len(checkpoint["ranks"]))
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        mine = checkpoint["ranks"][rank]
+        loader.load_state_dict(mine["loader"])
+        _set_rng_state(mine["rng"])
+        step = resumed_step = checkpoint["step"]
+        # the same learning rate as saved, or the new schedule's if max_steps changed
+        for group, base, schedule in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * schedule(scheduler.last_epoch)
+        checkpoint = None
+    if master:
+        write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step)
+
+    train_model = torch.compile(model) if config.compile else model
+    if world > 1:
+        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    token_bytes = token_byte_lengths(str(run_tokenizer), model_config.vocab_size)
+    tokens_per_step = config.batch_size * seq_len * config.grad_accum * world
+    log = _Log(run, resumed_step, master)
+    last_eval: dict = {}
+    eval_enabled = config.val_fraction > 0.0
+
+    def held_out() -> dict:
+        nonlocal eval_enabled
+        val = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
+                          seed=config.seed, split="val", val_fraction=config.val_fraction, epochs=1)
+        try:
+            return evaluate(model, val, token_bytes, config.eval_batches, device,
+                            torch.bfloat16 if device.type == "cuda" else None)
+        except NoHeldOutData as error:  # the held-out split is empty: say so once and train on
+            eval_enabled = False
+            progress.note(f"mdr: no held-out evaluation ({error}): raise --val-fraction")
+            return {}
+
+    def checkpoint_now() -> None:
+        ranks = _gather({"loader": loader.state_dict(), "rng": _rng_state()}, world)
+        if master:
+            save_checkpoint(run / CHECKPOINT, {
+                "format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
+                "model_config": dataclasses.asdict(model_config), "model": _unwrap(train_model).state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ranks": ranks,
+                "tokenizer_sha256": tokenizer.sha256,
+            })
+
+    batches = iter(loader)
+    window_start, window_steps = time.perf_counter(), 0
+    loss_sum = torch.zeros(2, device=device)
+    while step < config.max_steps:
+        try:
+            micro_batches = [next(batches) for _ in range(config.grad_accum)]
+        except StopIteration:
+            raise RecipeError(f"rank {rank} has no training data: every document is in the held-out split, or "
+                             "the shards are empty") from None
+        lr = optimizer.param_groups[0]["lr"]
+        loss, nll = train_step(train_model, optimizer, scheduler, micro_batches, config, device)
+        step += 1
+        window_steps += 1
+        loss_sum += torch.stack([loss, nll])
+        if step % config.log_interval == 0 or step == config.max_steps:
+            mean_loss, mean_nll = (loss_sum / window_steps).tolist()  # the only host sync of the step
+            elapsed = time.perf_counter() - window_start
+            tokens_per_s = tokens_per_step * window_steps / elapsed
+            log.write({"split": "train", "step": step, "loss": mean_loss, "nll": mean_nll, "lr": lr,
+                       "tokens_per_s": tokens_per_s, "tokens": step * tokens_per_step, "epoch": loader.epoch})
+            progress.show(step, mean_loss, mean_nll, tokens_per_s, elapsed / window_steps)
+            loss_sum.zero_()
+            window_steps, window_start = 0, time.perf_counter()
+        pause_start = time.perf_counter()
+        if eval_enabled and (step % config.eval_interval == 0 or step == config.max_steps):
+            last_eval = held_out()
+            if last_eval:
+                log.write({"split": "val", "step": step, **last_eval})
+        if step % config.checkpoint_interval == 0 or step == config.max_steps or step == stop_at:
+            checkpoint_now()
+        window_start += time.perf_counter() - pause_start  # evaluating and saving are not training time
+        if step == stop_at:
+            break
+    progress.close()
+    log.close()
+    return {**last_eval, "step": step}
