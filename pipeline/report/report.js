@@ -42,7 +42,8 @@
     if (doc.source) meta.appendChild(element("span", "", doc.source));
     if (doc.id) meta.appendChild(element("span", "", doc.id));
     card.appendChild(meta);
-    var text = doc.text.trim();
+    // The snippet skips blank lines and indentation; the full text below keeps them.
+    var text = doc.text.split("\n").map(function (line) { return line.trim(); }).filter(Boolean).join("\n");
     var snippet = doc.preview ? "text preview: " + doc.preview :
         text.length > SNIPPET_CHARS ? text.slice(0, SNIPPET_CHARS) + " …" : text;
     card.appendChild(element("p", "snippet", snippet));
