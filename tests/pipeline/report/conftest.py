@@ -1,9 +1,11 @@
 """Runs shared by the report tests: `mdr run` over data_samples/ plus a WARC with planted script payloads (in a URL,
 in raw HTML dropped by the URL filter, and in the visible text of an article that is kept)."""
 
+import io
 import json
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from io import BytesIO
 from pathlib import Path
 
@@ -64,7 +66,18 @@ def write_planted_warc(path: Path) -> None:
 
 
 def mdr(*args, **kwargs) -> subprocess.CompletedProcess:
+    """`mdr ARGS` in its own process (runs, and checks of the real entry point)."""
     return subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+def mdr_here(*args: str) -> subprocess.CompletedProcess:
+    """`mdr ARGS` in this process (stdout and stderr captured, so not a terminal): no interpreter start per call."""
+    from mdr.pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["mdr", *args], code, out.getvalue(), err.getvalue())
 
 
 def run_inputs(tmp: Path) -> list[str]:
@@ -98,6 +111,6 @@ def report_file(run_dir, tmp_path_factory) -> Path:
 
 
 def stats_json(out: Path) -> dict:
-    result = mdr("stats", str(out), "--json")
+    result = mdr_here("stats", str(out), "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

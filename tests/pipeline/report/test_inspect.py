@@ -14,7 +14,7 @@ import pytest
 from datatrove.data import Document
 
 from mdr.pipeline.writer import ParquetShardWriter
-from tests.pipeline.report.conftest import mdr
+from tests.pipeline.report.conftest import mdr, mdr_here
 
 HEADING = re.compile(r"^━━ (\d+)/(\d+) · (\S+) · (\S+) ", re.MULTILINE)
 PLANTED_DOCS = 15
@@ -54,7 +54,7 @@ def inspect_tty(out: Path, *args: str, pager: str) -> subprocess.CompletedProces
 
 
 def test_not_a_terminal_prints_ten_documents_and_exits(planted_run):
-    result = mdr("inspect", str(planted_run), "--stage", "repetition")
+    result = mdr_here("inspect", str(planted_run), "--stage", "repetition")
     assert result.returncode == 0, result.stderr
     headings = HEADING.findall(result.stdout)
     assert [int(n) for n, *_ in headings] == list(range(1, 11))
@@ -76,7 +76,7 @@ def test_quitting_the_pager_early_ends_quietly(planted_run):
 
 def test_reason_limit_and_random_order(planted_run):
     def ids(*args):
-        result = mdr("inspect", str(planted_run), "--stage", "repetition", *args)
+        result = mdr_here("inspect", str(planted_run), "--stage", "repetition", *args)
         assert result.returncode == 0, result.stderr
         return re.findall(r"^id\s+(\S+)$", result.stdout, re.MULTILINE), result.stdout
 
@@ -91,13 +91,13 @@ def test_reason_limit_and_random_order(planted_run):
 
 
 def test_control_sequences_never_reach_the_terminal(planted_run):
-    result = mdr("inspect", str(planted_run), "--stage", "repetition", "-n", "100", "--chars", "0")
+    result = mdr_here("inspect", str(planted_run), "--stage", "repetition", "-n", "100", "--chars", "0")
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\u202e" not in result.stdout
     assert "\ufffd[31mred" in result.stdout
 
 
 def test_long_text_is_cut_to_chars(planted_run):
-    result = mdr("inspect", str(planted_run), "--stage", "repetition", "-n", "1", "--chars", "5")
+    result = mdr_here("inspect", str(planted_run), "--stage", "repetition", "-n", "1", "--chars", "5")
     first = "document 0\n" + "line\n" * 5
     assert f"\n{first[:5]}\n[… {len(first) - 5} more characters: --chars 0 shows all]" in result.stdout
 
@@ -107,10 +107,10 @@ def test_unknown_stage_or_reason_is_a_one_line_error(planted_run, tmp_path):
         (["--stage", "lines"], "stages with dropped documents: repetition"),
         (["--stage", "repetition", "--reason", "nope"], "its reasons: dup_line_frac (10), top_2_gram (5)"),
     ):
-        result = mdr("inspect", str(planted_run), *args)
+        result = mdr_here("inspect", str(planted_run), *args)
         assert result.returncode == 2 and expected in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-    result = mdr("inspect", str(tmp_path), "--stage", "url")
+    result = mdr_here("inspect", str(tmp_path), "--stage", "url")
     assert result.returncode == 2 and "not an mdr run directory" in result.stderr
 
 

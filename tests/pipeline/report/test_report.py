@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from mdr.pipeline.report.collect import collect, html_preview
 from mdr.pipeline.report.report import script_json
 from tests.pipeline.report.conftest import (DROPPED_URL, IMG_PAYLOAD, KEPT_URL, SCRIPT_PAYLOAD, URL_PAYLOAD, mdr,
-                                            stats_json)
+                                            mdr_here, stats_json)
 
 
 def embedded_samples(html: str) -> dict:
@@ -120,7 +120,7 @@ def test_dedup_section_reads_the_dedup_stages(run_dir):
 def test_samples_are_reproducible_and_capped(run_dir, tmp_path):
     paths = [tmp_path / name for name in ("a.html", "b.html", "c.html")]
     for path, seed in zip(paths, (7, 7, 8)):
-        result = mdr("report", str(run_dir), "-o", str(path), "--samples", "1", "--seed", str(seed),
+        result = mdr_here("report", str(run_dir), "-o", str(path), "--samples", "1", "--seed", str(seed),
                      "--sample-chars", "60")
         assert result.returncode == 0, result.stderr
     a, b, c = (p.read_text() for p in paths)
@@ -144,6 +144,6 @@ def test_report_errors_are_one_line(tmp_path, run_dir):
     for args in ([str(tmp_path), "-o", str(tmp_path / "r.html")],
                  [str(run_dir), "-o", str(tmp_path / "missing" / "r.html")],
                  [str(run_dir), "-o", str(tmp_path / "r.html"), "--samples", "-1"]):
-        result = mdr("report", *args)
+        result = mdr_here("report", *args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "r.html").exists()

@@ -13,7 +13,7 @@ import pytest
 
 from mdr.pipeline.report.table import format_funnel, human, recipe_changes
 from mdr.pipeline.stats import check_invariants, funnel
-from tests.pipeline.report.conftest import mdr, stats_json
+from tests.pipeline.report.conftest import mdr, mdr_here, stats_json
 
 FUNNEL_KEYS = {"input_records", "stages", "output_docs", "complete"}
 STAGE_KEYS = {"name", "docs_in", "docs_out", "dropped", "seconds"}
@@ -45,7 +45,7 @@ def test_stats_json_keeps_its_contract_and_adds_text_counts(run_dir):
 
 def test_stats_table_shows_every_stage_with_its_numbers(run_dir):
     stats = stats_json(run_dir)
-    result = mdr("stats", str(run_dir))
+    result = mdr_here("stats", str(run_dir))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("stage") and "PARTIAL" not in result.stdout
@@ -78,19 +78,19 @@ def test_recipe_changes_name_the_setting():
 
 def test_stats_of_a_missing_run_is_a_one_line_error(tmp_path):
     for args in ([str(tmp_path)], [str(tmp_path), str(tmp_path)], ["a", "b", "c"]):
-        result = mdr("stats", *args)
+        result = mdr_here("stats", *args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_stats_a_b_shows_the_threshold_change_and_its_effect(run_dir, inputs, tmp_path):
-    recipe = mdr("recipes", "refinedweb").stdout.replace("min_doc_words: 50", "min_doc_words: 200")
+    recipe = mdr_here("recipes", "refinedweb").stdout.replace("min_doc_words: 50", "min_doc_words: 200")
     (tmp_path / "strict.yaml").write_text(recipe.replace("name: refinedweb", "name: strict"))
     other = tmp_path / "strict"
     result = mdr("run", str(tmp_path / "strict.yaml"), "--input", *inputs, "--output", str(other), "--workers", "2",
                  "--no-progress")
     assert result.returncode == 0, result.stderr
 
-    comparison = json.loads(mdr("stats", str(run_dir), str(other), "--json").stdout)
+    comparison = json.loads(mdr_here("stats", str(run_dir), str(other), "--json").stdout)
     assert comparison["recipe_changes"] == [{"setting": "quality.min_doc_words", "a": 50, "b": 200}]
     assert comparison["same_inputs"] is True
     quality = next(s for s in comparison["stages"] if s["name"] == "quality")
@@ -155,7 +155,7 @@ def test_stats_of_a_killed_then_resumed_run(run_dir, inputs, tmp_path):
     assert [[s[k] for k in keys] for s in resumed["stages"]] == [[s[k] for k in keys] for s in reference["stages"]]
     assert funnel(out)["output_docs"] == reference["output_docs"]
 
-    same = mdr("stats", str(run_dir), str(out)).stdout
+    same = mdr_here("stats", str(run_dir), str(out)).stdout
     assert "recipe changes A -> B: none" in same
     rows = [line.split() for line in same.splitlines() if line.split()[:1] in ([s["name"]] for s in resumed["stages"])]
     assert len(rows) == len(resumed["stages"]) and all(row[3] == "+0" for row in rows)
