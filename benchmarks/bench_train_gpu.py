@@ -66,7 +66,7 @@ def run_once(data: list[str], tokenizer: str, out: Path, preset: str, batch_size
     flops_per_token = model.flops_per_token(seq_len)
     return {"batch_size": batch_size, "tokens_per_s": tokens_per_s,
             "mfu": tokens_per_s * flops_per_token / PEAK_BF16_FLOPS, "flops_per_token": flops_per_token,
-            "params": model.num_params(), "wall_s": wall, "final_loss": rows[-2]["loss"] if len(rows) > 1 else None,
+            "params": model.num_params(), "wall_s": wall, "final_loss": timed[-1]["loss"],
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
 
 

@@ -3,10 +3,10 @@ per test process (the shards come from tests/train/shards.py)."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
-import atexit
 from pathlib import Path
 
 import pytest

@@ -70,6 +70,21 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "max_steps must be at least 1" in capsys.readouterr().err
 
 
+def test_train_without_a_tokenizer_trains_one_into_the_run(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", *shakespeare_data(), "--out", str(run), "--tokenizer-vocab-size", "300",
+                 "--max-steps", "2", "--seq-len", "16", "--batch-size", "2", "--val-fraction", "0.05",
+                 "--no-progress"]) == 0
+    tokenizer = load_tokenizer(str(run / "tokenizer.json"))
+    assert tokenizer.vocab_size == 300
+    assert json.loads((run / "manifest.json").read_text())["tokenizer"]["sha256"] == tokenizer.sha256
+    # resuming finds the run's own tokenizer instead of training another
+    assert main(["train", "--data", *shakespeare_data(), "--out", str(run), "--tokenizer-vocab-size", "300",
+                 "--max-steps", "3", "--seq-len", "16", "--batch-size", "2", "--val-fraction", "0.05",
+                 "--no-progress", "--resume"]) == 0
+    assert load_tokenizer(str(run / "tokenizer.json")).sha256 == tokenizer.sha256
+
+
 @pytest.mark.slow
 def test_tiny_model_beats_the_unigram_entropy_of_tinyshakespeare(tmp_path):
     data = shakespeare_data()
