@@ -26,7 +26,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 # Modules with a `register(verbs)` function adding their own verbs (argparse subparsers with a `handler` default).
-PLUGGED_VERBS: list[str] = ["mdr.pipeline.report.cli", "mdr.train.cli"]
+PLUGGED_VERBS: list[str] = ["mdr.train.tokenizer", "mdr.pipeline.report.cli", "mdr.train.cli"]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,96 @@
+"""The byte-level BPE tokenizer: lossless on any text, one end-of-document token that documents cannot forge,
+deterministic and atomic training, and `mdr tokenizer train` on an `mdr run` output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mdr.pipeline.recipe import RecipeError
+from mdr.train.tokenizer import EOS_TOKEN, load_tokenizer, train_tokenizer
+from tests.train.shards import SHAKESPEARE, samples_run, shakespeare_shards
+
+TEXTS = [
+    "Hello, world!",
+    "  leading and trailing spaces  \n\ttabs\r\n",
+    "ünïcödé, 漢字, Ελληνικά, русский, العربية, emoji 🙂👍🏽",
+    "",
+    "\x00 control \x7f bytes",
+    "numbers 1234567890 and punctuation ...!?",
+]
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return samples_run()
+
+
+@pytest.fixture(scope="module")
+def tokenizer_path(samples, tmp_path_factory):
+    return train_tokenizer([str(samples)], 700, str(tmp_path_factory.mktemp("tok") / "tokenizer.json"))
+
+
+def test_round_trip_on_any_text(tokenizer_path):
+    tokenizer = load_tokenizer(tokenizer_path)
+    for text in TEXTS:
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+    assert tokenizer.encode_batch(TEXTS) == [tokenizer.encode(t) for t in TEXTS]
+    # Merges learnt from the data: common English is shorter in tokens than in bytes.
+    assert len(tokenizer.encode("the quality of the information")) < len("the quality of the information") / 2
+
+
+def test_vocabulary_and_end_of_document(tokenizer_path):
+    tokenizer = load_tokenizer(tokenizer_path)
+    assert tokenizer.vocab_size == 700
+    assert tokenizer.decode([tokenizer.eos_id]) == EOS_TOKEN
+    spec = json.loads(open(tokenizer_path).read())
+    assert spec["pre_tokenizer"]["type"] == "ByteLevel" and spec["decoder"]["type"] == "ByteLevel"
+    assert [t["content"] for t in spec["added_tokens"]] == [EOS_TOKEN]
+
+
+def test_literal_end_of_text_in_a_document_is_text(tokenizer_path):
+    tokenizer = load_tokenizer(tokenizer_path)
+    text = f"a page that quotes {EOS_TOKEN} in its body"
+    ids = tokenizer.encode(text)
+    assert tokenizer.eos_id not in ids
+    assert tokenizer.decode(ids) == text
+
+
+def test_training_is_deterministic_and_atomic(samples, tokenizer_path, tmp_path):
+    again = train_tokenizer([str(samples / "data")], 700, str(tmp_path / "sub") + "/")
+    assert again == str(tmp_path / "sub" / "tokenizer.json")
+    assert load_tokenizer(again).sha256 == load_tokenizer(tokenizer_path).sha256
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["tokenizer.json"]  # no temporary left behind
+    fewer = train_tokenizer([str(samples)], 700, str(tmp_path / "fewer.json"), max_docs=2)
+    assert load_tokenizer(fewer).sha256 != load_tokenizer(tokenizer_path).sha256
+
+
+def test_bad_requests_are_one_line(samples, tmp_path):
+    with pytest.raises(RecipeError, match="at least 257"):
+        train_tokenizer([str(samples)], 256, str(tmp_path / "t.json"))
+    with pytest.raises(RecipeError, match="no Parquet files found"):
+        train_tokenizer([str(tmp_path / "missing")], 1000, str(tmp_path / "t.json"))
+    with pytest.raises(RecipeError, match="not found"):
+        load_tokenizer(str(tmp_path / "missing.json"))
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason=f"real text not present at {SHAKESPEARE}")
+def test_cli_trains_on_shards(tmp_path):
+    out = tmp_path / "tok.json"
+    command = [sys.executable, "-m", "mdr.pipeline.cli", "tokenizer", "train", "--data", str(shakespeare_shards()),
+               "--vocab-size", "500", "--out", str(out), "--max-docs", "3000"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    tokenizer = load_tokenizer(str(out))
+    assert tokenizer.vocab_size == 500 and tokenizer.sha256[:12] in result.stderr
+    assert tokenizer.decode(tokenizer.encode("ROMEO:\nBut, soft!")) == "ROMEO:\nBut, soft!"
+
+    missing = subprocess.run(command[:6] + [str(tmp_path / "none"), "--vocab-size", "500", "--out", str(out)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert missing.stderr.count("\n") == 1 and "no Parquet files found" in missing.stderr

@@ -1,0 +1,406 @@
+"""Streaming loader: Parquet shards -> tokens -> packed (x, y) batches, split over DDP ranks and DataLoader workers,
+seeded, and resumable to the exact batch.
+
+The unit of work is a *piece*: one row group of one Parquet file (an `mdr run` shard holds 1000 documents per row
+group), or, when there are fewer row groups than workers, an equal slice of one's rows, so that a small corpus still
+feeds every worker. Each epoch the pieces are shuffled with (seed, epoch) and dealt round-robin to the
+`world_size × max(1, num_workers)` global workers; global worker g = rank × workers_per_rank + worker id. Every
+worker reads its pieces in turn, each piece's documents in a seeded order, keeps the documents of its split, and
+tokenizes them on the fly (the Rust batch API). Measured on this project's 2-core machine, that is far above what
+the trainer consumes (benchmarks/RESULTS.md, "Loader throughput (issue 3)"), so there is no pre-tokenizing step;
+a GPU trainer needs several workers (the same section estimates how many). A worker with no piece, or whose whole
+epoch holds no document of its split, stops instead of looping forever; the others go on.
+
+Packing: a worker's stream is its documents, each followed by `eos_id`, epoch after epoch. The stream is cut into
+non-overlapping windows of seq_len + 1 tokens (x = window[:-1], y = window[1:]) and batch_size consecutive windows
+make one batch, so within an epoch every token of the split is placed in exactly one window. Windows do not stop at
+an epoch boundary: the tokens left over at the end of a worker's epoch begin its next epoch's first window. When
+`epochs` is finite the last, incomplete batch of each worker is dropped: fewer than batch_size × (seq_len + 1)
+tokens per global worker, recorded in `dropped_tail_tokens`. With `epochs=None` nothing is dropped.
+
+Position: a worker's position is the next token of its stream that no batch has taken, as
+[epoch, piece index in its epoch's list, document index in the piece's order, token offset in that document]. The
+main process tracks every worker's position from the metadata that comes with each batch, and the worker that comes
+next (torch's DataLoader hands out batches round-robin over its workers, skipping finished ones). Restoring rebuilds
+each worker at its position (re-tokenizing the document it stopped in) and rotates the workers so that the first
+batch comes from the worker that was next: the batches after a restore are those that would have come. A position
+counts tokens, so a run may resume with another seq_len or batch_size; the data, tokenizer, seed, split, ranks and
+workers must be the same (load_state_dict says which differs). The shuffles use numpy's seeded Generator: the same
+order on every machine with the same numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xxhash
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from mdr.pipeline.recipe import RecipeError
+from mdr.train.tokenizer import load_tokenizer, open_parquet, open_text_parquet, resolve_parquet_files
+
+__all__ = ["TokenLoader", "resolve_parquet_files", "list_pieces", "in_val_split"]
+
+STATE_VERSION = 1
+DOCS_PER_ENCODE = 256  # documents tokenized per Rust batch call: big enough to keep its threads busy
+OPEN_FILES_PER_WORKER = 8  # Parquet files a worker keeps open (remote files cost a request to reopen)
+_SPLIT_HASH_SEED = 0  # the train/val split hashes the text alone, never the data-order seed
+_PIECE_ORDER, _DOC_ORDER = 0, 1  # tags that keep the two shuffles' random streams apart
+
+
+def in_val_split(text: str, val_fraction: float) -> bool:
+    """A document is held out when the 64-bit hash of its text falls in the lowest `val_fraction` of the range.
+
+    Identical texts land on the same side, and the split does not depend on the seed, ranks or workers.
+    """
+    return xxhash.xxh64_intdigest(text.encode("utf-8"), seed=_SPLIT_HASH_SEED) < val_fraction * 2.0**64
+
+
+def list_pieces(files: list[str], text_column: str = "text", min_pieces: int = 1) -> list[tuple[int, int, int, int]]:
+    """(file index, row group, first row, end row) of every non-empty row group, in file order; when there are
+    fewer than `min_pieces` row groups, each is cut into that many (or fewer, as its rows allow) equal row slices."""
+    groups = []
+    for index, path in enumerate(files):
+        parquet = open_text_parquet(path, text_column)
+        for row_group in range(parquet.metadata.num_row_groups):
+            rows = parquet.metadata.row_group(row_group).num_rows
+            if rows:
+                groups.append((index, row_group, rows))
+    cuts = -(-min_pieces // len(groups)) if 0 < len(groups) < min_pieces else 1
+    pieces = []
+    for index, row_group, rows in groups:
+        bounds = np.linspace(0, rows, min(cuts, rows) + 1).round().astype(int).tolist()
+        pieces.extend((index, row_group, start, stop) for start, stop in zip(bounds, bounds[1:]))
+    return pieces
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything a worker needs to rebuild its stream; plain data, so it pickles into DataLoader workers."""
+
+    files: tuple[str, ...]
+    pieces: tuple[tuple[int, int, int, int], ...]
+    tokenizer_path: str
+    seq_len: int
+    batch_size: int
+    seed: int
+    split: str
+    val_fraction: float
+    epochs: int | None
+    shuffle: bool
+    text_column: str
+    global_workers: int
+
+    def worker_pieces(self, epoch: int, global_worker: int) -> list[int]:
+        """Indices into `pieces` that a global worker reads in an epoch, in reading order."""
+        order = np.arange(len(self.pieces))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch, _PIECE_ORDER]).permutation(len(self.pieces))
+        return order[global_worker :: self.global_workers].tolist()
+
+    def document_order(self, epoch: int, piece: tuple[int, int, int, int]) -> np.ndarray:
+        """Rows of the piece's row group in reading order."""
+        file_index, row_group, start, stop = piece
+        if not self.shuffle:
+            return np.arange(start, stop)
+        rng = np.random.default_rng([self.seed, epoch, _DOC_ORDER, file_index, row_group, start])
+        return start + rng.permutation(stop - start)
+
+    def keeps(self, text: str | None) -> bool:
+        if text is None:
+            return False
+        if self.val_fraction == 0.0:
+            return self.split == "train"
+        return in_val_split(text, self.val_fraction) == (self.split == "val")
+
+
+class _Chunk:
+    """Tokens of consecutive documents of one piece, each followed by eos, and where each document starts."""
+
+    __slots__ = ("epoch", "piece_index", "doc_indices", "starts", "tokens", "taken")
+
+    def __init__(self, epoch: int, piece_index: int, doc_indices: list[int], encoded: list[list[int]], eos_id: int):
+        self.epoch, self.piece_index = epoch, piece_index
+        self.doc_indices = doc_indices
+        lengths = np.fromiter((len(ids) + 1 for ids in encoded), dtype=np.int64, count=len(encoded))
+        self.starts = np.concatenate(([0], np.cumsum(lengths)))
+        self.tokens = np.empty(int(self.starts[-1]), dtype=np.int64)
+        self.tokens[self.starts[1:] - 1] = eos_id
+        for start, ids in zip(self.starts[:-1].tolist(), encoded):
+            self.tokens[start : start + len(ids)] = ids
+        self.taken = 0  # tokens already placed in a batch
+
+    @property
+    def left(self) -> int:
+        return len(self.tokens) - self.taken
+
+    def position(self) -> list[int]:
+        """Position of the first token not yet taken (the chunk must have one)."""
+        document = int(np.searchsorted(self.starts, self.taken, side="right")) - 1
+        return [self.epoch, self.piece_index, self.doc_indices[document], self.taken - int(self.starts[document])]
+
+
+class _WorkerStream:
+    """One global worker's stream from a position: yields ("batch", x, y, position after, epoch) items, then, when
+    its epochs are done, one ("tail", leftover tokens) item."""
+
+    def __init__(self, spec: _Spec, global_worker: int, position: list[int]):
+        self.spec, self.global_worker = spec, global_worker
+        self.start = list(position)
+        self.cursor = list(position[:3])  # next document to read: [epoch, piece index, document index]
+        self._open: OrderedDict[int, object] = OrderedDict()
+
+    def _read_piece(self, piece: tuple[int, int, int, int]) -> list:
+        """Texts of the piece's whole row group (indexed by row)."""
+        file_index, row_group, _, _ = piece
+        parquet = self._open.pop(file_index, None)
+        if parquet is None:
+            parquet = open_parquet(self.spec.files[file_index])
+        self._open[file_index] = parquet
+        while len(self._open) > OPEN_FILES_PER_WORKER:
+            self._open.popitem(last=False)
+        return parquet.read_row_group(row_group, columns=[self.spec.text_column]).column(0).to_pylist()
+
+    def _chunks(self, tokenizer) -> Iterator[_Chunk]:
+        spec = self.spec
+        epoch, piece_index, doc_index, offset = self.start
+        while spec.epochs is None or epoch < spec.epochs:
+            mine = spec.worker_pieces(epoch, self.global_worker)
+            whole_epoch, tokens_this_epoch = piece_index == 0 and doc_index == 0 and offset == 0, 0
+            while piece_index < len(mine):
+                piece = spec.pieces[mine[piece_index]]
+                texts = self._read_piece(piece)
+                order = spec.document_order(epoch, piece)
+                for first in range(doc_index, len(order), DOCS_PER_ENCODE):
+                    last = min(first + DOCS_PER_ENCODE, len(order))
+                    kept = [(i, texts[order[i]]) for i in range(first, last) if spec.keeps(texts[order[i]])]
+                    self.cursor = [epoch, piece_index, last]
+                    if not kept:
+                        continue
+                    encoded = tokenizer.encode_batch([text for _, text in kept])
+                    chunk = _Chunk(epoch, piece_index, [i for i, _ in kept], encoded, tokenizer.eos_id)
+                    if offset:  # resuming inside a document: its first `offset` tokens were already taken
+                        chunk.taken, offset = offset, 0
+                    tokens_this_epoch += chunk.left
+                    yield chunk
+                piece_index, doc_index = piece_index + 1, 0
+                self.cursor = [epoch, piece_index, 0]
+            if whole_epoch and tokens_this_epoch == 0:
+                return  # nothing of this split reached this worker in a whole epoch: stop rather than spin forever
+            epoch, piece_index = epoch + 1, 0
+            self.cursor = [epoch, 0, 0]
+
+    def __iter__(self):
+        spec = self.spec
+        tokenizer = load_tokenizer(spec.tokenizer_path)
+        window = spec.seq_len + 1
+        need = spec.batch_size * window
+        pending: deque[_Chunk] = deque()
+        buffered = 0
+        for chunk in self._chunks(tokenizer):
+            pending.append(chunk)
+            buffered += chunk.left
+            while buffered >= need:
+                out = np.empty(need, dtype=np.int64)
+                epoch = pending[0].epoch
+                filled = 0
+                while filled < need:
+                    head = pending[0]
+                    take = min(head.left, need - filled)
+                    out[filled : filled + take] = head.tokens[head.taken : head.taken + take]
+                    head.taken += take
+                    filled += take
+                    if head.left == 0:
+                        pending.popleft()
+                buffered -= need
+                position = pending[0].position() if pending else self.cursor + [0]
+                windows = torch.from_numpy(out).view(spec.batch_size, window)
+                yield "batch", windows[:, :-1].contiguous(), windows[:, 1:].contiguous(), position, epoch
+        tail = np.concatenate([c.tokens[c.taken :] for c in pending]) if pending else np.empty(0, np.int64)
+        yield "tail", tail.tolist()
+
+
+class _ShardStream(IterableDataset):
+    """The DataLoader's view: torch worker j runs the rank's logical worker (j + rotation) mod workers_per_rank."""
+
+    def __init__(self, spec: _Spec, rank: int, workers_per_rank: int, positions: list[list[int]], rotation: int,
+                 finished: list[bool]):
+        self.spec, self.rank, self.workers_per_rank = spec, rank, workers_per_rank
+        self.positions, self.rotation, self.finished = positions, rotation, finished
+
+    def stream(self, logical: int):
+        if self.finished[logical]:
+            return
+        global_worker = self.rank * self.workers_per_rank + logical
+        for item in _WorkerStream(self.spec, global_worker, self.positions[logical]):
+            yield (logical,) + item
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker_id = info.id if info is not None else 0
+        return self.stream((worker_id + self.rotation) % self.workers_per_rank)
+
+
+def _as_is(item):  # DataLoader's default conversion would turn our tuples into lists
+    return item
+
+
+@contextmanager
+def _serial_tokenizers_in_children():
+    """Workers forked with TOKENIZERS_PARALLELISM=false tokenize serially, and HF tokenizers does not warn that
+    "parallelism has already been used": the workers are the parallelism. The parent's setting is restored."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
+class TokenLoader:
+    """Batches (x, y) of LongTensor [batch_size, seq_len] from Parquet shards, y being x shifted by one token.
+
+    `files` may be anything resolve_parquet_files takes. Iterating continues from the loader's current position
+    (a new loader starts at the beginning, one given load_state_dict at the saved position); iterate one at a time.
+    With `epochs=None` it loops forever, reshuffling each epoch (it ends only if none of this rank's workers has a
+    document of its split). With a finite `epochs`, ranks and workers may yield different numbers of batches.
+    `state_dict()` is this rank's own position: under DDP, save every rank's.
+    """
+
+    def __init__(self, files: list[str], tokenizer_path: str, seq_len: int, batch_size: int, *,
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0, seed: int = 0,
+                 split: str = "train", val_fraction: float = 0.01, epochs: int | None = None,
+                 shuffle: bool = True, text_column: str = "text", pin_memory: bool = False,
+                 prefetch_factor: int = 4):
+        if split not in ("train", "val"):
+            raise RecipeError(f"split must be 'train' or 'val', got {split!r}")
+        if not 0.0 <= val_fraction < 1.0 or (split == "val" and val_fraction == 0.0):
+            raise RecipeError(f"val_fraction must be in [0, 1) and above 0 for the val split, got {val_fraction}")
+        for name, value in (("seq_len", seq_len), ("batch_size", batch_size), ("world_size", world_size)):
+            if value < 1:
+                raise RecipeError(f"{name} must be at least 1, got {value}")
+        if not 0 <= rank < world_size:
+            raise RecipeError(f"rank must be in [0, {world_size}), got {rank}")
+        if num_workers < 0 or seed < 0 or (epochs is not None and epochs < 1):
+            raise RecipeError(f"num_workers and seed must be >= 0 and epochs None or >= 1 "
+                              f"(got {num_workers}, {seed}, {epochs})")
+        self.files = resolve_parquet_files(files)
+        self.tokenizer = load_tokenizer(tokenizer_path)
+        self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
+        self.workers_per_rank = max(1, num_workers)  # num_workers=0 reads in this process, as one worker
+        self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
+        pieces = list_pieces(self.files, text_column, min_pieces=world_size * self.workers_per_rank)
+        self._spec = _Spec(
+            files=tuple(self.files), pieces=tuple(pieces), tokenizer_path=self.tokenizer.path, seq_len=seq_len,
+            batch_size=batch_size, seed=seed, split=split, val_fraction=float(val_fraction), epochs=epochs,
+            shuffle=shuffle, text_column=text_column, global_workers=world_size * self.workers_per_rank,
+        )
+        global_workers = self._spec.global_workers
+        first = rank * self.workers_per_rank
+        if len(pieces) <= first:
+            raise RecipeError(f"rank {rank} gets no data: {len(pieces)} piece(s) of documents in {len(self.files)} "
+                              f"file(s) for {world_size} rank(s) × {self.workers_per_rank} worker(s); use fewer ranks "
+                              "or workers, or more data")
+        if len(pieces) < global_workers:
+            warnings.warn(f"{len(pieces)} piece(s) of documents for {global_workers} loader workers: "
+                          f"{global_workers - len(pieces)} worker(s) get no data", stacklevel=2)
+        self._positions = [[0, 0, 0, 0] for _ in range(self.workers_per_rank)]
+        self._finished = [False] * self.workers_per_rank
+        self._next_worker = 0
+        self._epoch = 0
+        self._batches = 0
+        self.dropped_tail_tokens: dict[int, list[int]] = {}  # global worker -> tokens of its dropped last batch
+
+    @property
+    def epoch(self) -> int:
+        """Epoch of the first token of the latest batch (0 before any)."""
+        return self._epoch
+
+    @property
+    def seq_len(self) -> int:
+        return self._spec.seq_len
+
+    @property
+    def batch_size(self) -> int:
+        return self._spec.batch_size
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_id
+
+    def _items(self):
+        dataset = _ShardStream(self._spec, self.rank, self.workers_per_rank, [list(p) for p in self._positions],
+                               self._next_worker, list(self._finished))
+        if self.num_workers == 0:
+            yield from dataset.stream(0)
+            return
+        loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is,
+                            pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
+        with _serial_tokenizers_in_children():
+            items = iter(loader)  # forks the workers
+        yield from items
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for item in self._items():
+            logical, kind = item[0], item[1]
+            if kind == "tail":
+                self._finished[logical] = True
+                self.dropped_tail_tokens[self.rank * self.workers_per_rank + logical] = item[2]
+                continue
+            _, _, x, y, position, epoch = item
+            self._positions[logical] = [int(v) for v in position]
+            self._next_worker = (logical + 1) % self.workers_per_rank
+            self._epoch = int(epoch)
+            self._batches += 1
+            if self.pin_memory and self.num_workers == 0:
+                x, y = x.pin_memory(), y.pin_memory()
+            yield x, y
+
+    def _identity(self) -> dict:
+        """What a saved position is only valid for. seq_len and batch_size are not in it: positions count tokens."""
+        layout = [[os.path.basename(self.files[f]), rg, start, stop] for f, rg, start, stop in self._spec.pieces]
+        return {
+            "rank": self.rank, "world_size": self.world_size, "workers_per_rank": self.workers_per_rank,
+            "seed": self._spec.seed, "split": self._spec.split, "val_fraction": self._spec.val_fraction,
+            "shuffle": self._spec.shuffle, "text_column": self._spec.text_column,
+            "tokenizer_sha256": self.tokenizer.sha256,
+            "pieces_sha256": hashlib.sha256(json.dumps(layout).encode()).hexdigest(),
+        }
+
+    def state_dict(self) -> dict:
+        """This rank's position: plain ints, strings and lists (fits a weights_only checkpoint)."""
+        return {
+            "version": STATE_VERSION, **self._identity(),
+            "positions": [list(p) for p in self._positions], "finished": list(self._finished),
+            "next_worker": self._next_worker, "epoch": self._epoch, "batches": self._batches,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continues where `state` was taken: the next batch is the one that would have come next."""
+        if state.get("version") != STATE_VERSION:
+            raise RecipeError(f"loader state version {state.get('version')!r}, expected {STATE_VERSION}")
+        for key, value in self._identity().items():
+            if state.get(key) != value:
+                raise RecipeError(f"cannot restore the loader: {key} was {state.get(key)!r}, now {value!r} "
+                                  "(resume with the same data, tokenizer, seed, split, ranks and workers)")
+        self._positions = [[int(v) for v in p] for p in state["positions"]]
+        self._finished = [bool(f) for f in state["finished"]]
+        self._next_worker = int(state["next_worker"])
+        self._epoch = int(state["epoch"])
+        self._batches = int(state["batches"])
+
+    @property
+    def batches_yielded(self) -> int:
+        return self._batches
