@@ -395,7 +395,8 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 matmuls left outside autocast
         torch.backends.cudnn.allow_tf32 = True
 
-    checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True) if config.resume else None
+    # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights and moments to the model's device
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if config.resume else None
     files = resolve_parquet_files(config.data)
 
     # the tokenizer travels with the run: copied there, or trained there on the data
