@@ -83,8 +83,9 @@ class SpanTokenizer:
             offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
             return np.array(encoding.ids, dtype=np.int64), offsets[:, 0], offsets[:, 1]
         pieces = GPT2_PRETOKEN.findall(text)
-        ends = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)))
-        starts = ends - np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        ends = np.cumsum(lengths, dtype=np.int32 if len(text) < 2**31 else np.int64)
+        starts = ends - lengths.astype(ends.dtype)
         # Python's string hash: stable within the process, which is all one partition task needs
         return np.fromiter(map(hash, pieces), dtype=np.int64, count=len(pieces)), starts, ends
 
@@ -112,27 +113,31 @@ def find_duplicate_spans(token_ids: list[np.ndarray], min_tokens: int) -> list[D
     token_positions[starts + lengths] = False
     sequence[token_positions] = dense
     sequence[starts + lengths] = vocabulary + np.arange(len(lengths))
-    suffixes = pydivsufsort.divsufsort(sequence).astype(np.int64)
+    del dense, token_positions
+    suffixes = pydivsufsort.divsufsort(sequence)  # int32 below 2^31 bytes of token ids, else int64
     common = pydivsufsort.kasai(sequence, suffixes)[:-1]  # common[i] = LCP(suffix i, suffix i + 1) in SA order
-    linked = common >= min_tokens
-    group_start = np.r_[True, ~linked]
+    # groups: runs of suffixes sharing their first min_tokens tokens; each group's earliest position is the window's
+    # first occurrence, every other member a repeat of it
+    group_start = np.r_[True, common < min_tokens]
+    del common
     first_rank = np.flatnonzero(group_start)
-    group = np.cumsum(group_start) - 1
-    earliest = np.minimum.reduceat(suffixes, first_rank)[group]
-    repeated = suffixes != earliest  # a window seen at an earlier position
+    earliest = np.repeat(np.minimum.reduceat(suffixes, first_rank), np.diff(np.r_[first_rank, len(suffixes)]))
+    repeated = suffixes != earliest
     if not repeated.any():
         return []
     duplicate_starts = suffixes[repeated]
     first_seen = earliest[repeated]
-    cover = np.zeros(len(sequence) + 1, dtype=np.int64)
-    np.add.at(cover, duplicate_starts, 1)
-    np.add.at(cover, duplicate_starts + min_tokens, -1)
-    covered = np.cumsum(cover[:-1]) > 0
+    del suffixes, earliest, repeated, group_start
+    cover = np.zeros(len(sequence) + 1, dtype=np.int32)
+    cover[duplicate_starts] += 1  # positions are distinct, so plain indexing adds once each
+    cover[duplicate_starts + min_tokens] -= 1
+    covered = np.cumsum(cover[:-1], dtype=np.int32) > 0
     edges = np.diff(np.r_[0, covered.astype(np.int8), 0])
     run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    source_of = dict(zip(duplicate_starts.tolist(), first_seen.tolist()))
+    by_start = np.argsort(duplicate_starts)
+    run_sources = first_seen[by_start][np.searchsorted(duplicate_starts[by_start], run_starts)]
     documents = np.searchsorted(starts, run_starts, side="right") - 1
-    first_documents = np.searchsorted(starts, [source_of[s] for s in run_starts.tolist()], side="right") - 1
+    first_documents = np.searchsorted(starts, run_sources, side="right") - 1
     return [
         DuplicateSpan(int(d), int(s - starts[d]), int(e - starts[d]), int(f))
         for d, s, e, f in zip(documents, run_starts, run_ends, first_documents)

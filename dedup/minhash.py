@@ -257,12 +257,16 @@ class MinhashBuckets(PipelineStep):
             start, end = groups[rank]
             bands = end - start
             with self.track_time():
-                columns = []
-                for task in range(self.signature_tasks):
-                    with self.work.open(_signature_name(rank, task), "rb") as file:
-                        columns.append(np.frombuffer(file.read(), dtype=np.uint64).reshape(bands, -1))
-                for band in range(bands):
-                    keys = np.concatenate([c[band] for c in columns])
+                names = [_signature_name(rank, task) for task in range(self.signature_tasks)]
+                counts = [self.work.size(name) // (8 * bands) for name in names]
+                for band in range(bands):  # one band in memory at a time: 8 B per document
+                    keys = np.empty(sum(counts), dtype=np.uint64)
+                    position = 0
+                    for name, count in zip(names, counts):
+                        with self.work.open(name, "rb") as file:
+                            file.seek(band * count * 8)
+                            keys[position : position + count] = np.frombuffer(file.read(count * 8), dtype=np.uint64)
+                        position += count
                     pairs.append(bucket_pairs(keys))
                     self.stat_update("bands")
         found = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), dtype=np.int64)
