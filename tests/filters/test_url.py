@@ -1,6 +1,5 @@
 import multiprocessing
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -122,19 +121,23 @@ def test_fineweb_flavour_keeps_curated_sources():
     assert config.blocklist_categories == ("adult",)
 
 
-def test_first_use_is_fast_and_offline(ut1, monkeypatch):
+def test_first_use_is_offline(ut1, monkeypatch):
+    """tldextract fetches the public suffix list on first use unless told not to; a caught failure would only cost
+    seconds, so record every attempt to open a socket rather than rely on an exception escaping."""
+    attempts = []
+
     def no_network(*args, **kwargs):
-        raise AssertionError("the url stage opened a socket")
+        attempts.append(args)
+        raise OSError("network disabled by the test")
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     url_module._tld_extractor.cache_clear()
     url_module._load_blocklist.cache_clear()
-    started = time.perf_counter()
     stage = URLStage(ut1)
     assert check(stage, "https://news.example.co.uk/story")[0] is True
     assert check(stage, "https://badsite.com/")[0] == "domain"
-    assert time.perf_counter() - started < 0.5
+    assert attempts == []
 
 
 def _build(config: URLConfig) -> int:
