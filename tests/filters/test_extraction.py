@@ -92,7 +92,7 @@ def test_timeout_kills_the_child_and_the_next_document_still_extracts(tmp_path):
     stage = ExtractionStage(ExtractionConfig(extract_fn=scripted_extract, timeout_s=0.5, remove_urls=False))
     start = time.monotonic()
     kept = run_stage(stage, [f"hang {pidfile}", "after the hang"])
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30  # the scripted hang never ends: finishing at all proves the kill
     assert [doc.text.split(" from ")[0] for doc in kept] == ["after the hang"]
     assert counters(stage) == {"total": 2, "forwarded": 1, "dropped": 1, "dropped_timeout": 1}
     hung_pid, second_pid = int(pidfile.read_text()), int(kept[0].text.split(" from ")[1])
