@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import platform
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -300,9 +299,11 @@ def substring_corpus(megabytes: float, seed: int = 0) -> list[str]:
     return texts
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """Current (VmRSS) or peak (VmHWM) resident memory of this process image. Not ru_maxrss: Linux carries it over
+    from the parent through fork and exec."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:")) / 1024
 
 
 def _substring_worker(path: str, queue) -> None:
@@ -312,7 +313,7 @@ def _substring_worker(path: str, queue) -> None:
     start = time.perf_counter()
     cut, spans = deduplicate_texts(texts, ExactSubstringConfig())
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _rss_mb("VmHWM")
     removed = size - sum(len(t.encode()) for t in cut)
     passes = max((s["pass"] for doc in spans for s in doc), default=0)
     queue.put({"megabytes": size / 1e6, "documents": len(texts), "seconds": seconds, "mb_per_s": size / 1e6 / seconds,
