@@ -298,7 +298,7 @@ def write_results(args, command: str, docs: int, body: str) -> None:
         f"- input: `{args.warc.name}`, {docs} HTML response records; docs/s = {docs} / wall seconds of the whole "
         f"run (process start to exit), median of {args.repeat}",
         "", body, "",
-        "Setup (both sides run their defaults; the recipes differ, so the kept counts are not meant to match):",
+        "Setup (each side with its defaults; mdr `refinedweb` and FineWeb are different recipes, so their kept counts are not meant to match):",
         "- datatrove 0.10.1: the filtering phase of `examples/fineweb.py` with its exclusion writers, on "
         "`LocalPipelineExecutor(tasks=T, workers=W)`. `WarcReader` shards by file, so on one WARC one task does "
         "all the work whatever W. Defaults kept: `Trafilatura(favour_precision=True)`, timeout 1 s per document in "
