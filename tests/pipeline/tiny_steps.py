@@ -2,7 +2,7 @@
 
 They live in a module of their own because executors pickle steps by reference: the task processes of the local
 (forkserver), Ray and Slurm executors import `tests.pipeline.tiny_steps`, so the repo must be on their PYTHONPATH
-(the `job_pythonpath` fixture of tests/pipeline/conftest.py puts it there).
+(the `job_pythonpath` fixture of tests/conftest.py puts it there).
 """
 
 import os
