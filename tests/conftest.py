@@ -1,5 +1,6 @@
-"""Session-wide clusters for the executor tests: a real local Ray cluster, and the local Slurm cluster of
-.ci/slurm-up (tests skip with the reason when it is not up)."""
+"""Session-wide clusters for the executor tests of every folder (pipeline, dedup): one real local Ray cluster, and the
+local Slurm cluster of .ci/slurm-up (tests skip with the reason when it is not up). Defined once, here: a fixture
+imported into two conftest files would start two Ray heads."""
 
 import os
 import secrets
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 RAY_START_TIMEOUT_S = 120
 
 
