@@ -5,8 +5,9 @@ more than once is removed from all its occurrences but the first, with a suffix 
 "First" is the input order (`DocumentOrder`): documents earliest in the run's input keep their text. A token position
 whose `min_span_tokens`-token window also starts at an earlier position is a duplicate start; the union of those
 windows is exactly the union of all repeated spans of ≥ `min_span_tokens` tokens minus their first occurrences.
-Cutting joins the text around a span, which can form a new repeated window across the seam: passes repeat until
-one finds nothing, so that no span of `min_span_tokens` tokens occurs twice in the output (usually 2 passes).
+Cutting joins the text around a span, which can form a new repeated window across the seam: a hash of every window
+checks the seams, and while one repeats, another pass runs, so that no span of `min_span_tokens` tokens occurs twice
+in the output (real text: one pass).
 
 Tokens: without a `tokenizer_file`, GPT-2's pre-tokenizer (its regex, no vocabulary: words with their leading
 space, number runs, punctuation runs, whitespace). Each GPT-2 token lies inside one pre-token, so 50 pre-tokens are
@@ -163,17 +164,56 @@ def deduplicate_texts(texts: list[str], config: ExactSubstringConfig,
             })
         if not found or config.mode != "cut":
             return texts, spans
-        changed = sorted({span.document for span in found})
-        for document in changed:
+        seams: dict[int, list[int]] = {}
+        for document in sorted({span.document for span in found}):
             cuts = [s for s in spans[document] if s["pass"] == passes]
-            text, kept, position = texts[document], [], 0
+            text, kept, position, length = texts[document], [], 0, 0
             for cut in cuts:
                 kept.append(text[position : cut["start"]])
+                length += len(kept[-1])
+                seams.setdefault(document, []).append(length)  # where the text around the cut now joins
                 position = cut["end"]
             kept.append(text[position:])
             texts[document] = "".join(kept)
             tokens[document] = tokenizer.tokenize(texts[document])
+        if not _repeats_across_seams(tokens, seams, config.min_span_tokens):
+            return texts, spans  # the next suffix-array pass would find nothing
         passes += 1
+
+
+_WINDOW_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible mod 2^64
+_WINDOW_BASE_INVERSE = np.uint64(pow(int(_WINDOW_BASE), -1, 2**64))
+
+
+def _repeats_across_seams(tokens: list, seams: dict[int, list[int]], min_tokens: int) -> bool:
+    """Whether a window of `min_tokens` tokens near a seam also occurs elsewhere. After a cut pass every other
+    window occurs once (repeats were cut), so a new repeat involves a window across a seam; comparing polynomial
+    hashes of all windows finds it in O(tokens). A hash collision only costs one more suffix-array pass."""
+    lengths = np.array([len(ids) for ids, _, _ in tokens], dtype=np.int64)
+    if not seams or lengths.max(initial=0) < min_tokens:
+        return False
+    ids = np.concatenate([ids for ids, _, _ in tokens]).view(np.uint64) if len(lengths) else np.zeros(0, np.uint64)
+    powers = np.cumprod(np.r_[np.uint64(1), np.full(len(ids) - 1, _WINDOW_BASE)], dtype=np.uint64)
+    inverse = np.cumprod(np.r_[np.uint64(1), np.full(len(ids) - 1, _WINDOW_BASE_INVERSE)], dtype=np.uint64)
+    prefix = np.r_[np.uint64(0), np.cumsum(ids * powers, dtype=np.uint64)]
+    offsets = np.r_[0, np.cumsum(lengths)]
+    starts = np.concatenate([np.arange(o, o + n - min_tokens + 1) for o, n in zip(offsets[:-1], lengths)
+                             if n >= min_tokens])
+    hashes = (prefix[starts + min_tokens] - prefix[starts]) * inverse[starts]
+    candidates = []
+    for document, positions in seams.items():
+        _, _, ends = tokens[document]
+        for seam in positions:
+            token = int(np.searchsorted(ends, seam, side="right"))  # the first token ending after the seam
+            first = max(0, token - min_tokens)
+            last = min(token, lengths[document] - min_tokens)
+            candidates.extend(range(offsets[document] + first, offsets[document] + last + 1))
+    if not candidates:
+        return False
+    window_hashes = np.sort(hashes)
+    candidate_hashes = (prefix[np.array(candidates) + min_tokens] - prefix[candidates]) * inverse[candidates]
+    counts = np.searchsorted(window_hashes, candidate_hashes, "right") - np.searchsorted(window_hashes, candidate_hashes)
+    return bool((counts > 1).any())
 
 
 def partition_of(doc_id: str, partitions: int) -> int:

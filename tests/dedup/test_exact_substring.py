@@ -87,6 +87,14 @@ def test_after_cutting_no_span_of_k_tokens_occurs_twice(pool, picks):
         assert cut == texts
 
 
+def test_a_repeat_formed_across_a_cut_is_cut_in_a_second_pass():
+    span = " sa sb sc sd se sf sg sh si"
+    texts = ["x" + span, "a b c d e f g h", "a b c d" + span + " e f g h"]
+    cut, spans = deduplicate_texts(texts, ExactSubstringConfig(min_span_tokens=8))
+    assert cut == [texts[0], texts[1], ""]  # cutting the span left "a b c d e f g h", a repeat of text 1
+    assert [(s["pass"], s["first_document"]) for s in spans[2]] == [(1, 0), (2, 1)]
+
+
 def test_fifty_tokens_is_the_default_and_shorter_repeats_stay():
     rng = random.Random(1)
     span = " ".join(rng.choice(WORDS) for _ in range(40))  # 40 words: ≥ 50 pre-tokens? no: one pre-token each
