@@ -52,18 +52,25 @@ def _human_seconds(s: float) -> str:
 
 
 def render(state: dict, elapsed: float, width: int = 24) -> str:
-    fraction = state["bytes_read"] / state["bytes_total"] if state["bytes_total"] else 0.0
+    """Phases that read WARCs report bytes; the others (dedup) only finished tasks."""
+    reads_input = state["bytes_total"] > 0
+    if reads_input:
+        fraction = state["bytes_read"] / state["bytes_total"]
+    else:
+        fraction = state["tasks_done"] / state["tasks"] if state["tasks"] else 0.0
     if state["tasks"] and state["tasks_done"] == state["tasks"]:
         fraction = 1.0
     filled = int(round(fraction * width))
     eta = ""
     if 0 < fraction < 1 and elapsed > 2:
         eta = f"  ETA {_human_seconds(elapsed * (1 - fraction) / fraction)}"
+    volume = (
+        f"{_human_bytes(state['bytes_read'])}/{_human_bytes(state['bytes_total'])}  {state['records']:,} records  "
+        if reads_input else ""
+    )
     return (
-        f"{state['phase']} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}  "
-        f"{_human_bytes(state['bytes_read'])}/{_human_bytes(state['bytes_total'])}  "
-        f"{state['records']:,} records  {state['tasks_done']}/{state['tasks']} tasks  "
-        f"{_human_seconds(elapsed)}{eta}"
+        f"{state['phase']} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}  {volume}"
+        f"{state['tasks_done']}/{state['tasks']} tasks  {_human_seconds(elapsed)}{eta}"
     )
 
 
