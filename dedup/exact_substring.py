@@ -22,6 +22,8 @@ token ids as bytes (4 B per token id × 4 B, 8 B beyond 2^31 bytes): about 30 B 
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -300,8 +302,7 @@ class ExactSubstringFilter(PipelineStep):
         with self.track_time():
             texts, spans = deduplicate_texts([doc.text for doc in documents], self.config)
         rows = []
-        writer = self.exclusion_writer
-        try:
+        with self.exclusion_writer or contextlib.nullcontext() as writer:
             for doc, text, found in zip(documents, texts, spans):
                 self.stat_update("total")
                 for span in found:
@@ -323,12 +324,6 @@ class ExactSubstringFilter(PipelineStep):
                 doc.metadata["filter_reason"] = reason
                 if writer is not None:
                     writer.write(doc, rank)
-        except BaseException:
-            if writer is not None:
-                writer._abort()
-            raise
-        if writer is not None:
-            writer.close()
         table = pa.Table.from_pylist(rows, schema=pa.schema([
             ("id", pa.string()), ("pass", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
             ("tokens", pa.int64()), ("duplicate_of", pa.string())]))

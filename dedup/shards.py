@@ -8,6 +8,8 @@ the same documents in the same order (an index phase and the phase that applies 
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,8 +180,8 @@ class RemovalFilter(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         removals = self.removals(rank)
-        writer = self.exclusion_writer
-        try:
+        # the writer renames its shard into place when the stream ends, and discards it if the task dies
+        with self.exclusion_writer or contextlib.nullcontext() as writer:
             for index, doc in enumerate(data):
                 self.stat_update("total")
                 removal = removals.get(index)
@@ -196,12 +198,6 @@ class RemovalFilter(PipelineStep):
                     doc.metadata.update(cluster=removal["cluster"], cluster_size=removal["cluster_size"])
                 if writer is not None:
                     writer.write(doc, rank)
-        except BaseException:
-            if writer is not None:
-                writer._abort()
-            raise
-        if writer is not None:
-            writer.close()
 
 
 def removal_table(rows: list[dict]) -> pa.Table:
