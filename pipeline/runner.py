@@ -158,5 +158,6 @@ def run(plan: RunPlan, options, progress: bool = True) -> dict:
     write_run_file(plan, phases)
     with ProgressMonitor(plan.output, [(p.name, p.tasks) for p in phases], enabled=progress):
         run_phases(phases, options)
-    remove_temporary_files(str(plan.output))
+    if options.kind != "slurm" or options.wait:  # with --no-wait the submitted tasks are writing theirs right now
+        remove_temporary_files(str(plan.output))
     return funnel(plan.output)
