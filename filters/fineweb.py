@@ -14,9 +14,10 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATION, POLICY_SUBSTRINGS, C4QualityFilter
 from datatrove.pipeline.filters.fineweb_quality_filter import FineWebQualityFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
-from datatrove.utils.text import split_into_sentences, split_into_words
+from datatrove.utils.text import split_into_sentences
 
 from mdr.filters.drop import compared, drop
+from mdr.filters.words import split_into_words
 
 
 @dataclass

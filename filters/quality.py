@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS, GopherQualityFilter
-from datatrove.utils.text import PUNCTUATION, split_into_words
+from datatrove.utils.text import PUNCTUATION
 
 from mdr.filters.drop import compared, drop
+from mdr.filters.words import split_into_words
 
 
 @dataclass
@@ -57,7 +58,7 @@ class QualityStage(GopherQualityFilter):
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         config = self.config
         text = doc.text
-        words = split_into_words(text, self.language)  # shared with the repetition stage through datatrove's cache
+        words = split_into_words(text, self.language)  # shared with the repetition stage through its cache
         n_words = len(words)
         # A token is a word unless every character is punctuation (strip() removes exactly those characters).
         word_lengths = [len(word) for word in words if word.strip(PUNCTUATION)]

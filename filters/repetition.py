@@ -13,9 +13,9 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
     find_top_duplicate,
     get_n_grams,
 )
-from datatrove.utils.text import split_into_words
 
 from mdr.filters.drop import compared, drop
+from mdr.filters.words import split_into_words
 
 
 @dataclass
@@ -76,7 +76,7 @@ class RepetitionStage(GopherRepetitionFilter):
         if failed:
             return failed
 
-        # datatrove caches the last few tokenizations: the quality stage that follows reuses this one.
+        # Cached for the last few documents: the quality stage that follows reuses this split.
         words = split_into_words(text, self.language)
         for n, limit in self.top_n_grams:
             n_grams = get_n_grams(words, n)
