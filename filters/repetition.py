@@ -3,16 +3,12 @@ or n-grams. datatrove's `GopherRepetitionFilter` semantics and reasons, plus the
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 
 from datatrove.data import Document
-from datatrove.pipeline.filters.gopher_repetition_filter import (
-    GopherRepetitionFilter,
-    find_all_duplicate,
-    find_duplicates,
-    find_top_duplicate,
-    get_n_grams,
-)
+from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 
 from mdr.filters.drop import compared, drop
 from mdr.filters.words import split_into_words
@@ -32,6 +28,40 @@ class RepetitionConfig:
     dup_ngram_char_frac: dict[int, float] = field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
     )
+
+
+class NGrams:
+    """datatrove's n-gram measures (`find_top_duplicate(get_n_grams(words, n))`, `find_all_duplicate(words, n)`)
+    with every n-gram a slice of the words joined once, instead of a join per position and per n."""
+
+    def __init__(self, words: list[str]):
+        self.n_words = len(words)
+        self.joined = "".join(words)  # datatrove's duplicated n-grams are joined without a separator
+        self.spaced = " ".join(words)  # its top n-grams with one space
+        self.starts = list(itertools.accumulate((len(word) for word in words), initial=0))
+
+    def top_duplicate_chars(self, n: int) -> int | None:
+        """Characters of the most frequent n-gram times its count (the first counted wins a tie); None: no n-gram."""
+        spaced, starts = self.spaced, self.starts
+        n_grams = [spaced[starts[i] + i : starts[i + n] + i + n - 1] for i in range(self.n_words - n + 1)]
+        if not n_grams:
+            return None
+        ((n_gram, count),) = Counter(n_grams).most_common(1)
+        return len(n_gram) * count
+
+    def all_duplicate_chars(self, n: int) -> int:
+        """Characters of the n-grams seen before, scanning left to right and skipping past each repeat."""
+        joined, starts = self.joined, self.starts
+        unique, repeated_chars, index, end = set(), 0, 0, self.n_words - n + 1
+        while index < end:
+            n_gram = joined[starts[index] : starts[index + n]]
+            if n_gram in unique:
+                repeated_chars += len(n_gram)
+                index += n
+            else:
+                unique.add(n_gram)
+                index += 1
+        return repeated_chars
 
 
 class RepetitionStage(GopherRepetitionFilter):
@@ -77,15 +107,16 @@ class RepetitionStage(GopherRepetitionFilter):
             return failed
 
         # Cached for the last few documents: the quality stage that follows reuses this split.
-        words = split_into_words(text, self.language)
+        n_grams = NGrams(split_into_words(text, self.language))
         for n, limit in self.top_n_grams:
-            n_grams = get_n_grams(words, n)
-            if n_grams:
-                failed = self._exceeds(doc, f"top_{n}_gram", find_top_duplicate(n_grams) / text_length, limit)
+            top_chars = n_grams.top_duplicate_chars(n)
+            if top_chars is not None:
+                failed = self._exceeds(doc, f"top_{n}_gram", top_chars / text_length, limit)
                 if failed:
                     return failed
         for n, limit in self.dup_n_grams:
-            failed = self._exceeds(doc, f"duplicated_{n}_n_grams", find_all_duplicate(words, n) / text_length, limit)
+            duplicate_chars = n_grams.all_duplicate_chars(n)
+            failed = self._exceeds(doc, f"duplicated_{n}_n_grams", duplicate_chars / text_length, limit)
             if failed:
                 return failed
         return True

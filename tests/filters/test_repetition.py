@@ -4,8 +4,10 @@ import json
 import pytest
 from datatrove.data import Document
 from datatrove.pipeline.filters import GopherRepetitionFilter
+from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
+from datatrove.utils.text import split_into_words
 
-from mdr.filters.repetition import RepetitionConfig, RepetitionStage
+from mdr.filters.repetition import NGrams, RepetitionConfig, RepetitionStage
 from tests.filters.texts import pad_to, reloaded, run, shared_file
 
 RULES_OFF = dict(
@@ -108,6 +110,18 @@ def test_same_decisions_as_datatrove_on_real_documents():
         assert result == (True if expected is True else expected[1])
         reasons.add(result)
     assert len(reasons) >= 4  # the sample exercises several rules
+
+
+def test_n_gram_measures_equal_datatrove_on_real_documents():
+    path = shared_file("text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
+    texts = [json.loads(line)["text"] for line in gzip.open(path, "rt")][:300]
+    for words in [split_into_words(text) for text in texts] + [[], ["one"], ["ab", "c", "a", "bc", "ab", "c"]]:
+        n_grams = NGrams(words)
+        for n in (2, 3, 4):
+            expected = find_top_duplicate(get_n_grams(words, n)) if get_n_grams(words, n) else None
+            assert n_grams.top_duplicate_chars(n) == expected
+        for n in range(5, 11):
+            assert n_grams.all_duplicate_chars(n) == find_all_duplicate(words, n)
 
 
 def test_pickles_and_works_after_unpickling():
