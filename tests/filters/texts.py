@@ -1,6 +1,8 @@
 """Builders for filter tests: texts of an exact length made of words that never repeat, and shared-data paths."""
 
+import gzip
 import itertools
+import json
 import pickle
 import string
 from pathlib import Path
@@ -9,6 +11,7 @@ import pytest
 from datatrove.data import Document
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DOLMA_CC_SAMPLE = "text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
 
 def shared_file(relative: str) -> Path:
@@ -47,3 +50,21 @@ def run(stage, text: str, **metadata) -> tuple[object, Document]:
 def reloaded(stage):
     """The stage after a pickle round trip, as executors ship it to workers."""
     return pickle.loads(pickle.dumps(stage))
+
+
+def real_texts(count: int) -> list[str]:
+    """The first `count` documents of a real Common Crawl extraction sample (skips when shared data is absent)."""
+    with gzip.open(shared_file(DOLMA_CC_SAMPLE), "rt") as lines:
+        return [json.loads(line)["text"] for line in itertools.islice(lines, count)]
+
+
+def decisions(ours, theirs, texts: list[str]) -> set:
+    """Asserts our stage and datatrove's filter keep or drop each text alike, for the same reason; returns the
+    decisions seen (so a test can require that several rules were exercised)."""
+    seen = set()
+    for text in texts:
+        result, _ = run(ours, text)
+        expected = theirs.filter(Document(text=text, id="x"))
+        assert result == (True if expected is True else expected[1]), text[:200]
+        seen.add(result)
+    return seen
