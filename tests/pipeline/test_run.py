@@ -5,13 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from mdr.pipeline.stats import check_invariants, funnel
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
@@ -148,14 +148,6 @@ def test_real_common_crawl_and_quirks(tmp_path):
     assert stats["output_docs"] > 0
 
 
-def _wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 KILL_RESUME_ARGS = ["refinedweb", "--input", str(SAMPLES), "--tasks", "8", "--workers", "1", "--no-progress"]
 
@@ -177,7 +169,7 @@ def test_kill_and_resume_gives_the_same_ids(tmp_path, reference_run, phase):
     process = subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", "run", *args, "--output", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     completions = out / "logs" / phase / "completions"
-    started = _wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=300)
+    started = wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=300)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert started, "the run never completed two tasks"

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,6 +13,7 @@ import pytest
 from mdr.pipeline.report.table import format_funnel, human, recipe_changes
 from mdr.pipeline.stats import check_invariants, funnel
 from tests.pipeline.report.conftest import mdr, mdr_here, stats_json
+from tests.waiting import wait_for
 
 FUNNEL_KEYS = {"input_records", "stages", "output_docs", "complete"}
 STAGE_KEYS = {"name", "docs_in", "docs_out", "dropped", "seconds"}
@@ -111,14 +111,6 @@ def test_stats_a_b_shows_the_threshold_change_and_its_effect(run_dir, inputs, tm
     assert f"output documents: {outputs[0]:,} -> {outputs[1]:,} ({outputs[1] - outputs[0]:+,}" in out
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 @pytest.mark.slow
 def test_stats_of_a_killed_then_resumed_run(run_dir, inputs, tmp_path):
@@ -130,7 +122,7 @@ def test_stats_of_a_killed_then_resumed_run(run_dir, inputs, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", *args], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     completions = out / "logs" / "filter" / "completions"
-    started = _wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=180)
+    started = wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=180)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert started, "the run never completed two tasks"
