@@ -44,6 +44,9 @@ class ExtractionConfig:
     fast: bool = False  # trafilatura default: fall back to readability/jusText when its own extraction is thin
     # True makes output depend on document order and sharding (trafilatura #778, datatrove #295).
     deduplicate: bool = False
+    # trafilatura's boilerplate XPaths evaluated in Python by mdr.filters.fast_xpath: the same nodes, so the same
+    # text, in about 0.6x the extraction time (benchmarks/RESULTS.md). False gives trafilatura lxml's XPath back.
+    compiled_xpath: bool = True
     # RW post-processing (RW §3.1; DCLM newline_removal_modifier / url_removal_modifier). None/False turns it off
     # (the FineWeb preset does both).
     max_consecutive_newlines: int | None = 2
@@ -240,6 +243,10 @@ class ExtractionStage(PipelineStep):
     def _extract_fn(self) -> ExtractFn:
         if self.config.extract_fn is not None:
             return _resolve(self.config.extract_fn)
+        from mdr.filters import fast_xpath
+
+        # before the warm-up and the fork, so that the child process inherits it
+        fast_xpath.install() if self.config.compiled_xpath else fast_xpath.uninstall()
         extract = functools.partial(trafilatura_extract, options=self.config.trafilatura_options())
         extract("<html><body><p>warm-up</p></body></html>")  # import and warm up once, before forking
         return extract
