@@ -35,6 +35,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from results import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 WEB_TEXT = REPO.parent / "shared" / "data" / "text" / "cc-derived" / "dolma_cc_main_2019_30"
@@ -116,14 +117,7 @@ def machine() -> str:
 
 def write_results(section: str) -> None:
     """Replaces this benchmark's section of RESULTS.md (or appends it), leaving the other sections as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find(HEADING)
-    if start >= 0:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section(section, HEADING)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import write_section
 from datatrove.data import Document
 
 from mdr.pipeline.writer import ParquetShardWriter
@@ -205,15 +206,7 @@ def write_results(args, summary: str) -> None:
         "`mdr report --help` in the same way gives the cost of starting `mdr` (interpreter and imports) alone",
         "", summary, "",
     ])
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
-    start = text.find(heading.split(":")[0])
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS_MD.write_text(text)
-    print(f"wrote {RESULTS_MD}")
+    write_section(section, heading.split(":")[0])
 
 
 if __name__ == "__main__":

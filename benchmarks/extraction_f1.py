@@ -1,10 +1,10 @@
-"""Bag-of-words precision/recall/F1 and docs/s of mdr's extraction stage vs datatrove's Trafilatura defaults.
+"""Bag-of-words precision/recall/F1 and docs/s of mdr's extraction (each recipe's settings) vs datatrove's Trafilatura.
 
 Ground truth: shared/data/extraction/aeb (ground-truth.json -> articleBody) and wcxb-dev
 (ground-truth/<id>.json -> ground_truth.main_content). Scores are per-page multiset word overlaps, averaged over
 pages; a dropped page scores 0.
 
-    .venv/bin/python benchmarks/extraction_f1.py [--limit N] [--data DIR]
+    .venv/bin/python benchmarks/extraction_f1.py [--limit N] [--data DIR] [--variants]
 """
 
 import argparse
@@ -20,9 +20,16 @@ from datatrove.data import Document
 from datatrove.pipeline.extractors import Trafilatura
 from trafilatura.utils import decode_file
 
+from mdr.filters import fast_xpath
 from mdr.filters.extraction import ExtractionConfig, ExtractionStage
+from mdr.pipeline.recipe import load_recipe
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "extraction"
+
+
+def recipe_extraction(name: str) -> ExtractionConfig:
+    """The extract stage's config of a built-in recipe."""
+    return next(stage.config for stage in load_recipe(name).stages if stage.key == "extract")
 
 
 def load_aeb(root: Path) -> list[tuple[str, str, str]]:
@@ -70,24 +77,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared/data/extraction folder")
     parser.add_argument("--limit", type=int, default=None, help="first N pages of each set")
+    parser.add_argument("--variants", action="store_true", help="also other trafilatura settings on mdr's stage")
     args = parser.parse_args()
     if not (args.data / "aeb").is_dir():
         parser.error(f"no extraction benchmark data under {args.data}; pass --data")
 
-    ours = ExtractionConfig()
-    flipped = dataclasses.replace(ours, favor_precision=not ours.favor_precision)
     contenders = {
-        "mdr (defaults)": lambda: ExtractionStage(ours),
-        f"mdr favor_precision={flipped.favor_precision}": lambda: ExtractionStage(flipped),
+        # each recipe's extract stage as `mdr run` builds it (fast_xpath on: the same text as with lxml's XPath)
+        **{f"mdr {name} recipe": (lambda config=recipe_extraction(name): ExtractionStage(config))
+           for name in ("refinedweb", "fineweb")},
         "datatrove Trafilatura()": lambda: Trafilatura(),  # favour_precision=True, deduplicate=True, timeout 1 s
     }
-    print(f"{'dataset':10} {'extractor':34} {'P':>6} {'R':>6} {'F1':>6} {'kept':>9} {'docs/s':>7}")
+    if args.variants:  # trafilatura settings the recipes do not use, for the record
+        base = recipe_extraction("refinedweb")
+        for label, changes in (("balanced, fast=True", {"fast": True}),
+                               ("favor_precision", {"favor_precision": True}),
+                               ("favor_precision, fast=True", {"favor_precision": True, "fast": True})):
+            contenders[f"mdr, {label}"] = lambda config=dataclasses.replace(base, **changes): ExtractionStage(config)
+    print(f"{'dataset':10} {'extractor':36} {'P':>6} {'R':>6} {'F1':>6} {'kept':>9} {'docs/s':>7}")
     for dataset, pages in (("aeb", load_aeb(args.data / "aeb")), ("wcxb-dev", load_wcxb(args.data / "wcxb-dev"))):
         pages = pages[: args.limit]
         for label, make_step in contenders.items():
+            fast_xpath.uninstall()  # process-wide: mdr's stages install it again, datatrove's runs trafilatura as is
             result = evaluate(make_step(), pages)
             print(
-                f"{dataset:10} {label:34} {result['precision']:6.3f} {result['recall']:6.3f} {result['f1']:6.3f} "
+                f"{dataset:10} {label:36} {result['precision']:6.3f} {result['recall']:6.3f} {result['f1']:6.3f} "
                 f"{result['kept']:4}/{len(pages):<4} {result['docs_per_s']:7.1f}"
             )
 
