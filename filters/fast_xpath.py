@@ -102,10 +102,7 @@ class _Compiler:
 
     # -- paths: functions context -> iterator over the selected elements, in document order
     def union(self) -> "Callable[[Element], Iterator]":
-        paths = [self.path()]
-        while self.at("|"):
-            self.take("|")
-            paths.append(self.path())
+        paths = self._operands("|", self.path)
         if len(paths) == 1:
             return paths[0]
         tags = [getattr(path, "plain_tags", None) for path in paths]
@@ -184,11 +181,16 @@ class _Compiler:
         return nth_per_parent
 
     # -- expressions: (kind, python source), kind in bool, str, attrs, tags, nodes
+    def _operands(self, operator: str, operand: Callable[[], tuple[str, object]]) -> list[tuple[str, object]]:
+        """operand (operator operand)*"""
+        terms = [operand()]
+        while self.at(operator):
+            self.take(operator)
+            terms.append(operand())
+        return terms
+
     def expr(self) -> tuple[str, object]:
-        terms = [self.and_expr()]
-        while self.at("or"):
-            self.take("or")
-            terms.append(self.and_expr())
+        terms = self._operands("or", self.and_expr)
         if len(terms) == 1:
             return terms[0]
         if all(kind == "tags" for kind, _ in terms):
@@ -196,10 +198,7 @@ class _Compiler:
         return "bool", " or ".join(f"({self.boolean(term)})" for term in terms)
 
     def and_expr(self) -> tuple[str, object]:
-        terms = [self.comparison()]
-        while self.at("and"):
-            self.take("and")
-            terms.append(self.comparison())
+        terms = self._operands("and", self.comparison)
         if len(terms) == 1:
             return terms[0]
         return "bool", " and ".join(f"({self.boolean(term)})" for term in terms)
