@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import warnings
 from collections import OrderedDict, deque
@@ -254,6 +255,16 @@ def _as_is(item):  # DataLoader's default conversion would turn our tuples into 
     return item
 
 
+def _worker_context():
+    """Workers start from a forkserver, a fresh process that has imported torch and this module, not from a fork of
+    the trainer: a trainer holds threads (Ray's and gRPC's after a Ray job, TensorBoard's writer, OpenMP pools)
+    whose state a plain fork copies half-made, and a forked worker then can die with SIGABRT. Forking from the
+    server is as quick as a plain fork once the server runs (it starts once per process)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "mdr.train.data"])
+    return context
+
+
 @contextmanager
 def _serial_tokenizers_in_children():
     """Workers forked with TOKENIZERS_PARALLELISM=false tokenize serially, and HF tokenizers does not warn that
@@ -347,7 +358,8 @@ class TokenLoader:
             yield from dataset.stream(0)
             return
         loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is,
-                            pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
+                            pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor,
+                            multiprocessing_context=_worker_context())
         with _serial_tokenizers_in_children():
             items = iter(loader)  # forks the workers
         yield from items
