@@ -180,7 +180,7 @@ class _Compiler:
 
         return nth_per_parent
 
-    # -- expressions: (kind, python source), kind in bool, str, attrs, tags, nodes
+    # -- expressions: (kind, value): bool and str are Python source, attrs and tags lists of names
     def _operands(self, operator: str, operand: Callable[[], tuple[str, object]]) -> list[tuple[str, object]]:
         """operand (operator operand)*"""
         terms = [operand()]
@@ -321,21 +321,6 @@ class _Compiler:
         raise Unsupported(f"boolean value of {kind}")
 
 
-_alive: list = [None, []]  # [root element, every element proxy of its tree]
-
-
-def _keep_proxies(context: Element) -> None:
-    """Hold a Python proxy for every element of the context's tree until another tree comes.
-
-    lxml makes a proxy object for an element each time Python reaches it, unless one is still alive, and lxml.html
-    picks its class with a lookup written in Python: walking trees in Python would pay that for every element on
-    every path. Holding them (one page's worth) makes later walks reuse them.
-    """
-    root = context.getroottree().getroot()
-    if _alive[0] is not root:
-        _alive[0], _alive[1] = root, list(root.iter())
-
-
 class CompiledXPath:
     """Callable like lxml's XPath on an element; anything else (a tree, keyword variables) goes to lxml."""
 
@@ -347,7 +332,6 @@ class CompiledXPath:
     def __call__(self, context, **variables):
         if variables or not isinstance(context, Element):
             return self.xpath(context, **variables)
-        _keep_proxies(context)
         return list(self.evaluate(context))
 
     def __repr__(self):
@@ -394,7 +378,6 @@ def uninstall() -> None:
     for paths in _xpath_lists():
         if id(paths) in _originals:
             paths[:] = _originals.pop(id(paths))
-    _alive[0], _alive[1] = None, []
 
 
 def installed() -> bool:

@@ -1,5 +1,6 @@
 """mdr.filters.fast_xpath selects exactly what lxml selects, so trafilatura's output does not change."""
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def trafilatura_paths() -> list[tuple[str, etree.XPath]]:
 
 
 PATHS = trafilatura_paths()
-COMPILED = [(label, path, compile_xpath(path.path)) for label, path in PATHS if compile_xpath(path.path)]
+COMPILED = [(label, path, evaluate) for label, path in PATHS if (evaluate := compile_xpath(path.path))]
 
 
 def same_nodes(tree, label: str, path: etree.XPath, evaluate) -> None:
@@ -43,6 +44,7 @@ def same_nodes(tree, label: str, path: etree.XPath, evaluate) -> None:
         f"{label}: lxml {[(e.tag, dict(e.attrib)) for e in expected][:5]} vs ours {[(e.tag, dict(e.attrib)) for e in got][:5]}")
 
 
+@functools.cache  # read once for the tests that use them; nobody mutates the lists
 def sample_pages() -> list[str]:
     paths = sorted(str(p) for p in DATA_SAMPLES.glob("*.warc.gz"))
     pages = [doc.text for doc in WarcRecordReader(paths).run()]
@@ -50,6 +52,7 @@ def sample_pages() -> list[str]:
     return pages
 
 
+@functools.cache
 def shared_pages(count: int) -> list[str]:
     warc = shared_file("warc/pages/dev-pages-531.warc.gz")
     return [doc.text for doc in itertools.islice(WarcRecordReader([str(warc)]).run(), count)]
