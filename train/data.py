@@ -38,7 +38,6 @@ import os
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -259,25 +258,17 @@ def _worker_context():
     """Workers start from a forkserver, a fresh process that has imported torch and this module, not from a fork of
     the trainer: a trainer holds threads (Ray's and gRPC's after a Ray job, TensorBoard's writer, OpenMP pools)
     whose state a plain fork copies half-made, and a forked worker then can die with SIGABRT. Forking from the
-    server is as quick as a plain fork once the server runs (it starts once per process)."""
+    server is as quick as a plain fork once the server runs (it starts once per process; the preload only applies
+    when this call starts it)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch", "mdr.train.data"])
     return context
 
 
-@contextmanager
-def _serial_tokenizers_in_children():
-    """Workers forked with TOKENIZERS_PARALLELISM=false tokenize serially, and HF tokenizers does not warn that
-    "parallelism has already been used": the workers are the parallelism. The parent's setting is restored."""
-    before = os.environ.get("TOKENIZERS_PARALLELISM")
+def _serial_tokenizers(worker_id: int) -> None:
+    """DataLoader worker_init_fn: each worker tokenizes serially (the workers are the parallelism). Set inside the
+    worker, since workers started by a forkserver have the server's environment, not the trainer's."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["TOKENIZERS_PARALLELISM"]
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = before
 
 
 class TokenLoader:
@@ -359,10 +350,8 @@ class TokenLoader:
             return
         loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is,
                             pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor,
-                            multiprocessing_context=_worker_context())
-        with _serial_tokenizers_in_children():
-            items = iter(loader)  # forks the workers
-        yield from items
+                            multiprocessing_context=_worker_context(), worker_init_fn=_serial_tokenizers)
+        yield from loader
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for item in self._items():
