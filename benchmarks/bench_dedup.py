@@ -39,9 +39,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data"
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 sys.path.insert(0, str(REPO))
 
+from results import write_section  # noqa: E402
 from mdr.dedup.exact_substring import ExactSubstringConfig, deduplicate_texts  # noqa: E402
 from mdr.dedup.minhash import MinhashConfig, MinhashSignature, MinhashStage, detection_probability, shingle_hash  # noqa: E402
 
@@ -413,8 +413,7 @@ def main():
     report = "\n".join(lines)
     print(report)
     if args.write_results:
-        with open(RESULTS, "a") as results:
-            results.write(f"\n## Deduplication (issue 4)\n\n{report}\n")
+        write_section(f"## Deduplication (issue 4)\n\n{report}\n", "## Deduplication (issue 4)")
 
 
 if __name__ == "__main__":

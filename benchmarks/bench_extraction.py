@@ -12,6 +12,7 @@ of every variant are compared page by page.
 
 import argparse
 import hashlib
+import itertools
 import json
 import pickle
 import statistics
@@ -60,7 +61,7 @@ def main() -> int:
     from mdr.pipeline.reader import WarcRecordReader
 
     with tempfile.TemporaryDirectory() as tmp:
-        pages = [doc.text for doc in WarcRecordReader([str(args.warc)]).run()][: args.limit]
+        pages = [doc.text for doc in itertools.islice(WarcRecordReader([str(args.warc)]).run(), args.limit)]
         pages_file = Path(tmp) / "pages.pkl"
         pages_file.write_bytes(pickle.dumps(pages))
         print(f"{args.warc.name}: {len(pages)} HTML pages, {sum(map(len, pages)) / 1e6:.0f} M characters",

@@ -13,7 +13,6 @@ is the child's `ru_maxrss`.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,13 +21,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from results import write_section
+from results import RESULTS_MD, machine, write_section
 from datatrove.data import Document
 
 from mdr.pipeline.writer import ParquetShardWriter
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 RESULTS_HEADING = "## Report build (issue 5): `mdr report` on runs with many excluded documents (`bench_report.py`)"
 # Share of the excluded documents per stage and its reasons, roughly as on dev-pages-531 (benchmarks/RESULTS.md).
 STAGES = {
@@ -44,12 +42,6 @@ TYPES = {"url": "🔻 - FILTER", "extract": "🛢 - EXTRAC"}
 MEDIAN_WORDS = 400  # log-normal document length (words), sigma below
 SIGMA = 1.0
 LANGUAGES = ["fr", "de", "es", "zh", "ru", "pt", "ja", "it"]
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def make_run(out: Path, excluded: int, kept: int, tasks: int, seed: int = 0) -> dict:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_curation import DEFAULT_WARC, REPO, count_html_responses, machine, measure  # noqa: E402
-from results import write_section  # noqa: E402
+from bench_curation import DEFAULT_WARC, REPO, count_html_responses, measure  # noqa: E402
+from results import machine, table, write_section  # noqa: E402
 
 RESULTS_HEADING = "## Scaling (issue 6): `mdr run {recipe}` at 1x, 2x, 4x the input, 1 and 2 workers (`bench_scaling.py`)"
 
@@ -80,16 +80,15 @@ def main() -> int:
                        str(result["filtered"]), str(result["kept"]))
                 rows.append(row)
                 print(" | ".join(row), file=sys.stderr, flush=True)
-    table = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in rows[0]) + "|"]
-    table += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    print("\n".join(table))
+    lines = table(rows)
+    print("\n".join(lines))
     if args.write_results:
         heading = RESULTS_HEADING.format(recipe=args.recipe)
         date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
         section = "\n".join([heading, "", f"- date: {date}; load average before the run: {load}",
                              f"- machine: {machine()}", f"- command: `{command}`",
                              f"- input: `{warc.name}` ({docs} HTML responses) given k times as k files; one run each",
-                             "", *table, ""])
+                             "", *lines, ""])
         write_section(section, heading)
     return 0
 

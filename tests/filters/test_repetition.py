@@ -105,7 +105,8 @@ def test_n_gram_measures_equal_datatrove_on_real_documents():
     for words in [split_into_words(text) for text in texts] + [[], ["one"], ["ab", "c", "a", "bc", "ab", "c"]]:
         n_grams = NGrams(words)
         for n in (2, 3, 4):
-            expected = find_top_duplicate(get_n_grams(words, n)) if get_n_grams(words, n) else None
+            grams = get_n_grams(words, n)
+            expected = find_top_duplicate(grams) if grams else None
             assert n_grams.top_duplicate_chars(n) == expected
         for n in range(5, 11):
             assert n_grams.all_duplicate_chars(n) == find_all_duplicate(words, n)
