@@ -75,7 +75,7 @@ def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch
         logits = logits.float().view(-1, logits.size(-1))
         log_probs = F.log_softmax(logits, dim=-1)
         totals[0] += -log_probs.gather(-1, y.view(-1, 1)).sum().double()
-        totals[1] += -(log_probs.exp() * log_probs).sum().double()
+        totals[1] += objective._entropy(log_probs).sum().double()
         totals[2] += y.numel()
         totals[3] += token_bytes[y].sum().double()
         bins += torch.stack(objective.calibration_bins(logits, y))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -455,12 +456,16 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     last_eval: dict = {}
     eval_enabled = config.val_fraction > 0.0
 
+    val_batches: list = []  # the held-out batches are the same at every evaluation: read and tokenized once
+
     def held_out() -> dict:
         nonlocal eval_enabled
-        val = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
-                          seed=config.seed, split="val", val_fraction=config.val_fraction, epochs=1)
+        if not val_batches:
+            val = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
+                              seed=config.seed, split="val", val_fraction=config.val_fraction, epochs=1)
+            val_batches.extend(itertools.islice(val, config.eval_batches))
         try:
-            return evaluate(model, val, token_bytes, config.eval_batches, device,
+            return evaluate(model, val_batches, token_bytes, config.eval_batches, device,
                             torch.bfloat16 if device.type == "cuda" else None)
         except NoHeldOutData as error:  # the held-out split is empty: say so once and train on
             eval_enabled = False
