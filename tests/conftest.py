@@ -2,6 +2,7 @@
 local Slurm cluster of .ci/slurm-up (tests skip with the reason when it is not up). Defined once, here: a fixture
 imported into two conftest files would start two Ray heads."""
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -27,10 +28,14 @@ def job_pythonpath():
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen, else the kernel may hand the same
+    released port out twice (Ray then refuses to start: "port number ... used by other components")."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +50,12 @@ def ray_address(job_pythonpath):
     auth = pytest.MonkeyPatch()
     auth.setenv("RAY_AUTH_MODE", "token")  # for `ray start` below and for the drivers the tests start
     auth.setenv("RAY_AUTH_TOKEN_PATH", str(token_path))
-    port = _free_port()
+    port, client_port, dashboard_port, agent_port, metrics_port = _free_ports(5)
     command = [
         str(ray), "start", "--head", "--block", "--num-cpus=2", f"--port={port}", f"--temp-dir={temp_dir}",
-        "--include-dashboard=false", "--disable-usage-stats", f"--ray-client-server-port={_free_port()}",
-        f"--dashboard-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-        f"--metrics-export-port={_free_port()}",
+        "--include-dashboard=false", "--disable-usage-stats", f"--ray-client-server-port={client_port}",
+        f"--dashboard-port={dashboard_port}", f"--dashboard-agent-listen-port={agent_port}",
+        f"--metrics-export-port={metrics_port}",
     ]
     log_path = Path(temp_dir) / "ray-start.log"
     with open(log_path, "w") as log:
