@@ -77,6 +77,11 @@ def register(verbs) -> None:
     sample.add_argument("--top-p", type=float)
     sample.add_argument("--temperature", type=float)
     sample.add_argument("--beam-width", type=int)
+    sample.add_argument("--length-penalty", type=float, metavar="ALPHA",
+                        help="beam search ranks log P / lp(Y), lp = ((5+|Y|)/6)^ALPHA (Wu et al. 2016; default 0.6; "
+                             "0: log-probability alone)")
+    sample.add_argument("--min-new-tokens", type=int, metavar="N",
+                        help="no end of document before N tokens (default 1; 0 allows empty continuations)")
     sample.add_argument("--seed", type=int)
     sample.add_argument("--device", default="cpu")
     sample.add_argument("--json", action="store_true")
@@ -147,7 +152,8 @@ def cmd_sample(args) -> int:
 
     model, _ = load_model(args.run, args.device)
     tokenizer = load_tokenizer(str(Path(args.run) / TOKENIZER))
-    chosen = {k: getattr(args, k) for k in ("max_new_tokens", "top_k", "top_p", "temperature", "beam_width", "seed")}
+    chosen = {k: getattr(args, k) for k in ("max_new_tokens", "top_k", "top_p", "temperature", "beam_width",
+                                            "length_penalty", "min_new_tokens", "seed")}
     try:
         config = sample.DecodeConfig(strategy=args.strategy, **{k: v for k, v in chosen.items() if v is not None})
     except ValueError as error:

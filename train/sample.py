@@ -4,6 +4,11 @@ Strategies: greedy and beam search (maximisation: the most likely continuation),
 distribution at a temperature, from the top-k tokens, or from the nucleus (top-p). Degeneration metrics of the
 continuations: seq-rep-4 (Welleck et al. 2020), distinct-1/2/3 (Li et al. 2016), the mean entropy of the model's
 next-token distribution along the continuation, and its length. `compare` runs every strategy on the same prompts.
+
+Beam search ranks finished hypotheses by Wu et al. 2016's length-normalised score ("Google's Neural Machine
+Translation System", §7): without it ending at once, one step of log-probability, often beats every longer
+continuation and beam search returns nothing. Every strategy generates at least `min_new_tokens` tokens (1 by
+default) before the end-of-document token may end a continuation; 0 allows empty ones.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ class DecodeConfig:
     top_p: float = 0.95  # Holtzman et al. 2020 Table 1, nucleus p = 0.95
     temperature: float = 0.9  # Holtzman et al. 2020 Table 1, "Sampling, t = 0.9"; used by the temperature strategy
     beam_width: int = 16  # Holtzman et al. 2020 Table 1, beam search b = 16
+    # Wu et al. 2016 §7's α. A language model has no source to cover, so their coverage penalty is β = 0: in that row
+    # of their Table 2, BLEU rises with α up to 0.8 (31.1 at 0.6, 31.2 at 0.8), and for length normalisation they
+    # report α ∈ [0.6, 0.7] "usually found to be best" (their final 0.2 goes with β = 0.2). 0: log-probability alone.
+    length_penalty: float = 0.6
+    # The end-of-document token is banned before this many tokens: an empty continuation shows nothing of how a
+    # strategy degenerates (Hugging Face's min_new_tokens does the same). 0 allows empty continuations.
+    min_new_tokens: int = 1
     seed: int = 0  # sampling is reproducible for a given seed
 
     def __post_init__(self):
@@ -35,8 +47,15 @@ class DecodeConfig:
             raise ValueError("max_new_tokens, top_k and beam_width must be at least 1")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.temperature <= 0.0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}; use greedy for t -> 0")
+        if not 0.0 < self.temperature < float("inf"):  # written so that NaN fails too
+            raise ValueError(f"temperature must be positive and finite, got {self.temperature}; "
+                             "use greedy for t -> 0")
+        # α < 0 would make lp(Y) fall with length, and the beam's stopping bound assumes it never falls
+        if not 0.0 <= self.length_penalty < float("inf"):
+            raise ValueError(f"length_penalty must be a finite number ≥ 0, got {self.length_penalty}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"min_new_tokens must be between 0 and max_new_tokens ({self.max_new_tokens}), "
+                             f"got {self.min_new_tokens}")
 
 
 @dataclass
@@ -64,6 +83,15 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def length_penalty(length: int, alpha: float) -> float:
+    """Wu et al. 2016 §7: lp(Y) = (5 + |Y|)^α / (5 + 1)^α; a hypothesis scores log P(Y) / lp(Y).
+
+    |Y| counts the tokens whose log-probability is in log P(Y): the generated ones and the end-of-document token
+    when the hypothesis ended with it.
+    """
+    return (5 + length) ** alpha / (5 + 1) ** alpha
+
+
 def _next_token_logits(model: GPT, tokens: torch.Tensor) -> torch.Tensor:
     """Logits (float32) of the next token after each row of tokens, the context cropped to the model's block size."""
     return model(tokens[:, -model.config.block_size:])[:, -1, :].float()
@@ -86,10 +114,13 @@ def generate(model: GPT, prompt: list[int], config: DecodeConfig, eos_id: int | 
         generator = torch.Generator(device=device).manual_seed(config.seed)
     tokens = torch.tensor([prompt], dtype=torch.long, device=device)
     result = Continuation([], [], 0.0)
-    for _ in range(config.max_new_tokens):
+    for step in range(config.max_new_tokens):
         logits = _next_token_logits(model, tokens)[0]
-        log_probs = F.log_softmax(logits, dim=-1)
+        log_probs = F.log_softmax(logits, dim=-1)  # the model's own distribution: entropy and log_prob use it
         result.entropies.append(-(log_probs.exp() * log_probs).sum().item())
+        if eos_id is not None and step < config.min_new_tokens:  # before the filters, as a choice the model lacks
+            logits = logits.clone()
+            logits[eos_id] = float("-inf")
         if config.strategy == "greedy":
             token = int(torch.argmax(logits))
         else:
@@ -109,41 +140,53 @@ def generate(model: GPT, prompt: list[int], config: DecodeConfig, eos_id: int | 
 
 
 def _beam_search(model: GPT, prompt: list[int], config: DecodeConfig, eos_id: int | None) -> Continuation:
-    """Beam search for the continuation of highest log-probability (no length normalisation).
+    """Beam search for the continuation of highest length-normalised log-probability (Wu et al. 2016 §7).
 
-    Keeps the beam_width best partial continuations; one that ends with eos_id is finished. Stops when no live
-    beam can beat the best finished one (log-probabilities only fall as tokens are added) or at max_new_tokens.
+    Keeps the beam_width partial continuations of highest log-probability (all of one length, so normalising would
+    not change their order); one that ends with eos_id is finished and scored log P / lp(|Y|). Stops when no live
+    beam can beat the best finished one or at max_new_tokens. The end-of-document token is banned for the first
+    min_new_tokens steps.
     """
     device = next(model.parameters()).device
-    width = config.beam_width
+    width, alpha = config.beam_width, config.length_penalty
+    # the largest lp any hypothesis can reach: its log-probability only falls as tokens are added and is ≤ 0, so
+    # log P / lp(max_new_tokens) bounds the normalised score of every finished extension of a live beam
+    # (lp ≡ 1 at α = 0: the plain log-probability, the bound of unnormalised beam search)
+    widest = length_penalty(config.max_new_tokens, alpha)
     beams = torch.tensor([prompt], dtype=torch.long, device=device)  # (beams, length)
     scores = torch.zeros(1, device=device)  # log-probability of each beam's continuation
     entropies: list[list[float]] = [[]]
-    finished: list[tuple[float, list[int], list[float]]] = []
-    for _ in range(config.max_new_tokens):
+    finished: list[tuple[float, float, list[int], list[float]]] = []  # (normalised score, log P, tokens, entropies)
+    for step in range(config.max_new_tokens):
         log_probs = F.log_softmax(_next_token_logits(model, beams), dim=-1)  # (beams, V)
         step_entropy = (-(log_probs.exp() * log_probs).sum(dim=-1)).tolist()
+        if eos_id is not None and step < config.min_new_tokens:
+            log_probs[:, eos_id] = float("-inf")
         vocab = log_probs.size(-1)
         candidates = (scores[:, None] + log_probs).view(-1)
         top_scores, top_index = torch.topk(candidates, min(width, candidates.numel()))
+        lp = length_penalty(step + 1, alpha)  # every candidate holds step + 1 scored tokens
         next_beams, next_scores, next_entropies = [], [], []
         for score, index in zip(top_scores.tolist(), top_index.tolist()):
+            if score == float("-inf"):  # a banned end-of-document token: no hypothesis
+                continue
             beam, token = divmod(index, vocab)
             path_entropies = entropies[beam] + [step_entropy[beam]]
             if token == eos_id:
-                finished.append((score, beams[beam, len(prompt):].tolist(), path_entropies))
+                finished.append((score / lp, score, beams[beam, len(prompt):].tolist(), path_entropies))
             else:
                 next_beams.append(torch.cat([beams[beam], torch.tensor([token], device=device)]))
                 next_scores.append(score)
                 next_entropies.append(path_entropies)
         best_finished = max((f[0] for f in finished), default=float("-inf"))
-        if not next_beams or max(next_scores) <= best_finished:
+        if not next_beams or max(next_scores) / widest <= best_finished:
             break
         beams, scores, entropies = torch.stack(next_beams), torch.tensor(next_scores, device=device), next_entropies
-    else:
-        finished.extend((s, b[len(prompt):].tolist(), e) for s, b, e in zip(scores.tolist(), beams, entropies))
-    score, tokens, path_entropies = max(finished, key=lambda f: f[0])
-    return Continuation(tokens, path_entropies, score)
+    else:  # max_new_tokens reached: the live beams end here, each with max_new_tokens scored tokens
+        finished.extend((s / widest, s, b[len(prompt):].tolist(), e) for s, b, e in zip(scores.tolist(), beams,
+                                                                                      entropies))
+    _, log_prob, tokens, path_entropies = max(finished, key=lambda f: f[0])
+    return Continuation(tokens, path_entropies, log_prob)
 
 
 def seq_rep_n(tokens: list[int], n: int = 4) -> float:
