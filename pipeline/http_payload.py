@@ -19,6 +19,8 @@ CONTENT_DECODERS = {"gzip": (GZIP_OR_ZLIB_WBITS,), "x-gzip": (GZIP_OR_ZLIB_WBITS
                     "deflate": (GZIP_OR_ZLIB_WBITS, RAW_DEFLATE_WBITS)}
 
 _CHUNK_SIZE_LINE = re.compile(rb"[ \t]*([0-9a-fA-F]+)[ \t]*(?:;[^\n]*)?\r?\n")
+# The last-chunk line and the empty line after it (RFC 9112 §7.1), as they end a body whose last size overstated it.
+_LAST_CHUNK_AT_END = re.compile(rb"\r?\n0+[ \t]*(?:;[^\n]*)?\r?\n(?:\r?\n)?\Z")
 _CHARSET_IN_CONTENT_TYPE = re.compile(r"""charset\s*=\s*["']?\s*([^"';,\s]+)""", re.IGNORECASE)
 # `<meta charset=x>` and `<meta http-equiv="Content-Type" content="text/html; charset=x">` alike.
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:+-]+)""", re.IGNORECASE)
@@ -36,6 +38,15 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codec
 _SUPERSETS = {"iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254", "iso8859-11": "cp874",
               "tis-620": "cp874", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932", "euc_kr": "cp949",
               "big5": "big5hkscs"}
+
+# UTF-16/32 codecs -> the byte orders to try, the label's first (WHATWG: "utf-16" without a BOM is little-endian).
+_WIDE_CODECS = {"utf-16": ("utf-16-le", "utf-16-be"), "utf-16-le": ("utf-16-le", "utf-16-be"),
+                "utf-16-be": ("utf-16-be", "utf-16-le"), "utf-32": ("utf-32-le", "utf-32-be"),
+                "utf-32-le": ("utf-32-le", "utf-32-be"), "utf-32-be": ("utf-32-be", "utf-32-le")}
+# WHATWG Encoding Standard labels of UTF-16LE/BE that Python's codecs do not know.
+_WHATWG_UTF16_LABELS = {"unicode": "utf-16-le", "csunicode": "utf-16-le", "iso-10646-ucs-2": "utf-16-le",
+                        "ucs-2": "utf-16-le", "unicodefeff": "utf-16-le", "unicodefffe": "utf-16-be"}
+_C0_CONTROLS = dict.fromkeys(set(range(0x20)) - {0x9, 0xA, 0xC, 0xD})  # a str.translate table that deletes them
 
 
 class PayloadTooLarge(Exception):
@@ -67,10 +78,16 @@ def dechunk(body: bytes, max_bytes: int) -> bytes:
         if size == 0:
             return b"".join(parts)
         start = match.end()
-        parts.append(body[start:start + size])
-        size_so_far += size
+        chunk = body[start:start + size]
+        size_so_far += len(chunk)  # the bytes there, not the size line: a lying size is no large payload
         if size_so_far > max_bytes:
             raise PayloadTooLarge
+        if len(chunk) < size:
+            # The size overstates the data: a record cut short (Common Crawl truncates payloads) or a size line
+            # that lies. What is there is the last chunk; a terminating `0` chunk it swallowed is no content.
+            parts.append(_LAST_CHUNK_AT_END.sub(b"", chunk))
+            return b"".join(parts)
+        parts.append(chunk)
         pos = start + size
         if body.startswith(b"\r\n", pos):
             pos += 2
@@ -122,8 +139,11 @@ def codec_for(label: str | None) -> str | None:
     """Python codec for a charset label (with WHATWG supersets), or None when unknown or not a text encoding."""
     if not label:
         return None
+    label = label.strip().strip("\"'").lower()
+    if label in _WHATWG_UTF16_LABELS:
+        return _WHATWG_UTF16_LABELS[label]
     try:
-        info = codecs.lookup(label.strip().strip("\"'").lower())
+        info = codecs.lookup(label)
     except LookupError:
         return None
     if not getattr(info, "_is_text_encoding", True):
@@ -143,6 +163,8 @@ def decode_text(payload: bytes, declared: str | None, meta_bytes: int, detect_by
     UTF-8 is almost never an accident, and detection is slow); the declared charsets again with a few bytes replaced
     (a right declaration on a page with some broken bytes); charset-normalizer on the first `detect_bytes`; last,
     UTF-8 with replacement. Lenient results must keep U+FFFD and NUL under `max_bad_fraction` of the text.
+    A payload with more NULs than that is binary or UTF-16/32 without a BOM: only a UTF-16/32 charset it declares
+    (HTTP, then <meta>) can decode it. Elsewhere a UTF-16/32 label is ignored (ASCII-compatible bytes are none).
     """
     for bom, codec in _BOMS:
         if payload.startswith(bom):
@@ -151,11 +173,17 @@ def decode_text(payload: bytes, declared: str | None, meta_bytes: int, detect_by
             except UnicodeDecodeError:
                 break
     if b"\x00" in payload and payload.count(b"\x00") > max_bad_fraction * len(payload):
-        return None  # binary, or UTF-16 without a BOM: no 8-bit charset makes text of it
+        # Binary, or UTF-16/32 without a BOM (its ASCII markup is half NULs or more): no 8-bit charset makes text of
+        # it, only a UTF-16/32 charset the page declares.
+        return _decode_wide(payload, declared, meta_bytes, max_bad_fraction)
     declared_codecs = []
     for source in ("http", "meta"):
         label = declared if source == "http" else _meta_charset(payload, meta_bytes)  # <meta> only when needed
         codec = codec_for(label)
+        if codec in _WIDE_CODECS:
+            # Bytes with (almost) no NUL are no UTF-16/32 HTML, whose ASCII has a NUL per character: the label lies.
+            # WHATWG's prescan reads <meta charset=utf-16> as utf-8 for the same reason.
+            continue
         if codec and codec not in declared_codecs:
             declared_codecs.append(codec)
             if (text := _strict(payload, codec)) is not None:
@@ -167,13 +195,40 @@ def decode_text(payload: bytes, declared: str | None, meta_bytes: int, detect_by
         if _clean_enough(text, max_bad_fraction):
             return text, codec
     detected = _detect(payload, detect_bytes)
-    if detected and detected not in declared_codecs:
+    if detected and detected not in declared_codecs and detected not in _WIDE_CODECS:
         text = _strict(payload, detected)
         if text is not None and _clean_enough(text, max_bad_fraction):
             return text, detected
     text = payload.decode("utf-8", errors="replace")
     if _clean_enough(text, max_bad_fraction):
         return text, "utf-8"
+    return None
+
+
+def _decode_wide(payload: bytes, declared: str | None, meta_bytes: int,
+                 max_bad_fraction: float) -> tuple[str, str] | None:
+    """(text, codec) of a payload with many NULs that declares a UTF-16/32 charset (HTTP, else <meta>), or None.
+
+    Labels often say "utf-16" or the wrong byte order, so both byte orders of the declared width are tried and the
+    one that gives the most ASCII wins: right, it decodes the ASCII markup; wrong, it turns it into CJK or
+    out-of-range code points. It must also keep U+FFFD and C0 controls (NUL included; not TAB, LF, FF, CR) under
+    `max_bad_fraction`: binary read as UTF-16/32 gives them (a table of small integers is valid UTF-32 of the code
+    points 0, 1, 2...), text does not.
+    """
+    # The <meta> of a UTF-16/32 page is readable once the NULs of its ASCII characters are gone.
+    labels = (declared, _meta_charset(payload[:4 * meta_bytes].replace(b"\x00", b""), meta_bytes))
+    for codec in filter(None, map(codec_for, labels)):
+        if codec not in _WIDE_CODECS:
+            continue
+        best, best_ascii = None, 0
+        for candidate in _WIDE_CODECS[codec]:
+            text = payload.decode(candidate, errors="replace")
+            ascii_count = len(text.encode("ascii", errors="ignore"))
+            bad = len(text) - len(text.translate(_C0_CONTROLS)) + text.count("\ufffd")
+            if ascii_count > best_ascii and bad <= max_bad_fraction * max(len(text), 1):
+                best, best_ascii = (text, candidate), ascii_count
+        if best is not None:
+            return best
     return None
 
 

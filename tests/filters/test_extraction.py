@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from datatrove.data import Document
 
-from mdr.filters.extraction import ExtractionConfig, ExtractionStage, collapse_newlines, strip_urls
+from mdr.filters.extraction import ExtractionConfig, ExtractionStage, collapse_newlines, strip_urls, xml_safe_html
 
 AEB_HTML = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "extraction" / "aeb" / "html"
 
@@ -140,6 +140,35 @@ def test_trafilatura_keeps_the_article_and_drops_the_page_chrome():
     assert "hermit crabs shuffle between shells" in doc.text
     assert "Local guides run free walks" in doc.text
     assert "About us" not in doc.text and "All rights reserved" not in doc.text
+
+
+# Every character lxml cannot hold, each written as libxml2 would resolve it into the tree: character references to
+# C0 controls (decimal, hex, zero-padded, without `;`) and to U+FFFE/U+FFFF, and raw lone surrogates.
+UNHOLDABLE = ([f"&#{c};" for c in range(1, 0x20) if c not in (9, 10, 13)] + [f"&#x{c:X}" for c in (1, 0x1B, 0x1F)]
+              + ["&#0000027;", "&#x0001b;", "&#65534;", "&#xFFFF;", "\ud800", "\udfff"])
+
+
+def test_pages_with_references_lxml_cannot_hold_keep_their_text():
+    # One such reference made trafilatura return None: the whole page was dropped as empty.
+    (clean,) = run_stage(ExtractionStage(), [ARTICLE_HTML])
+    pages = [ARTICLE_HTML.replace("sea pulls back", f"sea{char} pulls back") for char in UNHOLDABLE]
+    stage = ExtractionStage()
+    kept = run_stage(stage, pages)
+    assert counters(stage) == {"total": len(pages), "forwarded": len(pages)}
+    assert [doc.text for doc in kept] == [clean.text] * len(pages)
+
+
+@pytest.mark.parametrize("html, expected", [
+    ("a&#27;b &#x1b c&#0012;d &#65535;&#xfffe;", "ab  cd "),
+    ("\ud83dx\ude00", "x"),  # surrogates, even a pair, are no characters in a str
+    # left alone: what lxml takes (NUL becomes U+FFFD; TAB, LF, CR), code points past 0xFFFF, long digit runs,
+    # escaped ampersands, text
+    ("&#0;&#9;&#10;&#13;&#x20;&#127;&#x85;&#xFDD0;&#x1FFFE;&#x1b0;&#270;", None),
+    ("&#99999999999999999999;&#xfffe0;&amp;#27; #27; &#;", None),
+    ("\x1b raw\x00 controls\ufffe", None),  # raw, trafilatura removes them itself
+])
+def test_xml_safe_html(html, expected):
+    assert xml_safe_html(html) == (html if expected is None else expected)
 
 
 def test_wet_text_is_only_postprocessed():
