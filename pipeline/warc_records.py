@@ -7,6 +7,11 @@ cut before it inflates to anything (warcio ends quietly), text it takes for ARC 
 of warcio's silent fixes into an exception, and from that record on re-reads the file with `TolerantParser`, which
 skips blank lines between records, forgives small length errors, resyncs on the next record header after garbage,
 and reports truncation and corruption as items of their own, so the caller can count every one of them.
+
+A record's declared length (WARC Content-Length, ARC header length) is checked, not trusted: where it runs past the
+end of the file or of the record's own gzip member, or ends anywhere but on a record boundary, the record counts as
+corrupt and reading resumes at the next record header inside the span it claimed, so one lying header cannot
+swallow the records after it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from typing import Any, BinaryIO, Callable, Iterator
 from datatrove.utils.logging import logger
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import DecompressingBufferedReader
+
+from mdr.pipeline.terminal import log_only
+
+log_only("warcio")  # its warnings quote header bytes of the file as they are: task log, not the terminal
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -99,6 +108,7 @@ class ArchiveRecords:
         self._finish: Callable[[], str | None] | None = None
         self._error: BaseException | None = None  # what ends the current pass over the file
         self._error_counted = False  # ...already counted as the reason of the record it cut
+        self._tolerant: tuple[TolerantParser, Iterator[Record]] | None = None  # once it took over from warcio
 
     def payload(self, limit: int) -> bytes:
         try:
@@ -119,7 +129,7 @@ class ArchiveRecords:
         return "unreadable_file" if isinstance(self._error, _ReadError) else "corrupt"
 
     def __iter__(self) -> Iterator[Record]:
-        self._error, self._error_counted = None, False
+        self._error, self._error_counted, self._tolerant = None, False, None
         try:
             stream = _CountingReader(self._opener(), self)
             first = stream.read(READ_BYTES)
@@ -140,7 +150,7 @@ class ArchiveRecords:
         if known_format is not None:
             try:
                 iterator = _StrictArchiveIterator(stream, gzipped, known_format)
-                for record in self._warcio_records(iterator, known_format == "arc"):
+                for record in self._warcio_records(iterator, stream, gzipped):
                     consumed += 1
                     yield record
                     if self._error is not None:
@@ -157,44 +167,62 @@ class ArchiveRecords:
                 reason = _describe(error).strip().splitlines()[0]
                 logger.warning(f"warcio stopped after {consumed} records ({reason}); the tolerant parser reads on")
             self._error, self._error_counted = None, False
-        next_index = 0
+        caught_up = False  # past the records warcio yielded
         try:
-            if known_format is not None:  # warcio read some of it
-                stream.restart(self._opener)
-            parser = TolerantParser(stream, gzipped)
-            for index, record in enumerate(parser):
-                next_index = index + 1
-                if index >= consumed:
-                    self._payload, self._finish = parser.payload, parser.finish
-                    yield record
-                    if self._error is not None:
-                        raise self._error
+            if self._tolerant is None:
+                self._tolerant = self._start_tolerant(stream, gzipped, consumed, restart=known_format is not None)
+            parser, items = self._tolerant
+            caught_up = True
+            for record in items:
+                self._payload, self._finish = parser.payload, parser.finish
+                yield record
+                if self._error is not None:
+                    raise self._error
         except Exception as error:  # a read error, or a bug of ours: never let one file stop the task
-            if not self._error_counted and next_index >= consumed:
+            if not self._error_counted and caught_up:
                 reason = "unreadable_file" if isinstance(error, _ReadError) else "corrupt"
                 yield _problem(reason, (stream.tell(), 0), _describe(error))
             if not isinstance(error, _ReadError):
                 logger.opt(exception=error).error("tolerant parser failed; the rest of the file is skipped")
 
-    def _warcio_records(self, iterator: ArchiveIterator, is_arc: bool) -> Iterator[Record]:
-        for record in iterator:
+    def _start_tolerant(self, stream: "_CountingReader", gzipped: bool, skip: int,
+                        restart: bool) -> tuple["TolerantParser", Iterator[Record]]:
+        """The tolerant parser over the file, past its first `skip` items (those warcio yielded)."""
+        if restart:  # warcio read some of it
+            stream.restart(self._opener)
+        parser = TolerantParser(stream, gzipped)
+        items = iter(parser)
+        for _ in range(skip):
+            if next(items, None) is None:
+                break
+        return parser, items
+
+    def _warcio_records(self, iterator: ArchiveIterator, stream: "_CountingReader",
+                        gzipped: bool) -> Iterator[Record]:
+        for index, record in enumerate(iterator):
             _check_content_length(record)
             http = record.http_headers
             self._payload = partial(_read_warcio_payload, record)
-            self._finish = partial(self._finish_warcio, record, iterator)
+            self._finish = partial(self._finish_warcio, iterator, stream, gzipped, index)
             yield Record(record.rec_type, record.rec_headers, http, http.get_statuscode() if http else None,
-                         iterator.offset, 0, is_arc)
+                         iterator.offset, 0, iterator.known_format == "arc")
 
-    def _finish_warcio(self, record, iterator) -> str | None:
+    def _finish_warcio(self, iterator, stream: "_CountingReader", gzipped: bool, index: int) -> str | None:
         try:
             iterator.read_to_end()
+            return None
         except _ReadError:
             raise
-        except Exception as error:  # raised after this record's own bytes were read: what follows is suspect
-            self._error = error
-            if record.raw_stream.limit > 0:
-                return "corrupt"
-        return "truncated" if record.raw_stream.limit > 0 else None
+        except Exception as error:  # this record does not end where its length says, or its gzip data is corrupt
+            self._error = error  # warcio's pass ends here
+        # The tolerant parser judges this record (it checks where the length lands and resyncs inside the span) and
+        # reads on from it, so that whatever a lying length claimed is counted by the same parser that skips it.
+        self._tolerant = self._start_tolerant(stream, gzipped, index, restart=True)
+        parser, items = self._tolerant
+        item = next(items, None)
+        if item is None:  # the file changed under us: count the record, at least
+            return "corrupt"
+        return item.problem or parser.finish()
 
 
 def _read_warcio_payload(record, limit: int) -> bytes:
@@ -235,6 +263,20 @@ class _CountingReader:
             raise _ReadError(str(error)) from error
         self._position, self._replay = 0, b""
 
+    def seek(self, offset: int) -> None:
+        """Moves to a byte offset: a seek where the file allows it, else the file read again from its start."""
+        self._replay = b""
+        try:
+            self._file.seek(offset)
+            self._position = offset
+            return
+        except Exception:  # a stream that cannot seek (or fails to): reading it again gets there too
+            pass
+        self.restart(self._owner._opener)
+        while self._position < offset:
+            if not self.read(min(READ_BYTES, offset - self._position)):
+                raise _ReadError(f"file ends before byte {offset} on a second read")
+
     def read(self, size: int = -1) -> bytes:
         if self._replay:
             data, self._replay = self._replay, b""
@@ -270,7 +312,10 @@ class _StrictGzipReader(DecompressingBufferedReader):
 
 
 class _StrictArchiveIterator(ArchiveIterator):
-    """warcio's iterator that raises where it would skip a line after a record whose length looks wrong."""
+    """warcio's iterator that raises where a record does not end on a record boundary: where it would skip a line
+    after a record whose length looks wrong, where the record is not followed by blank lines and then a record header
+    (or the end of its gzip member or of the file), and where the file or the record's gzip member ends before the
+    record's length does (warcio reads on quietly, or counts it truncated: both lose what the length swallowed)."""
 
     def __init__(self, stream, gzipped: bool, known_format: str):
         super().__init__(stream, arc2warc=True)
@@ -286,8 +331,18 @@ class _StrictArchiveIterator(ArchiveIterator):
             if line.rstrip():
                 if empty_size == 0:
                     raise _GiveUp(f"record not followed by a blank line: {line[:80]!r}")
+                if not (_parse_arc_line(line) if self.known_format == "arc" else _WARC_VERSION_LINE.match(line)):
+                    raise _GiveUp(f"record not followed by a record header: {line[:80]!r}")
                 return line, empty_size
             empty_size += len(line)
+
+    def read_to_end(self, record=None):
+        if self.record is None or self.member_info is not None:  # nothing to read, or read already
+            return
+        super().read_to_end(record)
+        missing = self.record.raw_stream.limit
+        if missing > 0:
+            raise _GiveUp(f"record ends {missing} bytes before its length")
 
 
 class _Inflater:
@@ -298,9 +353,10 @@ class _Inflater:
     """
 
     def __init__(self, raw, gzipped: bool):
-        self._raw, self._gzipped = raw, gzipped
+        self._raw, self.gzipped = raw, gzipped
         self.buf, self.pos, self.base = bytearray(), 0, 0  # base: stream offset of buf[0]
         self.eof = self.at_gap = False
+        self.gap_in_member = False  # the gap is corrupt data inside a member (not junk between members)
         self.cut_member_at = None  # stream offset of a gzip member the file ends inside of
         self.floor = 0  # nothing before this stream offset may be looked at again (a gap, or compacted away)
         self._members = deque([(0, 0)])  # (stream offset, file offset) of gzip member starts still in reach
@@ -313,7 +369,7 @@ class _Inflater:
 
     def origin(self, stream_offset: int) -> tuple[int, int]:
         """(file offset, offset inside the member) of a stream offset."""
-        if not self._gzipped:
+        if not self.gzipped:
             return stream_offset, 0
         member_start, file_offset = self._members[0]
         for start, offset in self._members:
@@ -325,6 +381,38 @@ class _Inflater:
     def cross_gap(self) -> None:
         self.at_gap = False
         self.floor = self.tell()
+
+    def rewind(self, offset: int, member: tuple[int, int]) -> None:
+        """Moves the cursor back to stream offset `offset`: within the buffer, or else by reading the file again from
+        `member`, the (stream offset, file offset) of the gzip member that holds it (ignored for a plain file)."""
+        if offset >= self.base:
+            self.pos = offset - self.base
+            return
+        start, file_offset = member if self.gzipped else (offset, offset)
+        self._raw.seek(file_offset)
+        self.buf, self.pos, self.base, self.floor = bytearray(), 0, start, start
+        self.eof = self.at_gap = self.gap_in_member = False
+        self.cut_member_at = None
+        self._members = deque([(start, file_offset)])
+        self._pending, self._pending_offset, self._inflater = b"", file_offset, None
+        self._inflated_since_gap = True
+        self.skip(offset - start)
+
+    def to_end(self) -> None:
+        """Moves the cursor to the end of what was read (the end of the file, or corrupt gzip data)."""
+        self.pos = len(self.buf)
+
+    def end(self) -> int:
+        """Stream offset of the end of what was read."""
+        return self.base + len(self.buf)
+
+    def member_start_in(self, low: int, high: int) -> int | None:
+        """The first stream offset in [low, high) where a gzip member starts, if it is still known."""
+        if self.gzipped:
+            for start, _ in self._members:
+                if low <= start < high:
+                    return start
+        return None
 
     def compact(self) -> None:
         """Drops consumed bytes, keeping a few before the cursor for the length slack. Buffer indexes move."""
@@ -341,7 +429,7 @@ class _Inflater:
         """Appends more bytes to the buffer; False at the end of the file or at a gap."""
         if self.at_gap or self.eof:
             return False
-        if not self._gzipped:
+        if not self.gzipped:
             data = self._raw.read(READ_BYTES)
             if not data:
                 self.eof = True
@@ -366,7 +454,7 @@ class _Inflater:
                 logger.warning(f"corrupt gzip data near byte {self._pending_offset}: {error}")
                 self._inflater, self._pending = None, data[1:]
                 self._pending_offset += 1
-                if self._mark_gap():
+                if self._mark_gap(in_member=True):
                     return False
                 continue
             rest = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
@@ -388,7 +476,7 @@ class _Inflater:
                     if self._pending and GZIP_MAGIC.startswith(self._pending):  # cut right after a member began
                         self._members.append((self.base + len(self.buf), self._pending_offset))
                         self.cut_member_at = self._members[-1][0]
-                    elif self._pending.strip(b"\x00") and self._mark_gap():
+                    elif self._pending.strip(b"\x00") and self._mark_gap(in_member=False):
                         self._pending = b""
                         return False
                     self._pending, self.eof = b"", True
@@ -402,12 +490,15 @@ class _Inflater:
             skip = index if index >= 0 else len(self._pending) - 1  # keep a last byte that may begin the magic
             junk = self._pending[:skip]
             self._pending, self._pending_offset = self._pending[skip:], self._pending_offset + skip
-            if junk.strip(b"\x00") and self._mark_gap():  # zero padding after the last member is no damage
+            # zero padding after the last member is no damage
+            if junk.strip(b"\x00") and self._mark_gap(in_member=False):
                 return False
 
-    def _mark_gap(self) -> bool:
+    def _mark_gap(self, in_member: bool) -> bool:
         """Marks a gap unless nothing was inflated since the last one (consecutive bad bytes are one gap)."""
         marked = self._inflated_since_gap
+        if marked and not self.at_gap:
+            self.gap_in_member = in_member
         self.at_gap = self.at_gap or marked
         self._inflated_since_gap = False
         return marked
@@ -420,10 +511,13 @@ class _Inflater:
         return min(size, len(self.buf) - self.pos)
 
     def read(self, size: int) -> bytes:
-        size = self.ensure(size)
-        data = bytes(self.buf[self.pos:self.pos + size])
-        self.pos += size
+        data = self.peek(size)
+        self.pos += len(data)
         return data
+
+    def peek(self, size: int) -> bytes:
+        size = self.ensure(size)
+        return bytes(self.buf[self.pos:self.pos + size])
 
     def skip(self, size: int) -> int:
         skipped = 0
@@ -515,6 +609,13 @@ class TolerantParser:
         self.stream = _Inflater(fileobj, gzipped)
         self._remaining = 0  # bytes of the current record's block not yet consumed
         self._finished = True
+        # the current record: where its header and block start, where its length says it ends, the (stream offset,
+        # file offset) of the gzip member holding its header (to read it again), whether it starts that member, and
+        # the bytes its format ends a record with (WARC 1.1 §4: CRLF CRLF; ARC: a newline)
+        self._header_start = self._block_start = self._end = 0
+        self._member = (0, 0)
+        self._own_member = False
+        self._terminator = b""
 
     def payload(self, limit: int) -> bytes:
         data = self.stream.read(min(limit, self._remaining))
@@ -522,17 +623,112 @@ class TolerantParser:
         return data
 
     def finish(self) -> str | None:
+        """Consumes the rest of the record and checks where its length ends. None: on a record boundary (blank lines,
+        then a record header, the end of the file, or a gzip member), or within the slack of one. "truncated": the
+        file ends inside the record. "corrupt": corrupt gzip data inside it, or a length that lies; reading then
+        resumes at the first record header inside the span the length claimed (or after it, for a short one)."""
         if self._finished:
             return None
         self._finished = True
-        self._remaining -= self.stream.skip(self._remaining)
-        if self._remaining > 0:
-            return "corrupt" if self.stream.at_gap else "truncated"
-        return None
+        stream = self.stream
+        if self._skip_block():
+            return "corrupt"
+        if self._remaining > 0:  # the file, or its readable gzip data, ends before the length does
+            if self._first_header_after(self._block_start) is not None:
+                self._warn_lie(f"runs {self._remaining} bytes past the end of the data")
+                return "corrupt"
+            return self._to_end("truncated")
+        return self._check_end()
+
+    def _to_end(self, reason: str) -> str:
+        """The record takes everything up to the end of the file, or up to corrupt gzip data: then its reason is
+        corrupt and it counts for that data too."""
+        stream = self.stream
+        stream.to_end()
+        if stream.at_gap:
+            stream.cross_gap()
+            return "corrupt"
+        return reason
+
+    def _skip_block(self) -> bool:
+        """Skips the rest of the block. True, stopping there, at a gzip member starting with a record header inside
+        the record's span (past the slack) when the record starts a member of its own: one member per record is how
+        WARC files are gzipped (WARC 1.1 annex D), so a length running past its member's end is a lie even where it
+        happens to land on a record boundary."""
+        stream = self.stream
+        low, high = self._block_start, self._end - LENGTH_SLACK_BYTES
+        while True:
+            if self._own_member:
+                here = stream.tell()
+                while (member := stream.member_start_in(low, min(here, high))) is not None:
+                    low = member + 1
+                    if self._header_at(member):
+                        stream.rewind(member, self._member)
+                        self._warn_lie(f"runs past the end of its gzip member at stream offset {member}")
+                        return True
+            if self._remaining <= 0:
+                return False
+            stream.compact()
+            if stream.pos == len(stream.buf) and not stream.fill():
+                return False
+            step = min(self._remaining, len(stream.buf) - stream.pos)
+            stream.pos += step
+            self._remaining -= step
+
+    def _check_end(self) -> str | None:
+        """The verdict on a record whose declared length was read whole (see `finish`)."""
+        stream = self.stream
+        end = stream.tell()
+        terminated = stream.peek(len(self._terminator)) == self._terminator
+        if not stream.skip_blank():  # the end of the file, or corrupt gzip data
+            return self._to_end("corrupt") if self._own_gap(end) else None
+        here = stream.tell()
+        if stream.member_start_in(end, here + 1) is not None or self._header_at(here):
+            return None
+        # Not on a record boundary: a lying length, one a few bytes off, or a sound record followed by garbage.
+        found = self._first_header_after(self._block_start)
+        if found is not None and found < end - LENGTH_SLACK_BYTES:  # records inside the span it claimed
+            self._warn_lie(f"ends {end - found} bytes past a record header inside it")
+            return "corrupt"
+        if found is not None and found <= end + LENGTH_SLACK_BYTES:
+            logger.warning(f"record length off by {found - end} bytes before offset {found}")
+            return None
+        if found is None and self._own_gap(end):  # what follows it runs into corrupt data of its own gzip member
+            return self._to_end("corrupt")
+        if terminated:  # it ends as its format ends a record: what follows is garbage between records, counted so
+            stream.rewind(here, self._member)
+            return None
+        self._warn_lie("ends inside data that runs on to the next record header")  # a short length
+        return "corrupt" if found is not None else self._to_end("corrupt")
+
+    def _own_gap(self, end: int) -> bool:
+        """Whether the stream stopped at corrupt data inside the gzip member where the record ends (its CRC failed, or
+        it inflates to more than the record): then the record's bytes are suspect and the damage is counted with it."""
+        stream = self.stream
+        return stream.at_gap and stream.gap_in_member and stream.member_start_in(end, stream.end() + 1) is None
+
+    def _header_at(self, offset: int) -> bool:
+        """Whether blank lines then a record header line start at `offset` (in the buffer); the cursor stays."""
+        stream = self.stream
+        here = stream.tell()
+        stream.pos = offset - stream.base
+        stream.skip_blank()
+        line = stream.readline(MAX_HEADER_BYTES)
+        stream.pos = here - stream.base
+        return bool(_WARC_VERSION_LINE.match(line) or _parse_arc_line(line))
+
+    def _first_header_after(self, offset: int) -> int | None:
+        """Moves to the first record header at or after `offset` of the current record (reading the file again if
+        that was let go of); None at the end of the file or at corrupt gzip data."""
+        self.stream.rewind(offset, self._member)
+        return self.stream.find_record_start(offset)
+
+    def _warn_lie(self, what: str) -> None:
+        logger.warning(f"record length at offset {self._member[1]}+{self._header_start - self._member[0]} {what}: "
+                       f"counted corrupt, reading resumes at the next record header")
 
     def __iter__(self) -> Iterator[Record]:
         stream = self.stream
-        record_start = record_end = None  # the previous record, for the length slack
         last_start = -1  # where the last item (record or problem) started
         while True:
             stream.compact()
@@ -543,46 +739,36 @@ class TolerantParser:
                     return
                 yield _problem("corrupt", stream.origin(stream.tell()), "corrupt gzip data between records")
                 stream.cross_gap()
-                record_start = record_end = None
                 continue
             start = last_start = stream.tell()
             line = stream.readline(MAX_HEADER_BYTES)
-            record, is_header = None, False
+            record = None
             if _WARC_VERSION_LINE.match(line):
-                record, is_header = self._warc_record(start), True
+                record = self._warc_record(start)
             elif (fields := _parse_arc_line(line)) is not None:
-                record, is_header = self._arc_record(fields, start), True
+                record = self._arc_record(fields, start)
             if record is None and stream.eof and not line.endswith(b"\n") and _CUT_HEADER_LINE.match(line):
                 yield _problem("truncated", stream.origin(start), f"file ends inside a header line: {line[:80]!r}")
                 return
             if record is None:
-                if not is_header and record_end is not None:
-                    # a record header a few bytes off from where the previous record's length says: forgive it
-                    found = stream.find_record_start(max(record_end - LENGTH_SLACK_BYTES, record_start + 1))
-                    if found is not None and found <= record_end + LENGTH_SLACK_BYTES:
-                        logger.warning(f"record length off by {found - record_end} bytes before offset {found}")
-                        record_start = record_end = None
-                        continue
-                else:
-                    found = stream.find_record_start(start + 1)
+                found = stream.find_record_start(start + 1)
                 yield _problem("corrupt", stream.origin(start), f"not a record header: {line[:80]!r}")
-                record_start = record_end = None
                 if found is None:
                     if not stream.at_gap:
                         return
+                    stream.to_end()  # the garbage runs into the corrupt data: one place (its last line included)
                     stream.cross_gap()
                 continue
             if record.problem is None:
                 self._finished = False
                 yield record
-                self.finish()  # a cut by corrupt gzip data was counted with the record
+                self.finish()  # corrupt gzip data inside the record, or a lying length, is counted with the record
             else:
                 yield record
                 if record.problem == "truncated":
                     return
-            if stream.at_gap:
-                stream.cross_gap()
-            record_start, record_end = start, stream.tell()
+                if stream.at_gap:  # the header was cut by corrupt gzip data, counted with it
+                    stream.cross_gap()
 
     def _read_header_lines(self, limit: int, fields: set[str]) -> tuple[dict, int, bool]:
         """Reads `name: value` lines up to a blank line: (wanted fields, bytes read, ended by a blank line)."""
@@ -635,7 +821,13 @@ class TolerantParser:
 
     def _with_http(self, rec_type: str, warc: dict, uri: str | None, length: int, start: int, is_arc: bool) -> Record:
         http, status = None, None
+        offset, inner_offset = self.stream.origin(start)
         self._remaining = length
+        self._header_start, self._block_start = start, self.stream.tell()
+        self._end = self._block_start + length
+        self._member = (start - inner_offset, offset)
+        self._own_member = self.stream.gzipped and inner_offset == 0
+        self._terminator = b"\n" if is_arc else b"\r\n\r\n"
         if rec_type == "response" and uri and uri.startswith(_HTTP_SCHEMES) and length:
             status_line = self.stream.readline(min(length, MAX_HEADER_BYTES))
             self._remaining -= len(status_line)
@@ -648,5 +840,4 @@ class TolerantParser:
                     self._remaining -= used
             else:
                 status = ""
-        offset, inner_offset = self.stream.origin(start)
         return Record(rec_type, warc, http, status, offset, inner_offset, is_arc)

@@ -3,7 +3,9 @@
 import gzip
 import io
 import random
+import re
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from mdr.pipeline.reader import WarcRecordReader
-from mdr.pipeline.warc_records import ArchiveRecords, TolerantParser, _StrictArchiveIterator
+from mdr.pipeline.warc_records import (COMPACT_BYTES, LENGTH_SLACK_BYTES, READ_BYTES, ArchiveRecords,
+                                       TolerantParser, _StrictArchiveIterator)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "warc"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
@@ -157,3 +160,198 @@ def test_mangled_archives_never_raise_and_every_record_is_counted(kind, mutation
         path.write_bytes(bytes(data))
         docs, stats = _accounted(path)
         assert len(docs) <= 6 * 2 ** sum(operation == "duplicate" for operation, *_ in mutations)
+
+
+# ---------------------------------------------------------------- lying lengths (issue 10.1)
+
+REAL_PLAIN = "commoncrawl/CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal.warc"
+REAL_MEMBERS = "commoncrawl/CC-MAIN-2020-34-sample.warc.gz"  # one gzip member per record
+REAL_ARC = "quirks/CC-2008-broken-small-sample-1262850551027_8.arc.gz"  # one gzip member for the whole file
+LIE = 99999999
+
+
+def _members(data):
+    members = []
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        members.append(inflater.decompress(data))
+        data = inflater.unused_data
+    return members
+
+
+def _with_lie(data, index, length=LIE):
+    """The file with the declared length of its `index`-th record replaced (plain WARC, gzip WARC with one member
+    per record, or an ARC gzipped as one member), as the issue's reproduction does it."""
+    def lie_in(text, start):
+        if text[start:start + 5] == b"WARC/":
+            end = text.find(b"\r\n\r\n", start)
+            header = re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % length, text[start:end], count=1)
+            return text[:start] + header + text[end:]
+        end = text.find(b"\n", start)
+        return text[:start] + re.sub(rb" \d+$", b" %d" % length, text[start:end]) + text[end:]
+
+    if not data.startswith(b"\x1f\x8b"):
+        return lie_in(data, [m.start() for m in re.finditer(rb"(?m)^WARC/1\.0\r$", data)][index])
+    members = _members(data)
+    if len(members) > 1:
+        members[index] = lie_in(members[index], 0)
+        return b"".join(gzip.compress(member, mtime=0) for member in members)
+    text = members[0]
+    starts = [m.start() for m in re.finditer(rb"(?m)^\S+:\S* \S+ \d{12,14} \S+ \d+$", text)]
+    return gzip.compress(lie_in(text, starts[index]), mtime=0)
+
+
+def _outcomes(data, tolerant=False):
+    """(type, URI, verdict) of every item, read as the reader reads it: warcio first, or the tolerant parser only."""
+    gzipped = data.startswith(b"\x1f\x8b")
+    source = TolerantParser(io.BytesIO(data), gzipped) if tolerant else ArchiveRecords(lambda: io.BytesIO(data))
+    items = []
+    for record in source:
+        verdict = record.problem or (source.payload(64), source.finish())[1]
+        items.append((record.rec_type, record.warc.get("warc-target-uri") if record.warc else None, verdict))
+    return items
+
+
+@needs_data
+@pytest.mark.parametrize("tolerant", [False, True], ids=["warcio-first", "tolerant"])
+@pytest.mark.parametrize("name", [REAL_PLAIN, REAL_MEMBERS, REAL_ARC])
+def test_a_lying_length_costs_only_its_own_record(name, tolerant):
+    """Issue 10.1: one record claiming 99999999 bytes swallowed every record after it (3 records in, of 13). Now it
+    is corrupt (truncated when nothing follows it) and every other record reads as in the sound file."""
+    sound = (DATA / name).read_bytes()
+    expected = _outcomes(sound, tolerant)
+    assert all(verdict is None for _, _, verdict in expected)
+    count = len(expected)
+    for index in sorted({0, 1, 2, count // 2, count - 2, count - 1}):
+        got = _outcomes(_with_lie(sound, index), tolerant)
+        assert len(got) == count, (index, got)
+        want = expected[:index] + [expected[index][:2] + ("truncated" if index == count - 1 else "corrupt",)] \
+            + expected[index + 1:]
+        assert got == want, index
+
+
+@needs_data
+def test_issue_reproduction_counts_all_13_records(tmp_path):
+    path = tmp_path / "cl_lie.warc"
+    path.write_bytes(_with_lie((DATA / REAL_PLAIN).read_bytes(), 2))
+    reader = WarcRecordReader([str(path)])
+    docs = list(reader.run())
+    stats = {name: metric.total for name, metric in reader.stats.stats.items()}
+    assert stats["total"] == 13 == stats["forwarded"] + stats["dropped"]
+    assert stats["dropped_corrupt"] == 1 and len(docs) == 3
+
+
+@pytest.mark.parametrize("delta", [LENGTH_SLACK_BYTES + 5, 3000, -LENGTH_SLACK_BYTES - 1, -1000])  # + CRLF CRLF
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_length_landing_off_a_record_boundary_is_corrupt(gzipped, delta):
+    """Past the slack, a length that ends inside the next record (or inside its own) is a lie, wherever it lands."""
+    data = _sample_warc(6, gzipped)
+    sound = _outcomes(data)
+    first = re.search(rb"Content-Length: (\d+)", _members(data)[2] if gzipped else data[data.find(b"x.example/1"):])
+    got = _outcomes(_with_lie(data, 2, int(first.group(1)) + delta))
+    assert got == sound[:2] + [sound[2][:2] + ("corrupt",)] + sound[3:]
+
+
+def test_gzip_length_ending_exactly_on_a_later_record_is_a_lie():
+    """With one gzip member per record, a length swallowing whole records runs past its member: a lie, even though
+    it ends on a record boundary (a plain file cannot tell it from a record holding records)."""
+    data = _sample_warc(6, gzipped=True)
+    members = _members(data)
+    swallowed = len(members[2]) - members[2].index(b"\r\n\r\n") - 4 - 4 + len(members[3]) + len(members[4])
+    got = _outcomes(_with_lie(data, 2, swallowed))
+    sound = _outcomes(data)
+    assert got == sound[:2] + [sound[2][:2] + ("corrupt",)] + sound[3:]
+
+
+class _Seekable(io.BytesIO):
+    seeks: list = []
+    opens = 0
+
+    def __init__(self, data):
+        super().__init__(data)
+        type(self).opens += 1
+
+    def seek(self, offset, whence=0):
+        type(self).seeks.append(offset)
+        return super().seek(offset, whence)
+
+
+class _Unseekable(_Seekable):
+    def seek(self, offset, whence=0):
+        raise io.UnsupportedOperation("seek")
+
+
+@pytest.mark.parametrize("opener", [_Seekable, _Unseekable])
+@pytest.mark.parametrize("kind", ["warc", "warc.gz", "arc.gz-one-member"])
+def test_lie_over_more_than_the_buffer_rereads_the_file(kind, opener):
+    """The records inside a long claimed span were let go of by the time the lie shows: they are read again (by a
+    seek, or from the start where the file cannot seek)."""
+    page = b"<html><body>" + b"a line of text\n" * 3000 + b"</body></html>"  # ~45 KB
+    if kind == "arc.gz-one-member":
+        data = _arc([(f"http://arc.example/{i}", page) for i in range(80)], gzipped=True)
+    else:
+        out = io.BytesIO()
+        writer = WARCWriter(out, gzip=kind.endswith(".gz"))
+        for i in range(80):
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(f"http://x.example/{i}", "response",
+                                                          payload=io.BytesIO(page), http_headers=http))
+        data = out.getvalue()
+    assert len(b"".join(_members(data)) if data.startswith(b"\x1f\x8b") else data) > COMPACT_BYTES * 3 // 2
+    sound = _outcomes(data)
+    lying = _with_lie(data, 5)
+    opener.seeks, opener.opens = [], 0
+    source = ArchiveRecords(lambda: opener(lying))
+    got = [(r.rec_type, r.warc.get("warc-target-uri"), r.problem or source.finish()) for r in source]
+    assert got == sound[:5] + [sound[5][:2] + ("corrupt",)] + sound[6:]
+    # warcio's pass, the tolerant parser's; then a seek back into the span, or a third reading. With one gzip member
+    # per record the lie shows at the next member, where reading resumes: nothing to read again.
+    if kind == "warc.gz":
+        assert opener.seeks == [] and opener.opens == 2
+    else:
+        assert opener.seeks != [] if opener is _Seekable else opener.opens == 3
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_tasks_sharing_a_file_with_a_lie_count_what_one_task_does(tmp_path, world_size):
+    """A task that does not own the lying record reads past it too (warcio's own read_to_end gives up as well)."""
+    path = tmp_path / "lie.warc"
+    path.write_bytes(_with_lie(_sample_warc(9, gzipped=False), 3))
+    whole = _accounted(path)[1]
+    parts = [WarcRecordReader([str(path)]) for _ in range(world_size)]
+    for rank, reader in enumerate(parts):
+        list(reader.run(rank=rank, world_size=world_size))
+    merged = {}
+    for reader in parts:
+        for name, metric in reader.stats.stats.items():
+            merged[name] = merged.get(name, 0) + metric.total
+    assert merged == whole and whole["total"] == 9 and whole["dropped_corrupt"] == 1
+
+
+def _resource_member(url, payload):
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True)
+    writer.write_record(writer.create_warc_record(url, "resource", payload=io.BytesIO(payload)))
+    return out.getvalue()
+
+
+def test_corrupt_crc_of_a_record_member_counts_once():
+    """Corrupt data at the end of a record's own gzip member (here its CRC, read after all of the record's bytes came
+    out) is that record's damage, counted with it: not as a sound record and again as corrupt data between records."""
+    second = _resource_member("http://x.example/1", random.Random(1).randbytes(300_000))
+    rest = b"".join(_resource_member(f"http://x.example/{i}", b"<html>%d</html>" % i) for i in (2, 3))
+    size = READ_BYTES  # the CRC at the start of a read (64 KiB here, 16 KiB in warcio): all bytes before came out
+    for _ in range(50):  # random bytes are stored: a member grows by about a byte per payload byte
+        first = _resource_member("http://x.example/0", random.Random(0).randbytes(size))
+        miss = -(len(first) + len(second) - 8) % READ_BYTES
+        if miss == 0:
+            break
+        size += miss if miss < READ_BYTES // 2 else miss - READ_BYTES
+    else:
+        pytest.fail("no size puts the CRC at the start of a read")
+    crc = len(first) + len(second) - 8
+    sound = first + second + rest
+    damaged = sound[:crc] + bytes([sound[crc] ^ 0xFF]) + sound[crc + 1:]
+    expected = _outcomes(sound)
+    assert _outcomes(damaged) == expected[:1] + [expected[1][:2] + ("corrupt",)] + expected[2:]
+    assert _outcomes(damaged, tolerant=True) == expected[:1] + [expected[1][:2] + ("corrupt",)] + expected[2:]
