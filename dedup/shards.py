@@ -23,6 +23,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import DataFolder, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
+from mdr.pipeline.terminal import utf8_path
 from mdr.pipeline.writer import DATA_SCHEMA, ParquetShardWriter, WriterConfig
 
 META_COLUMNS = [name for name in DATA_SCHEMA.names if name not in ("text", "id")]
@@ -65,13 +66,16 @@ class DocumentOrder:
 
     def __init__(self, input_files: Iterable[str]):
         self.files = list(input_files)
-        self._position = {path: i for i, path in enumerate(self.files)}
+        # keyed as the reader stores source_file: an undecodable file name's bytes as \xNN (terminal.utf8_path)
+        self._position = {utf8_path(path): i for i, path in enumerate(self.files)}
 
     def key(self, doc: Document) -> int:
         return self.key_of(doc.metadata.get("source_file"), doc.metadata.get("source_offset"))
 
     def key_of(self, source_file: str | None, source_offset: int | None) -> int:
         position = self._position.get(source_file)
+        if position is None and source_file is not None:  # a raw undecodable name (a Document before it is stored)
+            position = self._position.get(utf8_path(source_file))
         if position is None:
             raise ValueError(f"a document comes from {source_file!r}, which is not an input of this run")
         return (position << self.OFFSET_BITS) | int(source_offset or 0)

@@ -69,6 +69,26 @@ def _positive(value: int | None, flag: str) -> int | None:
     return value
 
 
+def _tell(line: str) -> None:
+    """One line of `mdr run` on stderr; file names are data, so it goes through the terminal neutraliser."""
+    from mdr.pipeline.terminal import safe
+
+    print(safe(f"mdr: {line}"), file=sys.stderr)
+
+
+def _skipped_lines(skipped: list, shown: int = 5) -> list[str]:
+    """One line per reason a path found in the inputs is not read, naming the first `shown` such paths."""
+    from mdr.pipeline.runner import SKIP_REASONS
+
+    lines = []
+    for reason, description in SKIP_REASONS.items():
+        paths = [f"{s.path} ({s.detail})" if s.detail else s.path for s in skipped if s.reason == reason]
+        if paths:
+            more = f" ... and {len(paths) - shown} more" if len(paths) > shown else ""
+            lines.append(f"skipping {len(paths)} path(s) {description}: {', '.join(paths[:shown])}{more}")
+    return lines
+
+
 def cmd_run(args) -> int:
     from mdr.pipeline.recipe import load_recipe
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
@@ -83,20 +103,18 @@ def cmd_run(args) -> int:
     from mdr.pipeline.executors import ExecutorOptions
 
     options = ExecutorOptions.from_cli(args, workers=workers)
-    if skipped:
-        print(f"mdr: skipping {len(skipped)} file(s) that are not WARC/ARC/WET: {', '.join(skipped[:5])}"
-              + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
-    print(f"mdr: {'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
-          f"{tasks} task(s), executor {args.executor} -> {plan.output}", file=sys.stderr)
+    for line in _skipped_lines(skipped):
+        _tell(line)
+    _tell(f"{'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
+          f"{tasks} task(s), executor {args.executor} -> {plan.output}")
     result = run(plan, options, progress=not args.no_progress)
     if args.executor == "slurm" and args.no_wait:
-        print(f"mdr: submitted; follow it with `mdr stats {plan.output}`", file=sys.stderr)
+        _tell(f"submitted; follow it with `mdr stats {plan.output}`")
         return 0
     problems = check_invariants(result)
-    print(f"mdr: {result['input_records']:,} records in, {result['output_docs']:,} documents out "
-          f"-> {plan.output / 'data'}", file=sys.stderr)
+    _tell(f"{result['input_records']:,} records in, {result['output_docs']:,} documents out -> {plan.output / 'data'}")
     if problems:
-        print(f"mdr: warning: stats inconsistent: {'; '.join(problems)}", file=sys.stderr)
+        _tell(f"warning: stats inconsistent: {'; '.join(problems)}")
     return 0
 
 

@@ -36,8 +36,10 @@ from datatrove.executor import base as datatrove_base
 from datatrove.executor import ray as datatrove_ray
 from datatrove.executor.base import PipelineExecutor
 from datatrove.io import get_datafolder
-from datatrove.utils.logging import DATATROVE_COLORIZE_LOG_FILES, DATATROVE_COLORIZE_LOGS, logger
+from datatrove.utils.logging import DATATROVE_COLORIZE_LOG_FILES, logger
 from datatrove.utils.stats import PipelineStats
+
+from mdr.pipeline.terminal import ConsoleStream, console_filter, safe
 
 EXECUTOR_KINDS = ("local", "ray", "slurm")
 
@@ -115,7 +117,16 @@ class ExecutorOptions:
 def set_console_level(level: str) -> None:
     """Console logging of datatrove (loguru) at `level`; task logs in the logging dirs are not affected."""
     logger.remove()
-    logger.add(sys.stderr, level=level, colorize=DATATROVE_COLORIZE_LOGS)
+    add_console_sink(level)
+
+
+def add_console_sink(level: str, **options) -> None:
+    """The console sink of every mdr process: this, not datatrove's `logger.add(sys.stderr)` (datatrove.utils.logging
+    setup_default_logger and add_task_logger, which set_console_level and _add_task_logger replace). Log messages
+    name input files and quote records (warcio's "Replacing spaces in invalid WARC-Target-URI: <URI>", the reader's
+    warnings), so the sink writes through terminal.ConsoleStream: no escape sequence of a page reaches the terminal.
+    Task log files keep messages as they were; records of libraries routed with terminal.log_only go there only."""
+    logger.add(ConsoleStream(sys.stderr), level=level, colorize=False, filter=console_filter, **options)
 
 
 # datatrove's task log format; _error_summary reads its "| ERROR " records
@@ -130,8 +141,8 @@ def _add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int
     logger.remove()
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
     node = f"[NODE {node_rank}] " if node_rank != -1 else ""
-    logger.add(sys.stderr, level=console_level, colorize=DATATROVE_COLORIZE_LOGS,
-               format=lambda record: f"{node}{{time:HH:mm:ss}} | {{level: <8}} | task {rank} | {{message}}\n")
+    add_console_sink(console_level,
+                     format=lambda record: f"{node}{{time:HH:mm:ss}} | {{level: <8}} | task {rank} | {{message}}\n")
     logger.add(logfile, level="DEBUG", colorize=DATATROVE_COLORIZE_LOG_FILES, format=node + _TASK_LOG_FORMAT)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
@@ -368,7 +379,8 @@ def _error_summary(executor: PipelineExecutor, rank: int) -> str:
             errors = [line for line in log if "| ERROR " in line]
     except FileNotFoundError:
         return ""
-    return f": {errors[-1].split(' - ', 1)[-1].strip()}" if errors else ""
+    # the log file keeps messages as they were; this one is bound for the terminal
+    return f": {safe(errors[-1].split(' - ', 1)[-1].strip())}" if errors else ""
 
 
 def _failing_rank(executor: PipelineExecutor, incomplete: list[int]) -> int:

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from mdr.pipeline.terminal import safe
+
 REFRESH_SECONDS = 0.5
 # When stderr is not a terminal (CI logs, files), print a plain line this often instead of redrawing one.
 PLAIN_EVERY_SECONDS = 15.0
@@ -107,7 +109,7 @@ class ProgressMonitor:
         return render(current, elapsed)
 
     def _draw(self, final: bool = False):
-        line = self._line()
+        line = safe(self._line())  # phase names come from the recipe; only our \r and ESC [K may drive the terminal
         if self.stream.isatty():
             self.stream.write("\r\033[K" + line + ("\n" if final else ""))
         else:

@@ -36,6 +36,7 @@ from datatrove.utils.logging import logger
 
 from mdr.pipeline.http_payload import (PayloadTooLarge, charset_from_content_type, decode_body, decode_text,
                                        looks_like_html)
+from mdr.pipeline.terminal import utf8_path
 from mdr.pipeline.warc_records import ArchiveRecords, Record, arc_date_to_iso, is_arc_date
 
 HTTP_ENVELOPE_TYPE = "application/http"  # the WARC Content-Type of a response record, not of its payload
@@ -202,13 +203,14 @@ class WarcRecordReader(PipelineStep):
         for shard in plan:
             path = self.paths[shard.file_index]
             records = ArchiveRecords(partial(_open, path))
+            name = utf8_path(path)  # as stored and logged: valid UTF-8 whatever the name's bytes (terminal.py)
             for index, record in enumerate(records):
                 progress.update(records.bytes_read, owned)
                 if index % shard.stride != shard.phase:
                     continue
                 owned += 1
                 self.stat_update("total")
-                outcome = self._outcome(record, records, path)
+                outcome = self._outcome(record, records, name)
                 timer.update(time.perf_counter() - clock)
                 if isinstance(outcome, str):
                     self.stat_update("dropped", f"dropped_{outcome}")

@@ -146,6 +146,7 @@ def cmd_eval(args) -> int:
 def cmd_sample(args) -> int:
     from pathlib import Path
 
+    from mdr.pipeline.terminal import safe
     from mdr.train import sample
     from mdr.train.tokenizer import load_tokenizer
     from mdr.train.trainer import TOKENIZER, load_model
@@ -169,10 +170,10 @@ def cmd_sample(args) -> int:
         print(sample.format_table(rows))
         for row in rows:
             for prompt, text in zip(args.prompt, row["samples"]):
-                print(f"\n[{row['strategy']}] {prompt}{text}")
+                print(safe(f"\n[{row['strategy']}] {prompt}{text}"))
     else:
         for prompt, text in zip(args.prompt, rows[0]["samples"]):
-            print(prompt + text)
+            print(safe(prompt + text))  # generated from crawled pages: it may hold their escape sequences
     return 0
 
 

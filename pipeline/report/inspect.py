@@ -8,7 +8,6 @@ file, CI) the first N documents are printed and the command exits. Page content 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -23,14 +22,9 @@ from mdr.pipeline.recipe import RecipeError
 from mdr.pipeline.report import DEFAULT_INSPECT_CHARS, DEFAULT_LIMIT_NOT_TTY
 from mdr.pipeline.report.collect import SAMPLE_COLUMNS, UNSPECIFIED, RowPicker, parquet_files
 from mdr.pipeline.runner import RUN_FILE
+from mdr.pipeline.terminal import safe  # the one neutraliser of everything mdr prints (terminal.py)
 
 BATCH_ROWS = 64  # documents read at a time while paging
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(text: str) -> str:
-    """Text that cannot drive the terminal: C0/C1 controls (but newline and tab) and bidi controls replaced."""
-    return _UNSAFE.sub("\ufffd", text)
 
 
 def _reason_rows(files: list[str]) -> pl.DataFrame:

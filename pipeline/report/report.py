@@ -20,6 +20,7 @@ from string import Template
 from mdr.pipeline.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES, svg
 from mdr.pipeline.report.collect import LID_SCORE_BINS, collect
 from mdr.pipeline.report.table import human, partial_note, text_base
+from mdr.pipeline.terminal import safe
 
 ASSETS = Path(__file__).parent
 
@@ -185,7 +186,8 @@ def samples_section(seed: int) -> str:
 
 def recipe_section(run: dict) -> str:
     recipe = escape(json.dumps(run.get("recipe", {}), indent=2))
-    inputs = run.get("inputs", [])
+    # file names as the terminal shows them: run.json keeps undecodable bytes (\udcXX), HTML has no place for controls
+    inputs = [safe(path) for path in run.get("inputs", [])]
     shown = "\n".join(inputs[:50]) + (f"\n… {len(inputs) - 50} more" if len(inputs) > 50 else "")
     return _section("recipe", "Recipe and inputs",
                     f'<details class="recipe"><summary>recipe {escape(str(run.get("recipe", {}).get("name")))}, '

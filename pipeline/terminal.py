@@ -1,0 +1,90 @@
+"""Text on its way to a terminal: page content and file names are untrusted, so nothing mdr or a library it runs
+prints may drive the terminal.
+
+A crawled page's URL, a record's bytes or an input file's name can hold escape sequences: ESC [2J clears the screen,
+OSC (ESC ] ... BEL) sets the window title or writes to the clipboard on some terminals, C1 controls (U+0080-U+009F)
+do the same on terminals that take 8-bit controls, bidirectional overrides reorder what is shown. `safe` is the one
+function that neutralises them; `mdr inspect`, the CLI's messages, the progress line and every console log sink
+(`ConsoleStream`) go through it. Libraries that log with Python's `logging` and no handler would print straight to
+stderr (logging's last resort); `log_only` sends their records to the task log instead.
+
+File names are bytes on Linux: Python hands an undecodable one to us as a str with surrogate escapes (PEP 383,
+`bad\\udcff.warc`), which no UTF-8 encoder (Parquet, HTML, a log file) accepts. `utf8_path` shows those bytes as
+`\\xNN`, the rendering stored wherever a file name becomes data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates
+# (Unicode TR9: LRM, RLM, LRE..RLO, LRI..PDI).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match) -> str:
+    code = ord(match.group())
+    # surrogateescape (PEP 383) maps an undecodable byte 0x80-0xFF to U+DC80-U+DCFF; other lone surrogates are noise
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+
+
+def utf8_path(path: str) -> str:
+    """`path` as valid UTF-8 text: the bytes of an undecodable file name (surrogate escapes) as `\\xNN`.
+    The same as `path` for every name that is valid UTF-8."""
+    return _SURROGATE.sub(_escape_surrogate, path)
+
+
+def safe(text: str) -> str:
+    """Text that cannot drive the terminal: C0/C1 controls (but newline and tab) and bidi controls shown as U+FFFD,
+    undecodable file name bytes as `\\xNN`."""
+    return _UNSAFE.sub("\ufffd", utf8_path(text))
+
+
+class ConsoleStream:
+    """A text stream (stderr) that writes everything through `safe`: the sink of console logging, so that log
+    messages naming a file, a URL or a record's bytes cannot drive the terminal. It claims to be no terminal, so
+    loguru adds no colours (their escape sequences would be neutralised too)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(safe(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+# loguru `extra` key of records meant for the task log only: the console sink (executors.add_console_sink) drops them.
+LOG_ONLY = "log_only"
+
+
+class _ToTaskLog(logging.Handler):
+    """Python `logging` records into loguru (datatrove's logger), marked log-only, under their own name and line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from datatrove.utils.logging import logger
+
+        where = {"name": record.name, "function": record.funcName, "line": record.lineno}
+        level = record.levelname if record.levelname in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else \
+            record.levelno
+        logger.patch(lambda r: r.update(where)).bind(**{LOG_ONLY: True}).log(level, record.getMessage())
+
+
+def log_only(library: str) -> None:
+    """Records of `library`'s Python logger go to the task log, never to the terminal: warcio logs
+    "Replacing spaces in invalid WARC-Target-URI: <URI as in the file>" (warcio recordloader.py), i.e. page bytes."""
+    library_logger = logging.getLogger(library)
+    if not any(isinstance(handler, _ToTaskLog) for handler in library_logger.handlers):
+        library_logger.addHandler(_ToTaskLog())
+    library_logger.propagate = False  # not also to a root handler someone configured (Ray does)
+
+
+def console_filter(record: dict) -> bool:
+    """Whether a loguru record goes to the console: not those `log_only` sent to the task log."""
+    return not record["extra"].get(LOG_ONLY, False)
