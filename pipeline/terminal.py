@@ -64,8 +64,13 @@ class ConsoleStream:
 LOG_ONLY = "log_only"
 
 
-class _ToTaskLog(logging.Handler):
-    """Python `logging` records into loguru (datatrove's logger), marked log-only, under their own name and line."""
+class _ToLoguru(logging.Handler):
+    """Python `logging` records into loguru (datatrove's logger) under their own name and line; `log_only` marks them
+    for the task log only."""
+
+    def __init__(self, log_only: bool):
+        super().__init__()
+        self.log_only = log_only
 
     def emit(self, record: logging.LogRecord) -> None:
         from datatrove.utils.logging import logger
@@ -73,16 +78,24 @@ class _ToTaskLog(logging.Handler):
         where = {"name": record.name, "function": record.funcName, "line": record.lineno}
         level = record.levelname if record.levelname in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else \
             record.levelno
-        logger.patch(lambda r: r.update(where)).bind(**{LOG_ONLY: True}).log(level, record.getMessage())
+        logger.patch(lambda r: r.update(where)).bind(**{LOG_ONLY: self.log_only}).log(level, record.getMessage())
 
 
 def log_only(library: str) -> None:
     """Records of `library`'s Python logger go to the task log, never to the terminal: warcio logs
-    "Replacing spaces in invalid WARC-Target-URI: <URI as in the file>" (warcio recordloader.py), i.e. page bytes."""
+    "Replacing spaces in invalid WARC-Target-URI: <URI>" (warcio recordloader.py), the URI's bytes as in the file."""
     library_logger = logging.getLogger(library)
-    if not any(isinstance(handler, _ToTaskLog) for handler in library_logger.handlers):
-        library_logger.addHandler(_ToTaskLog())
+    if not any(isinstance(handler, _ToLoguru) for handler in library_logger.handlers):
+        library_logger.addHandler(_ToLoguru(log_only=True))
     library_logger.propagate = False  # not also to a root handler someone configured (Ray does)
+
+
+def route_python_logging() -> None:
+    """Warnings of libraries whose loggers have no handler (courlan, ...) go to loguru, so to the task log and
+    through the neutralising console sink, instead of Python's last resort, which writes them raw to stderr."""
+    if not isinstance(logging.lastResort, _ToLoguru):
+        logging.lastResort = _ToLoguru(log_only=False)
+        logging.lastResort.setLevel(logging.WARNING)  # as the last resort it replaces
 
 
 def console_filter(record: dict) -> bool:

@@ -47,6 +47,27 @@ def test_progress_line_names_no_escape_sequence(tmp_path):
     assert stream.getvalue().startswith("phase\ufffd]0;pwned") and not TERMINAL_CONTROLS.search(stream.getvalue())
 
 
+_LOG_FROM_LIBRARIES = f"""
+import logging
+from datatrove.utils.logging import logger
+from mdr.pipeline.executors import set_console_level
+import mdr.pipeline.warc_records  # routes warcio's logger
+
+set_console_level("WARNING")
+logger.warning("datatrove: {EVIL!a}")
+logging.getLogger("courlan.network").warning("cannot reach URL: %s", "{EVIL!a}")  # a logger without handler
+logging.getLogger("warcio.recordloader").warning("Replacing spaces in invalid WARC-Target-URI: {EVIL!a}")
+"""
+
+
+def test_console_log_neutralised_and_warcio_kept_off_it():
+    result = subprocess.run([sys.executable, "-c", _LOG_FROM_LIBRARIES], capture_output=True)
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == 0, err
+    assert "datatrove: '\ufffd]0;pwned" in err and "cannot reach URL: '\ufffd]0;pwned" in err
+    assert "Replacing spaces" not in err and not TERMINAL_CONTROLS.search(err), ascii(err)
+
+
 @needs_shared
 def test_reader_stores_undecodable_file_names_as_valid_utf8(tmp_path):
     """source_file and ARC record ids (uuid5 of the file name) of files whose names are not UTF-8."""
