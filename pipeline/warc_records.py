@@ -31,10 +31,6 @@ from mdr.pipeline.terminal import log_only
 
 log_only("warcio")  # its warnings quote header bytes of the file as they are: task log, not the terminal
 
-from mdr.pipeline.terminal import log_only
-
-log_only("warcio")  # its warnings quote header bytes of the file as they are: task log, not the terminal
-
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 READ_BYTES = 1 << 16  # compressed bytes per read; small reads keep zlib's copies of the unused input small
