@@ -6,7 +6,8 @@ OSC (ESC ] ... BEL) sets the window title or writes to the clipboard on some ter
 do the same on terminals that take 8-bit controls, bidirectional overrides reorder what is shown. `safe` is the one
 function that neutralises them; `mdr inspect`, the CLI's messages, the progress line and every console log sink
 (`ConsoleStream`) go through it. Libraries that log with Python's `logging` and no handler would print straight to
-stderr (logging's last resort); `log_only` sends their records to the task log instead.
+stderr (logging's last resort): `route_python_logging` sends their records to loguru, whose console sink neutralises
+them, and `log_only` sends warcio's, which quote a record's header bytes, to the task log only.
 
 File names are bytes on Linux: Python hands an undecodable one to us as a str with surrogate escapes (PEP 383,
 `bad\\udcff.warc`), which no UTF-8 encoder (Parquet, HTML, a log file) accepts. `utf8_path` shows those bytes as
