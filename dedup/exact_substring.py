@@ -38,6 +38,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from mdr.dedup.shards import DedupContext, DocumentOrder, ShardReader, documents_from_table, read_table, \
     shard_files, utf8_length, write_atomically
+from mdr.pipeline.recipe import OptionError, Options, option
 from mdr.pipeline.writer import ParquetShardWriter
 
 # GPT-2's pre-tokenizer pattern (openai/gpt-2 encoder.py) in stdlib `re`: \p{L} is [^\W\d_], \p{N} is \d, and
@@ -46,26 +47,32 @@ GPT2_PRETOKEN = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^
 
 
 @dataclass
-class ExactSubstringConfig:
-    min_span_tokens: int = 50  # Lee et al. 2022 §4.1, RW §3.3: repeated spans of at least 50 tokens
+class ExactSubstringConfig(Options):
+    # Lee et al. 2022 §4.1, RW §3.3: repeated spans of at least 50 tokens
+    min_span_tokens: int = option(50, range="[2, inf)")
     # cut the span (RW as summarised, spec §9), mask it (text kept, spans listed for the trainer) or drop the
     # document; RW App. G.3.2 found no significant difference (unconfirmed)
     mode: Literal["cut", "mask", "drop"] = "cut"
     # Documents go to partition xxh64(id) mod partitions; spans repeated across partitions are not found. RW ran
     # it per part (100 parts, spec §9); 1: the whole run at once (memory ≈ 7× its text, see the module doc).
-    partitions: int = 1
-    tokenizer_file: str | None = None  # a HF tokenizer.json; None: GPT-2's pre-tokenizer regex (module doc)
+    # Each partition is a task, and a routing task keeps a Parquet file open per partition (checked against the
+    # open-file limit before a run).
+    partitions: int = option(1, range="[1, inf)")
+    # a HF tokenizer.json; None: GPT-2's pre-tokenizer regex (module doc)
+    tokenizer_file: str | None = option(None, path="file")
     # Drop a cut document left with fewer words (a document cut to nothing is always dropped). RW's post-cut
     # minimum is unconfirmed (spec §9): off; datatrove's ESRangeRemover uses 50.
-    min_words_after_cut: int = 0
+    min_words_after_cut: int = option(0, range="[0, inf)")
 
-    def __post_init__(self):
-        if self.min_span_tokens < 2:
-            raise ValueError("min_span_tokens must be at least 2")
-        if self.partitions < 1:
-            raise ValueError("partitions must be at least 1")
-        if self.min_words_after_cut < 0:
-            raise ValueError("min_words_after_cut must be 0 or more")
+    def check_combination(self):
+        if self.tokenizer_file and "://" not in self.tokenizer_file:  # a corrupt file would fail in the last phase
+            from tokenizers import Tokenizer
+
+            try:
+                Tokenizer.from_file(self.tokenizer_file)
+            except Exception as error:  # tokenizers raises its own Exception subclass, with a serde message
+                raise OptionError("tokenizer_file", f"is not a Hugging Face tokenizer.json ({error}): "
+                                                    f"{self.tokenizer_file!r}") from None
 
 
 class SpanTokenizer:
@@ -101,10 +108,43 @@ class DuplicateSpan:
     first_document: int  # where the span's first window occurred first
 
 
+# Peak bytes per token of find_duplicate_spans (its copies of the ids, suffix array, LCP array, groups and cover),
+# on top of the token ids: 49 B measured with tracemalloc on tinyshakespeare, alone or given twice (every span
+# repeated); np.unique's sort copies make it more than the suffix array's own 30 B of the module doc.
+SUFFIX_ARRAY_BYTES_PER_TOKEN = 50
+
+
+def check_partition_memory(tokens: int, available: int | None = None) -> None:
+    """Refuses, with a one-line MemoryError, a partition whose suffix-array step does not fit in the memory available
+    now (MemAvailable), instead of leaving the kernel's OOM killer to pick a process. A partition's text is only
+    known once its task has read it, so this is checked there, not before the run."""
+    if available is None:
+        available = _available_memory()
+    needed = tokens * SUFFIX_ARRAY_BYTES_PER_TOKEN
+    if needed > available:
+        raise MemoryError(f"exact_substring: a partition of {tokens:,} tokens needs about {needed / 1e9:.1f} GB for "
+                          f"its suffix array, more than the {available / 1e9:.1f} GB of memory available: raise "
+                          f"exact_substring.partitions")
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    from mdr.pipeline.recipe import machine_memory_bytes
+
+    return machine_memory_bytes()
+
+
 def find_duplicate_spans(token_ids: list[np.ndarray], min_tokens: int) -> list[DuplicateSpan]:
     """Maximal token ranges, per document, covered by windows of `min_tokens` tokens that occur at an earlier
     position (earlier document, or earlier in the same one). Documents are in priority order."""
     lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
+    check_partition_memory(int(lengths.sum()))
     if not len(token_ids) or lengths.max(initial=0) < min_tokens:
         return []
     values, dense = np.unique(np.concatenate(token_ids), return_inverse=True)

@@ -40,6 +40,7 @@ from mdr.dedup.shards import (
     text_hash,
     write_atomically,
 )
+from mdr.pipeline.recipe import Options, option
 
 UINT32_MAX = np.uint32(0xFFFFFFFF)
 # MurmurHash3 fmix constants (as datasketch's _fmix): a fixed bijection that spreads the input hashes.
@@ -48,25 +49,31 @@ _FMIX64 = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A8
 
 
 @dataclass
-class MinhashConfig:
+class MinhashConfig(Options):
     # RW §3.3 "9,000 hashes over 5-grams", banded 450 × 20 per FW App. E.1 and the FW blog (spec §8 discrepancy).
-    num_bands: int = 450
-    rows_per_band: int = 20
-    n_grams: int = 5  # RW §3.3: word 5-grams
-    seed: int = 1  # datatrove's and datasketch's default seed
+    # Their product is bounded by the machine's memory (`task_memory_bytes`, checked before a run).
+    num_bands: int = option(450, range="[1, inf)")
+    rows_per_band: int = option(20, range="[1, inf)")
+    n_grams: int = option(5, range="[1, inf)")  # RW §3.3: word 5-grams
+    # datatrove's and datasketch's default seed; numpy's RandomState takes seeds in [0, 2^32 - 1]
+    seed: int = option(1, range="[0, 4294967295]")
     normalize: bool = True  # datatrove 0.10.1's simplify_text (lowercase, digits, punctuation, whitespace); RW: unconfirmed
     # Tasks of the buckets phase, each taking a range of bands (memory: 8 B × documents per band at a time).
     # None: the run's --tasks. Results do not depend on it.
-    bucket_tasks: int | None = None
+    bucket_tasks: int | None = option(None, range="[1, inf)")
     # Documents per batch in the signatures phase (memory: batch × hashes × 4 B); speed only.
-    batch_docs: int = 64
+    batch_docs: int = option(64, range="[1, inf)")
 
-    def __post_init__(self):
-        for name in ("num_bands", "rows_per_band", "n_grams", "batch_docs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.bucket_tasks is not None and self.bucket_tasks < 1:
-            raise ValueError("bucket_tasks must be at least 1")
+    memory_options = ("num_bands", "rows_per_band", "batch_docs")  # what task_memory_bytes grows with (not a field)
+
+    def task_memory_bytes(self) -> int:
+        """What a signatures task allocates whatever its documents (MinhashSignature): the hash parameters a, b and
+        their temporaries (16 B per hash), the min-reduction's result, block and block minimum (4 + 128 + 4 B per
+        hash), and per batch the stacked signatures (8 B per hash and document), their uint64 rows (8 B) and the
+        band keys with their temporaries (3 × 8 B per band and document). On top of it the task keeps 8 B per band
+        and document it has read, which depends on the input."""
+        hashes, batch = self.num_hashes, self.batch_docs
+        return hashes * (16 + 136) + batch * hashes * 16 + batch * self.num_bands * 24
 
     @property
     def num_hashes(self) -> int:

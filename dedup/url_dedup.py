@@ -32,21 +32,18 @@ from mdr.dedup.shards import (
     removal_table,
     write_atomically,
 )
+from mdr.pipeline.recipe import Options, option
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
-class UrlDedupConfig:
+class UrlDedupConfig(Options):
     # RW's URL normalization is unconfirmed (spec §10): lowercase scheme and host, no default port, no fragment,
     # "/" for an empty path (`normalize_url`); False compares the URL strings as they are.
     normalize: bool = True
     # Tasks of the resolve phase; None: the run's --tasks. Results do not depend on it.
-    resolve_tasks: int | None = None
-
-    def __post_init__(self):
-        if self.resolve_tasks is not None and self.resolve_tasks < 1:
-            raise ValueError("resolve_tasks must be at least 1")
+    resolve_tasks: int | None = option(None, range="[1, inf)")
 
 
 def normalize_url(url: str) -> str:

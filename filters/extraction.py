@@ -23,19 +23,22 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.utils.typeshelper import StatHints
 
+from mdr.pipeline.recipe import OptionError, Options, option
+
 ExtractFn = Callable[[str], "str | None"]
 
 
 @dataclass
-class ExtractionConfig:
+class ExtractionConfig(Options):
     """Extraction options. RW used trafilatura on WARC HTML (RW §3.1); its trafilatura options are unpublished."""
 
     # Per-document budget for the child process. DT-main's sandbox uses 1 s; the slowest of the 531 real benchmark
     # pages (shared/data/extraction) takes 0.6 s on an idle core, so 1 s drops real pages on a loaded machine.
-    timeout_s: float = 5.0
+    # At most a day: no page is worth more, and Connection.poll raises OverflowError from about 1e7 s.
+    timeout_s: float = option(5.0, range="(0, 86400]")
     # Dropped as too_large before extraction. Common Crawl truncates payloads at 1 MiB; decompression and
     # decoding can grow them, and the largest benchmark page is 4.8 MiB.
-    max_html_bytes: int = 5 * 2**20
+    max_html_bytes: int = option(5 * 2**20, range="[1, inf)")
     # trafilatura options. favor_precision=True is datatrove/FineWeb's choice; benchmarks/extraction_f1.py gives
     # bag-of-words F1 0.958 vs 0.964 on aeb (news) but 0.711 vs 0.624 on wcxb-dev (7 page types), so we keep
     # trafilatura's balanced default.
@@ -50,13 +53,22 @@ class ExtractionConfig:
     compiled_xpath: bool = True
     # RW post-processing (RW §3.1; DCLM newline_removal_modifier / url_removal_modifier). None/False turns it off
     # (the FineWeb preset does both).
-    max_consecutive_newlines: int | None = 2
+    max_consecutive_newlines: int | None = option(2, range="[1, inf)")  # 0 would join every line
     remove_urls: bool = True
     # Dropped documents keep their raw HTML; the exclusion writer stores at most this many characters of it.
-    excluded_text_max_chars: int = 100_000
+    excluded_text_max_chars: int = option(100_000, range="[0, inf)")
     # Replaces trafilatura: a callable html -> text or a dotted path "package.module:function" (tests, other
     # extractors). It runs in the child process, under the same timeout.
     extract_fn: ExtractFn | str | None = None
+
+    def check_combination(self):
+        if isinstance(self.extract_fn, str):  # resolved now, so a typo fails before the run and not in each task
+            try:
+                function = _resolve(self.extract_fn)
+            except (ImportError, AttributeError, ValueError) as error:
+                raise OptionError("extract_fn", f"{self.extract_fn!r} cannot be imported: {error}") from None
+            if not callable(function):
+                raise OptionError("extract_fn", f"{self.extract_fn!r} is not a function")
 
     def trafilatura_options(self) -> dict:
         options = asdict(self)

@@ -18,15 +18,18 @@ from datatrove.utils.text import split_into_sentences
 
 from mdr.filters.drop import compared, drop
 from mdr.filters.words import split_into_words
+from mdr.pipeline.recipe import Options, option
 
 
 @dataclass
-class C4Config:
+class C4Config(Options):
     # FineWeb runs datatrove's C4QualityFilter(filter_no_terminal_punct=False) (spec §11.1). None turns a rule off.
     filter_no_terminal_punct: bool = False  # C4 keeps only lines ending in . ! ? " (FW §3.5: removed ~30% tokens)
-    min_words_per_line: int | None = 3  # datatrove's default, used by FineWeb; C4 itself uses 5 (spec §11.1)
-    min_num_sentences: int | None = 5  # datatrove's default, used by FineWeb; C4 itself uses 3 (spec §11.1)
-    max_word_length: int | None = 1000  # drop lines with a longer word
+    # datatrove's default, used by FineWeb; C4 itself uses 5 (spec §11.1)
+    min_words_per_line: int | None = option(3, range="[0, inf)")
+    # datatrove's default, used by FineWeb; C4 itself uses 3 (spec §11.1)
+    min_num_sentences: int | None = option(5, range="[0, inf)")
+    max_word_length: int | None = option(1000, range="[1, inf)")  # drop lines with a longer word
     remove_citations: bool = True  # delete [1], [edit], [citation needed]
     filter_lorem_ipsum: bool = True  # drop the document
     filter_javascript: bool = True  # drop lines mentioning javascript
@@ -102,17 +105,20 @@ class C4Stage(C4QualityFilter):
 
 
 @dataclass
-class FineWebQualityConfig:
-    # FineWeb v1 as released (datatrove 05194d39; FW §3.6, App. E.4; spec §11.2).
-    line_punct_thr: float = 0.12  # drop if the fraction of lines ending in stop_chars is <= 0.12
+class FineWebQualityConfig(Options):
+    # FineWeb v1 as released (datatrove 05194d39; FW §3.6, App. E.4; spec §11.2). None turns a rule off. The
+    # thresholds compared with <= or >= exclude the end of [0, 1] at which every document would be dropped.
+    # drop if the fraction of lines ending in stop_chars is <= 0.12
+    line_punct_thr: float | None = option(0.12, range="[0, 1)")
     line_punct_exclude_zero: bool = False  # keep documents with no such line at all
-    stop_chars: tuple[str, ...] = (".", "'", '"', "!", "?")
-    short_line_length: int = 30  # a line of <= 30 characters is short
-    short_line_thr: float = 0.67  # drop if the fraction of short lines is >= 0.67
+    stop_chars: tuple[str, ...] = option((".", "'", '"', "!", "?"), nonempty=True)
+    short_line_length: int = option(30, range="[0, inf)")  # a line of <= 30 characters is short
+    short_line_thr: float | None = option(0.67, range="(0, 1]")  # drop if the fraction of short lines is >= 0.67
     # Drop if characters in repeated non-empty lines / characters (newlines excluded) >= 0.01. FW's prose and blog
     # say 0.1; its Table 2 and the release code say 0.01 (spec §11.2).
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3  # drop if newlines / words > 0.3 (the unpublished `list_ratio` rule)
+    char_duplicates_ratio: float | None = option(0.01, range="(0, 1]")
+    # drop if newlines / words > 0.3 (the unpublished `list_ratio` rule); a ratio, it can exceed 1
+    new_line_ratio: float | None = option(0.3, range="[0, inf)")
 
 
 class FineWebQualityStage(FineWebQualityFilter):
@@ -140,22 +146,24 @@ class FineWebQualityStage(FineWebQualityFilter):
         lines = text.split("\n")
 
         punct_ratio = sum(line.endswith(self.stop_chars) for line in lines) / len(lines)
-        if punct_ratio <= config.line_punct_thr and not (punct_ratio == 0 and config.line_punct_exclude_zero):
+        if (config.line_punct_thr is not None and punct_ratio <= config.line_punct_thr
+                and not (punct_ratio == 0 and config.line_punct_exclude_zero)):
             return drop(doc, "line_punct_ratio", compared("line_punct_ratio", punct_ratio, "<=", config.line_punct_thr))
 
         short_ratio = sum(len(line) <= config.short_line_length for line in lines) / len(lines)
-        if short_ratio >= config.short_line_thr:
+        if config.short_line_thr is not None and short_ratio >= config.short_line_thr:
             return drop(doc, "short_line_ratio", compared("short_line_ratio", short_ratio, ">=", config.short_line_thr))
 
         newlines = len(lines) - 1
         characters = len(text) - newlines
-        duplicate_chars = find_duplicates([line for line in lines if line.strip()])[1]
-        dup_ratio = duplicate_chars / characters if characters else 0.0
-        if dup_ratio >= config.char_duplicates_ratio:
-            detail = compared("char_dup_ratio", dup_ratio, ">=", config.char_duplicates_ratio)
-            return drop(doc, "char_dup_ratio", detail)
+        if config.char_duplicates_ratio is not None:
+            duplicate_chars = find_duplicates([line for line in lines if line.strip()])[1]
+            dup_ratio = duplicate_chars / characters if characters else 0.0
+            if dup_ratio >= config.char_duplicates_ratio:
+                detail = compared("char_dup_ratio", dup_ratio, ">=", config.char_duplicates_ratio)
+                return drop(doc, "char_dup_ratio", detail)
 
-        if newlines:
+        if newlines and config.new_line_ratio is not None:
             # The tokenizer yields at least one word per whitespace-separated chunk, so when the chunks alone keep
             # the ratio under the limit, the (costly) word tokenization cannot change the decision.
             chunks = len(text.split())

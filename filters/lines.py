@@ -15,6 +15,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from mdr.filters.drop import compared, drop
+from mdr.pipeline.recipe import Options, option
 
 # RW never published its lists (spec §7); DCLM's refinedweb.yaml uses one phrase per location ("items in cart",
 # "Read more...", "Sign-in"). These extend them with common variants; matching ignores case.
@@ -33,17 +34,22 @@ COUNTER_UNITS = (
 
 
 @dataclass
-class LinesConfig:
-    max_uppercase_fraction: float = 0.5  # drop a line with uppercase chars / len(line) > 0.5 (DCLM; spec §7)
-    max_numeric_fraction: float = 0.999999  # drop a line whose chars are (all) digits (DCLM; spec §7)
-    min_words_per_line: int = 2  # drop single-word lines (DCLM line_length_modifier; spec §7)
-    max_words_for_boilerplate: int = 10  # only lines this short get boilerplate phrases deleted (DCLM; spec §7)
-    boilerplate_anywhere: tuple[str, ...] = BOILERPLATE_ANYWHERE
-    boilerplate_end: tuple[str, ...] = BOILERPLATE_END
-    boilerplate_start: tuple[str, ...] = BOILERPLATE_START
-    counter_units: tuple[str, ...] = COUNTER_UNITS
+class LinesConfig(Options):
+    # drop a line with uppercase chars / len(line) > 0.5 (DCLM; spec §7)
+    max_uppercase_fraction: float = option(0.5, range="[0, 1]")
+    # drop a line whose chars are (all) digits (DCLM; spec §7)
+    max_numeric_fraction: float = option(0.999999, range="[0, 1]")
+    # drop single-word lines (DCLM line_length_modifier; spec §7)
+    min_words_per_line: int = option(2, range="[0, inf)")
+    # only lines this short get boilerplate phrases deleted (DCLM; spec §7)
+    max_words_for_boilerplate: int = option(10, range="[0, inf)")
+    # An empty phrase would match every line: each entry must hold a character.
+    boilerplate_anywhere: tuple[str, ...] = option(BOILERPLATE_ANYWHERE, nonempty=True)
+    boilerplate_end: tuple[str, ...] = option(BOILERPLATE_END, nonempty=True)
+    boilerplate_start: tuple[str, ...] = option(BOILERPLATE_START, nonempty=True)
+    counter_units: tuple[str, ...] = option(COUNTER_UNITS, nonempty=True)
     # Drop the document when (words before - words after) / words before > 0.05 (DCLM word_removal_ratio_filter).
-    max_removed_words_fraction: float = 0.05
+    max_removed_words_fraction: float = option(0.05, range="[0, 1]")
 
 
 _PUNCTUATION_TOKEN = re.compile(r"(?<!\S)[^\w\s]+(?!\S)")

@@ -11,25 +11,36 @@ from datatrove.utils.text import PUNCTUATION
 
 from mdr.filters.drop import compared, drop
 from mdr.filters.words import split_into_words
+from mdr.pipeline.recipe import OptionError, Options, check_order, option
 
 
 @dataclass
-class QualityConfig:
-    # Gopher App. A, kept by RW and FineWeb (spec §6). None turns a rule off.
-    min_doc_words: int | None = 50  # words = tokens that are not pure punctuation
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: float | None = 3
-    max_avg_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = 0.1  # `#` per word, and `...`/`…` per word
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    min_alpha_words_ratio: float | None = 0.8  # datatrove's misnamed `max_non_alpha_words_ratio`
-    min_stop_words: int | None = 2
-    stop_words: tuple[str, ...] = tuple(STOP_WORDS)  # the, be, to, of, and, that, have, with (case-sensitive)
+class QualityConfig(Options):
+    # Gopher App. A, kept by RW and FineWeb (spec §6). None turns a rule off. Ratios of lines and words are
+    # fractions; `#` and ellipses per word can exceed 1.
+    min_doc_words: int | None = option(50, range="[0, inf)")  # words = tokens that are not pure punctuation
+    max_doc_words: int | None = option(100_000, range="[1, inf)")
+    min_avg_word_length: float | None = option(3, range="[0, inf)")
+    max_avg_word_length: float | None = option(10, range="(0, inf)")
+    max_symbol_word_ratio: float | None = option(0.1, range="[0, inf)")  # `#` per word, and `...`/`…` per word
+    max_bullet_lines_ratio: float | None = option(0.9, range="[0, 1]")
+    max_ellipsis_lines_ratio: float | None = option(0.3, range="[0, 1]")
+    # datatrove's misnamed `max_non_alpha_words_ratio`
+    min_alpha_words_ratio: float | None = option(0.8, range="[0, 1]")
+    min_stop_words: int | None = option(2, range="[0, inf)")
+    # the, be, to, of, and, that, have, with (case-sensitive)
+    stop_words: tuple[str, ...] = option(tuple(STOP_WORDS), nonempty=True)
     # Gopher, DCLM (`count_unique: False`) and FineWeb v1 count occurrences; datatrove 0.10 counts distinct words.
     stop_words_count_unique: bool = False
     # datatrove 0.10 counts `•` and `-` as bullets; its 2024 code only `•` (spec §6); DCLM adds `●` and `*`.
-    bullet_prefixes: tuple[str, ...] = ("•", "-")
+    # An empty prefix would make every line a bullet.
+    bullet_prefixes: tuple[str, ...] = option(("•", "-"), nonempty=True)
+
+    def check_combination(self):
+        check_order(self, "min_doc_words", "max_doc_words")
+        check_order(self, "min_avg_word_length", "max_avg_word_length")
+        if not self.stop_words and self.min_stop_words:  # no document could have them: every one would be dropped
+            raise OptionError("stop_words", f"must not be empty while min_stop_words is {self.min_stop_words}")
 
 
 class QualityStage(GopherQualityFilter):

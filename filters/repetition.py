@@ -5,28 +5,30 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 
 from mdr.filters.drop import compared, drop
 from mdr.filters.words import split_into_words
+from mdr.pipeline.recipe import Options, option
 
 
 @dataclass
-class RepetitionConfig:
+class RepetitionConfig(Options):
     # Gopher Table A1, kept by RW, DCLM and FineWeb (spec §5). A document is dropped when a fraction is above (>);
     # None turns a rule off.
-    dup_line_frac: float | None = 0.30
-    dup_para_frac: float | None = 0.30
-    dup_line_char_frac: float | None = 0.20
-    dup_para_char_frac: float | None = 0.20
+    dup_line_frac: float | None = option(0.30, range="[0, 1]")
+    dup_para_frac: float | None = option(0.30, range="[0, 1]")
+    dup_line_char_frac: float | None = option(0.20, range="[0, 1]")
+    dup_para_char_frac: float | None = option(0.20, range="[0, 1]")
     # n -> limit on the characters of the most frequent n-gram (times its count) over the document's characters
-    top_ngram_char_frac: dict[int, float] = field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    top_ngram_char_frac: dict[int, float] = option(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16},
+                                                   keys="[1, inf)", range="[0, 1]")
     # n -> limit on the characters covered by repeated n-grams over the document's characters
-    dup_ngram_char_frac: dict[int, float] = field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    dup_ngram_char_frac: dict[int, float] = option(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}, keys="[1, inf)", range="[0, 1]"
     )
 
 

@@ -29,6 +29,7 @@ from datatrove.utils._import_utils import ASSETS_PATH
 from datatrove.utils.logging import logger
 
 from mdr.filters.drop import drop
+from mdr.pipeline.recipe import OptionError, Options, option
 
 # UT1 categories DCLM's RefinedWeb reconstruction blocks (DCLM setup.py::_create_refinedweb_banlists; spec §2).
 RW_UT1_CATEGORIES = (
@@ -56,23 +57,37 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
 @dataclass
-class URLConfig:
+class URLConfig(Options):
     # UT1 `blacklists/` folder (`<category>/domains`, `<category>/urls`); None: datatrove's shipped UT1 aggregate,
     # whose categories are merged and cannot be selected.
-    blocklist_dir: str | None = None
-    blocklist_categories: tuple[str, ...] = RW_UT1_CATEGORIES  # read from blocklist_dir (DCLM; spec §2)
-    extra_domains: tuple[str, ...] = ()
-    extra_urls: tuple[str, ...] = ()
+    blocklist_dir: str | None = option(None, path="dir")
+    # read from blocklist_dir (DCLM; spec §2); each must be a folder of it
+    blocklist_categories: tuple[str, ...] = option(RW_UT1_CATEGORIES, nonempty=True)
+    # An empty entry is a mistake here and in curated_sources (an empty host suffix would match every host).
+    extra_domains: tuple[str, ...] = option((), nonempty=True)
+    extra_urls: tuple[str, ...] = option((), nonempty=True)
     # Word lists, one entry a line, '#' starts a comment; None: datatrove's shipped list (spec §2 mapping).
-    strict_subwords_path: str | None = None
-    hard_words_path: str | None = None
-    soft_words_path: str | None = None
-    soft_word_threshold: int = 2  # drop at >= 2 distinct soft words (DCLM num_banned_substrs; spec §2)
+    strict_subwords_path: str | None = option(None, path="file")
+    hard_words_path: str | None = option(None, path="file")
+    soft_words_path: str | None = option(None, path="file")
+    # drop at >= 2 distinct soft words (DCLM num_banned_substrs; spec §2); 0 would drop every document
+    soft_word_threshold: int = option(2, range="[1, inf)")
     # Characters deleted from the URL before the strict substring match: DCLM deletes `-` and `.` (spec §2);
     # datatrove's URLFilter deletes every non-alphanumeric.
     strict_ignored: Literal["dash_dot", "non_alphanumeric"] = "dash_dot"
-    curated_sources: tuple[str, ...] = CURATED_SOURCES  # a host equal to or under one of these is dropped
+    # a host equal to or under one of these is dropped
+    curated_sources: tuple[str, ...] = option(CURATED_SOURCES, nonempty=True)
     cache_dir: str | None = None  # hashed blocklists; None: $XDG_CACHE_HOME/mdr (default ~/.cache/mdr)
+
+    def check_combination(self):
+        if self.blocklist_dir is None or "://" in self.blocklist_dir:
+            return
+        folder = Path(self.blocklist_dir)  # checked now: the stage would find out in its first task
+        for index, category in enumerate(self.blocklist_categories):
+            if not (folder / category).is_dir():
+                found = ", ".join(sorted(path.name for path in folder.iterdir() if path.is_dir()))
+                raise OptionError(f"blocklist_categories[{index}]",
+                                  f"names no UT1 category {category!r} in {folder} (found: {found})")
 
     @classmethod
     def fineweb(cls) -> URLConfig:

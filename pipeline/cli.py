@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
+import re
+import resource
 import sys
 from pathlib import Path
 
@@ -63,10 +66,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(value: int | None, flag: str) -> int | None:
+def _positive(value: int | None, flag: str, most: int | None = None, why: str = "") -> int | None:
     if value is not None and value < 1:
         raise RecipeError(f"{flag} must be at least 1, got {value}")
+    if value is not None and most is not None and value > most:
+        raise RecipeError(f"{flag} must be at most {most:,}{why}, got {value:,}")
     return value
+
+
+# Each task keeps log, stats and progress files per phase, and the executors list every rank: more tasks than this
+# is a typo (RW's largest runs used thousands per dump).
+MAX_TASKS = 1_000_000
+# sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes,
+# days-hours:minutes:seconds (sbatch(1)), or the partition's UNLIMITED/INFINITE.
+_SLURM_TIME = re.compile(r"\d+(?::\d+){0,2}|\d+-\d+(?::\d+){0,2}|UNLIMITED|INFINITE")
+
+
+def _check_run_flags(args) -> None:
+    """`mdr run`'s numeric and formatted flags, before anything runs (argparse checks only their types)."""
+    _positive(args.tasks, "--tasks", MAX_TASKS, " (each task keeps files of its own in every phase)")
+    nproc, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if args.executor == "local" and nproc != resource.RLIM_INFINITY:  # a local worker is a process of this user
+        _positive(args.workers, "--workers", nproc, " (this user's process limit, ulimit -u)")
+    _positive(args.workers, "--workers")
+    _positive(args.slurm_cpus_per_task, "--slurm-cpus-per-task")
+    if not (math.isfinite(args.slurm_mem_per_cpu_gb) and args.slurm_mem_per_cpu_gb > 0):
+        raise RecipeError(f"--slurm-mem-per-cpu-gb must be a positive number, got {args.slurm_mem_per_cpu_gb}")
+    if not _SLURM_TIME.fullmatch(args.slurm_time):
+        raise RecipeError(f"--slurm-time must be a Slurm time such as 24:00:00, 90 or 2-00:00:00, got "
+                          f"{args.slurm_time!r}")
+
+
+def _check_run_resources(args, recipe, tasks: int, workers: int) -> None:
+    """A recipe whose predictable memory or open files do not fit where its tasks run (mdr.pipeline.recipe)."""
+    from mdr.pipeline.recipe import check_resources, open_files_limit
+
+    if args.executor == "local":
+        check_resources(recipe, tasks, workers, open_files_limit=open_files_limit())
+    elif args.executor == "slurm":  # sbatch --mem-per-cpu=<n>G: GiB per CPU, a task's hard limit
+        memory = int(args.slurm_mem_per_cpu_gb * args.slurm_cpus_per_task * 2**30)
+        where = (f"a Slurm task's memory (--slurm-mem-per-cpu-gb {args.slurm_mem_per_cpu_gb:g} × "
+                 f"{args.slurm_cpus_per_task} CPU)")
+        check_resources(recipe, tasks, 1, memory, where=where)
+    elif not (args.ray_address or os.environ.get("RAY_ADDRESS")):  # a Ray started here, on this machine
+        check_resources(recipe, tasks, workers)
 
 
 def _tell(line: str) -> None:
@@ -94,10 +137,12 @@ def cmd_run(args) -> int:
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
     from mdr.pipeline.stats import check_invariants
 
+    _check_run_flags(args)
     recipe = load_recipe(args.recipe)
     files, skipped = expand_inputs(args.input)
     workers = _positive(args.workers, "--workers") or (os.cpu_count() or 1)
     tasks = _positive(args.tasks, "--tasks") or default_tasks(len(files), workers)
+    _check_run_resources(args, recipe, tasks, workers)
     plan = RunPlan(recipe, files, Path(args.output), tasks)
     resuming = check_output_dir(plan)  # refuse before anything is written
     from mdr.pipeline.executors import ExecutorOptions
@@ -146,19 +191,45 @@ def cmd_recipes(args) -> int:
     return 0
 
 
+def _os_error_line(error: OSError, args) -> str:
+    """One line for an OSError met while running (a disk that filled up, a file removed meanwhile): the cause and
+    the path, or the output directory when the failing call named none (a write() names no file)."""
+    import errno
+
+    paths = [os.fsdecode(name) if isinstance(name, bytes) else str(name)
+             for name in (error.filename, error.filename2) if name is not None]
+    line = error.strerror or str(error) or type(error).__name__
+    if paths:
+        line += f": {' -> '.join(paths)}"
+    elif getattr(args, "output", None):
+        line += f" (writing {args.output})"
+    if error.errno == errno.ENOSPC and args.verb == "run":
+        line += "; free some space and rerun the same command to resume"
+    return line
+
+
+def _error(message: str) -> None:
+    from mdr.pipeline.terminal import safe
+
+    print(safe(f"mdr: error: {message}").replace("\n", " "), file=sys.stderr)  # one line, whatever it quotes
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
     except RecipeError as error:
-        print(f"mdr: error: {error}", file=sys.stderr)
+        _error(str(error))
         return EXIT_USAGE
     except PhaseFailedError as error:  # a task failed while running; its log file is named in the message
-        print(f"mdr: error: {error}", file=sys.stderr)
+        _error(str(error))
         return EXIT_FAILED
     except BrokenPipeError:  # `mdr stats OUT | head`
         sys.stderr.close()
         return 0
+    except OSError as error:  # foreseeable, not a bug: a full disk, a read-only mount, a file removed meanwhile
+        _error(_os_error_line(error, args))
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("mdr: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

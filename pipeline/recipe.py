@@ -1,16 +1,29 @@
 """Recipes: YAML files naming the stages to run, in order, with their parameters.
 
-A recipe is validated completely before anything runs: an unknown stage or key, a value of the wrong type or a
-missing input gets a one-line `RecipeError` naming the problem (the CLI turns it into exit code 2).
+A recipe is validated completely before anything runs: an unknown stage or key, a value of the wrong type or out of
+its range, or a missing input gets a one-line `RecipeError` naming the problem (the CLI turns it into exit code 2).
+
+Valid values are declared once, next to each option, in its config dataclass: `option(default, range="[0, 1]")` puts
+the range (and `keys`, `nonempty`, `at_least_one`, `path`) in the field's metadata, and `check_options` checks every
+declared field, NaN and infinity, and the class's own `check_combination` hook for rules across fields. Config
+classes inherit `Options`, whose `__post_init__` runs it, so a config built in Python is checked as one read from a
+recipe. Why field metadata and not pydantic: pydantic is not a dependency of mdr (nor installed), and the configs
+stay plain dataclasses that pickle to datatrove's workers unchanged. `check_resources` then compares what a
+configuration predictably allocates (MinHash signatures, read buffers, open files) with the machine before a run.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import importlib
+import math
+import os
+import re
+import resource
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +55,115 @@ TOP_LEVEL_KEYS = {"name", "description", "reader", "stages", "output"}
 
 class RecipeError(ValueError):
     """A recipe or run request that cannot run; the message is one line, for the user."""
+
+
+class OptionError(ValueError):
+    """An option out of its declared range: `key` is the option (`top_ngram_char_frac[2]` for a mapping's entry),
+    `problem` what is wrong with it."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key} {problem}")
+        self.key, self.problem = key, problem
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*$")
+
+
+class Range:
+    """A closed, open or half-open interval, written as in mathematics: "[0, 1]", "(0, 1]", "[1, inf)"."""
+
+    def __init__(self, text: str):
+        match = _INTERVAL.match(text)
+        if not match:
+            raise ValueError(f"not an interval: {text!r}")
+        opening, low, high, closing = match.groups()
+        self.text = text
+        self.low, self.high, self.low_open, self.high_open = float(low), float(high), opening == "(", closing == ")"
+
+    def __contains__(self, value) -> bool:
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        return above and (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if math.isinf(self.high):
+            low = str(int(self.low)) if self.low.is_integer() else str(self.low)
+            return f"greater than {low}" if self.low_open else f"at least {low}"
+        return f"in {self.text}"
+
+
+def option(default=MISSING, *, default_factory=MISSING, range: str | None = None, keys: str | None = None,
+           nonempty: bool = False, at_least_one: bool = False, path: str | None = None):
+    """A config dataclass field with its valid values, checked by `check_options`:
+    - `range`: an interval for a number, for each number of a tuple, or for each value of a mapping;
+    - `keys`: an interval for each key of a mapping;
+    - `nonempty`: a string, or each string of a tuple, must not be empty;
+    - `at_least_one`: a tuple must not be empty;
+    - `path`: "file" or "dir": a local path that must exist (URLs with "://" are not checked).
+    None, where the type allows it, always passes: it turns the option off. Rules that need other options or the
+    machine (a model's languages, a codec's levels) go in the class's `check_combination`."""
+    declared = {"range": range and Range(range), "keys": keys and Range(keys), "nonempty": nonempty,
+                "at_least_one": at_least_one, "path": path}
+    metadata = {name: value for name, value in declared.items() if value}
+    return field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+class Options:
+    """Base of the stage config dataclasses: checks every option when the config is made (`check_options`)."""
+
+    def __post_init__(self):
+        check_options(self)
+
+    def check_combination(self) -> None:
+        """Rules across options (e.g. a maximum not below its minimum); raises OptionError."""
+
+
+def check_order(config, low: str, high: str) -> None:
+    """A cross-field rule: option `high` is not below option `low` (when both are set)."""
+    low_value, high_value = getattr(config, low), getattr(config, high)
+    if low_value is not None and high_value is not None and high_value < low_value:
+        raise OptionError(high, f"must be at least {low} ({low_value}), got {high_value}")
+
+
+def check_options(config) -> None:
+    """Checks every field of a config dataclass against its `option` metadata, finite floats everywhere, then the
+    class's `check_combination`. Raises OptionError naming the option."""
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if value is None:
+            continue
+        meta = spec.metadata
+        if isinstance(value, dict):
+            keys = meta.get("keys")
+            for key, item in value.items():
+                if keys is not None and isinstance(key, (int, float)) and key not in keys:
+                    raise OptionError(spec.name, f"keys must be {keys.describe()}, got {key!r}")
+                _check_value(f"{spec.name}[{key}]", item, meta)
+        elif isinstance(value, (tuple, list, set, frozenset)):
+            if meta.get("at_least_one") and not value:
+                raise OptionError(spec.name, "must not be empty")
+            for index, item in enumerate(value):
+                _check_value(f"{spec.name}[{index}]", item, meta)
+        else:
+            _check_value(spec.name, value, meta)
+    config.check_combination()
+
+
+def _check_value(key: str, value, meta) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OptionError(key, f"must be a finite number, got {value}")
+    bounds = meta.get("range")
+    if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value not in bounds:
+        raise OptionError(key, f"must be {bounds.describe()}, got {value!r}")
+    if isinstance(value, str):
+        if meta.get("nonempty") and not value:
+            raise OptionError(key, "must not be an empty string")
+        kind = meta.get("path")
+        if kind and "://" not in value:
+            exists = os.path.isdir(value) if kind == "dir" else os.path.isfile(value)
+            if not exists:
+                raise OptionError(key, f"names no {'folder' if kind == 'dir' else 'file'}: {value!r}")
 
 
 @dataclass
@@ -79,6 +201,67 @@ class Recipe:
     @property
     def stage_keys(self) -> list[str]:
         return [stage.key for stage in self.stages]
+
+
+def machine_memory_bytes() -> int:
+    """This machine's memory as a run can use it: physical memory (os.sysconf; psutil is not a dependency), or the
+    cgroup v2 limit of the container it runs in when that is lower."""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return memory
+    return min(memory, int(limit)) if limit.isdigit() else memory
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+# A routing task's open files beside its Parquet writers: the interpreter, libraries, logs, the shard it reads.
+_OPEN_FILES_MARGIN = 64
+
+
+def check_resources(recipe: Recipe, tasks: int, concurrent: int, memory_limit: int | None = None,
+                    where: str = "this machine's memory", open_files_limit: int | None = None) -> None:
+    """Refuses, before anything runs, a configuration whose predictable memory does not fit: what one task of a
+    stage allocates whatever its input (`task_memory_bytes` of its config: MinHash signatures, read buffers) times
+    the tasks that run at once (`concurrent`, at most `tasks`), against `memory_limit` (by default this machine's).
+    With `open_files_limit`, also the files an exact-substring routing task keeps open, one per partition.
+    Memory that grows with the input (documents per task, text per partition) is not predicted here."""
+    limit = machine_memory_bytes() if memory_limit is None else memory_limit
+    at_once = max(1, min(concurrent, tasks))
+    configs = [("reader", recipe.reader)] + [(stage.key, stage.config) for stage in recipe.stages]
+    for key, config in configs:
+        estimate = getattr(config, "task_memory_bytes", None)
+        if estimate is None:
+            continue
+        total = estimate() * at_once
+        if total > limit:
+            names = config.memory_options
+            values = ", ".join(f"{name} {getattr(config, name):,}" for name in names)
+            tasks_note = f", {_size(total)} for the {at_once} tasks run at once" if at_once > 1 else ""
+            lower = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+            workers = ", or --workers" if at_once > 1 else ""
+            raise RecipeError(f"{key} ({values}) needs about {_size(estimate())} per task{tasks_note}, more than "
+                              f"{where} ({_size(limit)}): lower {key}.{lower}{workers}")
+    if open_files_limit is not None:
+        for stage in recipe.stages:
+            partitions = getattr(stage.config, "partitions", None)
+            if stage.key == "exact_substring" and partitions > 1 and partitions + _OPEN_FILES_MARGIN > open_files_limit:
+                most = open_files_limit - _OPEN_FILES_MARGIN
+                raise RecipeError(f"exact_substring.partitions {partitions:,}: a routing task keeps a file open per "
+                                  f"partition, over this process's open-file limit ({open_files_limit:,}, ulimit -n); "
+                                  f"use at most {most:,} partitions or raise the limit")
+
+
+def open_files_limit() -> int:
+    """The soft limit on this process's open files (RLIMIT_NOFILE), which its task processes inherit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 30
 
 
 def builtin_recipes() -> list[str]:
@@ -144,6 +327,8 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     name = raw.get("name", Path(source).stem)
     if not isinstance(name, str):
         raise RecipeError(f"{source}: name: expected a string")
+    if not isinstance(raw.get("description", ""), str):
+        raise RecipeError(f"{source}: description: expected a string")
     normalized = {
         "name": name,
         "reader": dataclasses.asdict(reader),
@@ -168,6 +353,8 @@ def build_config(config_type: type, options: Any, where: str):
         values[key] = _coerce(value, hints[key], f"{where}.{key}")
     try:
         return config_type(**values)
+    except OptionError as error:  # a declared range (check_options, run by the config's __post_init__)
+        raise RecipeError(f"{where}.{error.key}: {error.problem}") from None
     except (TypeError, ValueError) as error:  # a config's own __post_init__ checks
         raise RecipeError(f"{where}: {error}") from None
 
@@ -202,10 +389,18 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: expected a mapping, got {type(value).__name__}")
+        key_hint, value_hint = args if args else (Any, Any)
+        return {_coerce(key, key_hint, f"{where} key {key!r}"): _coerce(item, value_hint, f"{where}[{key}]")
+                for key, item in value.items()}
+    if origin is collections.abc.Callable:  # a Python function: a recipe names it as a dotted-path string instead
+        if not callable(value):
+            raise RecipeError(f"{where}: expected a function, got {type(value).__name__} {value!r}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):  # YAML's .nan and .inf
+            raise RecipeError(f"{where}: expected a finite number, got {value}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -16,6 +17,8 @@ import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
+
+from mdr.pipeline.recipe import OptionError, Options, option
 
 # Columns of OUT/data/*.parquet: the contract with the trainer and with `mdr inspect`.
 DATA_SCHEMA = pa.schema(
@@ -47,13 +50,35 @@ _PROMOTED = {"url", "date", "language", "language_score", "source_file", "source
 _EXCLUSION_KEYS = {"filter_reason", "drop_detail", "text_truncated"}
 
 
+# Codecs the Parquet format names and pyarrow writes (pyarrow.parquet's `compression`; LZO and BZ2 it refuses).
+PARQUET_CODECS = ("none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd")
+
+
 @dataclass
-class WriterConfig:
-    compression: str = "zstd"
-    compression_level: int = 3
-    rows_per_group: int = 1000
+class WriterConfig(Options):
+    compression: str = "zstd"  # one of PARQUET_CODECS that this pyarrow build has (`check_combination`)
+    # Within the codec's range (pyarrow's Codec.minimum/maximum_compression_level: zstd -131072..22, gzip 1..9);
+    # null for a codec without levels (none, snappy), which pyarrow would refuse when the first shard is written.
+    compression_level: int | None = 3
+    rows_per_group: int = option(1000, range="[1, inf)")
     # Raw HTML of documents dropped before extraction is cut to this many characters in OUT/excluded/.
-    max_excluded_html_chars: int = 100_000
+    max_excluded_html_chars: int = option(100_000, range="[0, inf)")
+
+    def check_combination(self):
+        codec = self.compression.lower()
+        available = [name for name in PARQUET_CODECS if name == "none" or pa.Codec.is_available(name)]
+        if codec not in available:
+            raise OptionError("compression", f"is {self.compression!r}, not a Parquet codec of this pyarrow: "
+                                             f"{', '.join(available)}")
+        if self.compression_level is None:
+            return
+        if codec == "none" or not pa.Codec.supports_compression_level(codec):
+            raise OptionError("compression_level", f"must be null for compression {codec} (it has no levels), "
+                                                   f"got {self.compression_level}")
+        low, high = pa.Codec.minimum_compression_level(codec), pa.Codec.maximum_compression_level(codec)
+        if not low <= self.compression_level <= high:
+            raise OptionError("compression_level", f"must be in [{low}, {high}] for {codec}, "
+                                                   f"got {self.compression_level}")
 
 
 def _shard_name(rank: int) -> str:
@@ -116,16 +141,21 @@ class ParquetShardWriter(PipelineStep):
             self._flush()
         if self._parquet is None:
             return
-        self._parquet.close()
-        self._file.close()
+        try:
+            self._parquet.close()
+            self._file.close()
+        except OSError as error:
+            raise self._naming_shard(error) from None
         self._parquet = self._file = None
         self.folder.mv(_temporary_name(self._rank), _shard_name(self._rank))
         self._rank = None
 
     def _abort(self):
-        if self._parquet is not None:
-            self._parquet.close()
-            self._file.close()
+        if self._parquet is not None:  # the task is failing already; a full disk fails these closes too
+            with suppress(OSError):
+                self._parquet.close()
+            with suppress(OSError):
+                self._file.close()
         self._parquet = self._file = None
         self._rows = []
 
@@ -138,8 +168,17 @@ class ParquetShardWriter(PipelineStep):
                 compression=self.config.compression,
                 compression_level=self.config.compression_level,
             )
-        self._parquet.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+        try:
+            self._parquet.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+        except OSError as error:
+            raise self._naming_shard(error) from None
         self._rows = []
+
+    def _naming_shard(self, error: OSError) -> OSError:
+        """`error` naming the shard being written: a failed write (a full disk) names no file in pyarrow or fsspec."""
+        if error.filename is not None or error.errno is None:
+            return error
+        return OSError(error.errno, error.strerror, self.folder.resolve_paths(_temporary_name(self._rank)))
 
     def _row(self, doc: Document) -> dict:
         meta = doc.metadata

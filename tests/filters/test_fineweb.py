@@ -74,8 +74,8 @@ def test_c4_same_results_as_datatrove_on_real_documents():
 
 
 def only(rule: str) -> FineWebQualityStage:
-    """The other rules set where they can never fire."""
-    off = dict(line_punct_thr=-1.0, short_line_thr=2.0, char_duplicates_ratio=2.0, new_line_ratio=float("inf"))
+    """The other rules turned off."""
+    off = dict(line_punct_thr=None, short_line_thr=None, char_duplicates_ratio=None, new_line_ratio=None)
     return FineWebQualityStage(FineWebQualityConfig(**{**off, rule: getattr(FineWebQualityConfig(), rule)}))
 
 

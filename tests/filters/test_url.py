@@ -70,9 +70,9 @@ def test_extra_domains_and_urls(ut1):
 
 
 def test_unknown_category_is_named(ut1):
-    config = URLConfig(**{**ut1.__dict__, "blocklist_categories": ("adult", "arjel")})
-    with pytest.raises(FileNotFoundError, match="no UT1 category 'arjel'.*found: adult, gambling, phishing"):
-        check(URLStage(config), "https://a.com/")
+    """Refused when the config is made (a recipe: before the run), not in the stage's first task."""
+    with pytest.raises(ValueError, match="UT1 category 'arjel'.*found: adult, gambling, phishing"):
+        URLConfig(**{**ut1.__dict__, "blocklist_categories": ("adult", "arjel")})
 
 
 def test_curated_sources_are_excluded(ut1):
