@@ -13,6 +13,7 @@ What we add to datatrove's executors:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,9 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -141,13 +143,34 @@ def _add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int
     """datatrove's add_task_logger, except that the console gets one line per record at `console_level` and up
     (datatrove prints every INFO record and full tracebacks with variable values); the log file keeps everything."""
     logger.remove()
-    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    logfile = _LogFile(logging_dir.open(f"logs/task_{rank:05d}.log", "w"))
     node = f"[NODE {node_rank}] " if node_rank != -1 else ""
     add_console_sink(console_level,
                      format=lambda record: f"{node}{{time:HH:mm:ss}} | {{level: <8}} | task {rank} | {{message}}\n")
     logger.add(logfile, level="DEBUG", colorize=DATATROVE_COLORIZE_LOG_FILES, format=node + _TASK_LOG_FORMAT)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
+
+
+class _LogFile:
+    """A task's log file that a full disk cannot turn into tracebacks: loguru prints one on the console for every
+    record it fails to write, and datatrove closes the file in a `finally` whose error would replace the task's own
+    ("No space left on device" naming the shard it was writing). What does not fit is lost from the log only."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, text: str) -> None:
+        with suppress(OSError):
+            self.file.write(text)
+
+    def flush(self) -> None:
+        with suppress(OSError):
+            self.file.flush()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.file.close()
 
 
 class _QuietConsole:
@@ -166,11 +189,21 @@ class _QuietConsole:
             set_console_level(self.console_level)  # datatrove resets the console to DEBUG after each task
 
 
-def _run_rank_in_process(executor: PipelineExecutor, rank: int, local_rank: int, node_rank: int = -1) -> None:
+def _run_rank_in_process(executor: PipelineExecutor, rank: int, local_rank: int, node_rank: int = -1,
+                         report=None, driver=None) -> None:
+    """Runs one rank; on an error, sends its one-line summary through `report` (a Connection), when given: the task
+    log may be where the error happened (a full disk), so the parent does not depend on reading it back. With
+    `driver` (the receiving end of a pipe whose only sender is the `mdr run` process), ends when the driver does."""
+    if driver is not None:
+        threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
     set_console_level(executor.console_level)
     try:
         executor._run_for_rank(rank, local_rank, node_rank)
-    except Exception:
+    except Exception as error:
+        if report is not None:
+            with suppress(OSError):
+                line = " ".join(str(error).split())[:2000] or type(error).__name__  # < a pipe's buffer: no wait
+                report.send((line, getattr(error, "errno", None)))
         sys.exit(1)  # datatrove has logged the traceback to the task log and the console
 
 
@@ -184,7 +217,7 @@ class LocalExecutor(_QuietConsole, LocalPipelineExecutor):
         ranks = deque(self.get_incomplete_ranks())
         if not ranks:
             return
-        self.save_executor_as_json()
+        _naming_file_on_error(self.save_executor_as_json, self, "executor.json")
         context = multiprocess.get_context(self.start_method)
         if self.start_method == "forkserver":  # import the steps' modules once, not in every task process
             modules = {type(step).__module__ for step in self.pipeline} - {"__main__"}
@@ -192,28 +225,55 @@ class LocalExecutor(_QuietConsole, LocalPipelineExecutor):
             modules.update(module for step in self.pipeline for module in getattr(step, "preload_modules", ()))
             context.set_forkserver_preload(sorted(modules))
         running, free_local_ranks, failed = {}, list(range(self.workers)), []
+        watched, alive = context.Pipe(duplex=False)  # this process holds the only sender (forkserver: no inheriting)
         try:
             while ranks or running:
                 while ranks and free_local_ranks:
                     rank, local_rank = ranks.popleft(), free_local_ranks.pop(0)
-                    process = context.Process(target=_run_rank_in_process, args=(self, rank, local_rank))
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(target=_run_rank_in_process, args=(self, rank, local_rank),
+                                              kwargs={"report": sender, "driver": watched})
                     process.start()
-                    running[process.sentinel] = (rank, local_rank, process)
+                    sender.close()
+                    running[process.sentinel] = (rank, local_rank, process, receiver)
                 for sentinel in multiprocess.connection.wait(list(running)):
-                    rank, local_rank, process = running.pop(sentinel)
+                    rank, local_rank, process, receiver = running.pop(sentinel)
                     process.join()
                     free_local_ranks.append(local_rank)
                     if process.exitcode != 0:
-                        failed.append((rank, process.exitcode))
+                        failed.append((rank, process.exitcode, _received(receiver)))
                         ranks.clear()  # start no more; running tasks finish (their completions count on resume)
+                    receiver.close()
         finally:
-            for _, _, process in running.values():  # only after an interrupt
+            for _, _, process, receiver in running.values():  # only after an interrupt
                 process.terminate()
                 process.join()
+                receiver.close()
+            watched.close()
+            alive.close()
         if failed:
-            rank, exitcode = failed[0]
+            rank, exitcode, (error, error_number) = failed[0]
             how = f"exited with code {exitcode}" if exitcode > 0 else f"was killed by signal {-exitcode}"
-            raise PhaseFailedError(f"task {rank} {how}{_error_summary(self, rank)}; see {_task_log(self, rank)}")
+            summary = f": {error}" if error else _error_summary(self, rank)
+            hint = "; free some space and rerun the same command to resume" if error_number == errno.ENOSPC else ""
+            raise PhaseFailedError(f"task {rank} {how}{summary}; see {_task_log(self, rank)}{hint}")
+
+
+def _exit_with_driver(driver) -> None:
+    """Ends this task process once the process that started it is gone (its end of the pipe closed, say after a
+    `kill -9` of `mdr run` alone). A forkserver's task processes outlive their driver otherwise, and would go on
+    writing OUT after the driver's lock on OUT is released, beside the tasks of the next `mdr run` into it."""
+    with suppress(EOFError, OSError):
+        driver.recv()
+    os._exit(1)
+
+
+def _received(receiver) -> tuple[str | None, int | None]:
+    """(one-line error, errno) a task process sent before exiting, or (None, None) if it died without a word."""
+    try:
+        return receiver.recv() if receiver.poll() else (None, None)
+    except (EOFError, OSError):
+        return None, None
 
 
 class _RankWorker(datatrove_ray.RankWorker):
@@ -406,8 +466,22 @@ def _merge_stats(executor: PipelineExecutor) -> None:
     for rank in range(executor.world_size):
         with executor.logging_dir.open(f"stats/{rank:05d}.json", "r") as stats:
             total += PipelineStats.from_json(json.load(stats))
-    with executor.logging_dir.open("stats.json", "wt") as stats:
-        total.save_to_disk(stats)
+    def save():
+        with executor.logging_dir.open("stats.json", "wt") as stats:
+            total.save_to_disk(stats)
+
+    _naming_file_on_error(save, executor, "stats.json")
+
+
+def _naming_file_on_error(write, executor: PipelineExecutor, name: str) -> None:
+    """Calls `write()`, which writes `name` in the executor's logging dir; an OSError it raises names that file (a
+    full disk fails fsspec's write or close, whose errors name none)."""
+    try:
+        write()
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, executor.logging_dir.resolve_paths(name)) from None
 
 
 # --- Slurm -----------------------------------------------------------------------------------------------------------

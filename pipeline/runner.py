@@ -1,7 +1,9 @@
 """Turns a recipe into datatrove phases and runs them with a datatrove executor, resumably.
 
 Output directory layout:
-    OUT/run.json              what this directory is a run of (recipe, inputs, tasks); a rerun must match it
+    OUT/run.json              what this directory is a run of (recipe, inputs, tasks); a rerun must match it,
+                              and its inputs must still have the sizes and modification times recorded there
+    OUT/.lock                 locked by the `mdr run` writing OUT: a second one into OUT is refused
     OUT/data/*.parquet        kept documents (the only final output)
     OUT/excluded/<stage>/     documents each stage dropped, with reason and measured value
     OUT/logs/<phase>/         datatrove logging dir: stats/, completions/, logs/, progress/
@@ -15,6 +17,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
@@ -182,31 +185,163 @@ class RunPlan:
     def phase_dir(self, phase: str) -> Path:
         return self.output / "logs" / phase
 
+    def input_stats(self) -> list[dict | None]:
+        """Size and modification time of each input, in the order of identity["inputs"] (None for a URL): stored in
+        run.json beside the identity, so that a resume over inputs that changed since is refused (its finished tasks
+        read the old bytes, the others would read the new ones)."""
+        stats = []
+        for file in self.files:
+            if "://" in file:
+                stats.append(None)
+                continue
+            info = os.stat(file)
+            stats.append({"size": info.st_size, "mtime_ns": info.st_mtime_ns})
+        return stats
 
-def check_output_dir(plan: RunPlan) -> bool:
-    """Returns True when OUT holds an earlier, unfinished or finished, run of the same plan (a resume)."""
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why directory `path` (created if missing, with its parents) could not be written, or None. Checked before
+    anything is written, so that a read-only or misnamed output is one line instead of a traceback mid-run.
+    os.access asks the kernel, so root's exemption from permission bits counts and a read-only mount does not."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            return f"{existing} is a dangling symbolic link"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory" if existing == path else f"{existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            return f"{existing} is on a read-only file system"
+        return f"permission denied on {existing}"
+    return None
+
+
+# OUT/.lock: held (fcntl.flock, exclusive) by the `mdr run` process writing OUT for as long as it runs. Never removed:
+# removing a lock file lets two processes each lock a different file of the same name.
+LOCK_FILE = ".lock"
+# What OUT may hold before a first run wrote its run.json (a lock, a run.json being written when the disk filled up):
+# such a directory is still empty, so that the run can start again.
+_BEFORE_RUN_FILE = {LOCK_FILE, f".{RUN_FILE}.tmp"}
+
+
+def _lock_holder(lock: Path) -> str:
+    try:
+        pid = lock.read_text(errors="replace").split()[0]
+    except (OSError, IndexError):
+        return ""
+    return f" (pid {int(pid)})" if pid.isdigit() else ""
+
+
+def _refuse_if_locked(out: Path) -> None:
+    """RecipeError when another process holds OUT's lock; opens an existing lock file only, so writes nothing."""
+    import fcntl
+
+    lock = out / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR)  # O_RDWR: an exclusive flock over NFS needs a file open for writing
+    except OSError:
+        return  # no lock file (no run ever started here), or one we may not open: `output_lock` will say
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RecipeError(f"output directory {out} is in use by another mdr run{_lock_holder(lock)}: wait for it to "
+                          f"end or choose another --output") from None
+    finally:
+        os.close(fd)  # releases the probe's lock
+
+
+@contextmanager
+def output_lock(out: Path):
+    """Holds OUT/.lock for the block: a second `mdr run` into OUT is refused (RecipeError) instead of running the same
+    tasks at once (two concurrent runs crashed each other and once corrupted a stats file).
+
+    The lock belongs to this (driver) process and its forked children: local tasks die with the run; Ray cancels the
+    tasks of a driver that exits. With Slurm --no-wait the driver returns once the jobs are submitted and the lock
+    goes with it; a second submission is then refused by run_phases while the first one's jobs are queued."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RecipeError(f"output directory {out} is in use by another mdr run{_lock_holder(out / LOCK_FILE)}: "
+                              f"wait for it to end or choose another --output") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for the refusal's message
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_output_dir(plan: RunPlan, locked: bool = False) -> bool:
+    """Returns True when OUT holds an earlier, unfinished or finished, run of the same plan (a resume). Refuses
+    (RecipeError) an output that cannot be written, one another run is writing (unless `locked`: this process holds
+    the lock), one of another plan, and a resume whose inputs changed since the run started."""
     out = plan.output
-    if not out.exists() or not any(out.iterdir()):
+    problem = unwritable_reason(out)
+    if problem:
+        raise RecipeError(f"cannot write output directory {out}: {problem}")
+    if not locked and out.is_dir():
+        _refuse_if_locked(out)
+    if not out.exists() or not set(os.listdir(out)) - _BEFORE_RUN_FILE:
         return False
     run_file = out / RUN_FILE
     if not run_file.is_file():
         raise RecipeError(f"output directory {out} is not empty and holds no mdr run: choose another --output")
-    previous = json.loads(run_file.read_text())
+    try:
+        previous = json.loads(run_file.read_text())
+    except (ValueError, UnicodeDecodeError) as error:  # run.json is written atomically: edited or damaged by hand
+        raise RecipeError(f"output directory {out} has an unreadable {RUN_FILE} ({error}): choose another --output") \
+            from None
     for key, value in plan.identity.items():
         if previous.get(key) != value:
             raise RecipeError(
                 f"output directory {out} holds a run with different {key}: resume with the same command "
                 f"or choose another --output"
             )
+    _check_inputs_unchanged(plan, previous)
     return True
 
 
+def _check_inputs_unchanged(plan: RunPlan, previous: dict) -> None:
+    """RecipeError naming the first input whose size or modification time differs from run.json's record; a run.json
+    of an mdr that recorded none (no "input_stats") resumes unchecked, as it did."""
+    recorded = previous.get("input_stats")
+    if not isinstance(recorded, list):
+        return
+    for path, before, now in zip(plan.identity["inputs"], recorded, plan.input_stats()):
+        if not before or before == now:
+            continue
+        if before.get("size") != now["size"]:
+            change = f"size {before.get('size')} -> {now['size']} bytes"
+        else:
+            change = f"modification time {_iso(before.get('mtime_ns'))} -> {_iso(now['mtime_ns'])}"
+        raise RecipeError(f"input {path} changed since this run started ({change}): a resume would mix old and new "
+                          f"data; restore the file or choose another --output")
+
+
+def _iso(mtime_ns) -> str:
+    from datetime import datetime, timezone
+
+    if not isinstance(mtime_ns, int):
+        return repr(mtime_ns)
+    return datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).isoformat(timespec="microseconds")
+
+
 def write_run_file(plan: RunPlan, phases: list):
-    """Records the plan's identity and, per phase, its task count and which of its steps are funnel stages."""
+    """Records the plan's identity, its inputs' sizes and modification times, and, per phase, its task count and
+    which of its steps are funnel stages."""
     plan.output.mkdir(parents=True, exist_ok=True)
     tmp = plan.output / f".{RUN_FILE}.tmp"
     described = [{"name": p.name, "tasks": p.tasks, "stages": funnel_stages(p.pipeline)} for p in phases]
-    tmp.write_text(json.dumps({**plan.identity, "phases": described}, indent=2))
+    try:
+        tmp.write_text(json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2))
+    except OSError as error:  # a full disk: the write names no file
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(tmp)) from None
     os.replace(tmp, plan.output / RUN_FILE)
 
 
@@ -217,14 +352,16 @@ def funnel_stages(pipeline: list) -> list[str]:
 
 
 def build_filter_pipeline(plan: RunPlan, output: Path | None = None) -> list:
-    """reader → the recipe's filter stages (each with an exclusion writer) → the shard writer (`output`, by default
-    OUT/data)."""
+    """reader → the recipe's filter stages → the shard writer (`output`, by default OUT/data). The reader and each
+    filter stage write what they drop to OUT/excluded/<stage>/."""
     from mdr.pipeline.reader import WarcRecordReader
 
     out = plan.output
     pipeline = [
         WarcRecordReader(
-            plan.files, config=plan.recipe.reader, progress_dir=str(plan.phase_dir(FILTER_PHASE) / "progress")
+            plan.files, config=plan.recipe.reader, progress_dir=str(plan.phase_dir(FILTER_PHASE) / "progress"),
+            exclusion_writer=ParquetShardWriter(str(out / "excluded" / WarcRecordReader.name),
+                                                stage=WarcRecordReader.name, config=plan.recipe.output),
         )
     ]
     for stage in plan.recipe.stages:
@@ -268,11 +405,12 @@ def run(plan: RunPlan, options, progress: bool = True) -> dict:
     from mdr.pipeline.progress import ProgressMonitor
     from mdr.pipeline.stats import funnel
 
-    check_output_dir(plan)
-    phases = build_phases(plan)
-    write_run_file(plan, phases)
-    with ProgressMonitor(plan.output, [(p.name, p.tasks) for p in phases], enabled=progress):
-        run_phases(phases, options)
-    if options.kind != "slurm" or options.wait:  # with --no-wait the submitted tasks are writing theirs right now
-        remove_temporary_files(str(plan.output))
-    return funnel(plan.output)
+    with output_lock(plan.output):
+        check_output_dir(plan, locked=True)  # again: another run may have written OUT since the caller checked
+        phases = build_phases(plan)
+        write_run_file(plan, phases)
+        with ProgressMonitor(plan.output, [(p.name, p.tasks) for p in phases], enabled=progress):
+            run_phases(phases, options)
+        if options.kind != "slurm" or options.wait:  # with --no-wait the submitted tasks are writing theirs right now
+            remove_temporary_files(str(plan.output))
+        return funnel(plan.output)

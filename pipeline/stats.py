@@ -35,9 +35,14 @@ def _is_extractor(step_name: str) -> bool:
 def load_phase_stats(phase_dir: Path) -> tuple[list[dict], int]:
     """Sums a phase's per-task stats; returns (steps in pipeline order, number of tasks with stats)."""
     steps: list[dict] = []
-    files = sorted((phase_dir / "stats").glob("[0-9]*.json"))
-    for path in files:
-        for index, step in enumerate(json.loads(path.read_text())):
+    files = []
+    for path in sorted((phase_dir / "stats").glob("[0-9]*.json")):
+        try:
+            files.append(json.loads(path.read_text()))
+        except ValueError:  # cut short by a full disk (datatrove writes it in place); that task reruns on resume
+            continue
+    for task_stats in files:
+        for index, step in enumerate(task_stats):
             if index == len(steps):
                 steps.append({"name": _step_key(step["name"]), "counters": defaultdict(float), "seconds": 0.0,
                               "extractor": _is_extractor(step["name"])})

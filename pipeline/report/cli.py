@@ -45,14 +45,37 @@ def cmd_report(args) -> int:
     _non_negative(args.samples, "--samples")
     _non_negative(args.sample_chars, "--sample-chars")
     output = Path(args.output)
-    if not output.parent.is_dir():
-        raise RecipeError(f"cannot write {output}: directory {output.parent} does not exist")
+    _check_report_path(Path(args.dir), output)
     try:
         path = write_report(args.dir, output, samples=args.samples, seed=args.seed, sample_chars=args.sample_chars)
     except FileNotFoundError as error:
         raise RecipeError(str(error)) from None
     print(f"mdr: report of {args.dir} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0
+
+
+def _check_report_path(run: Path, output: Path) -> None:
+    """Refuses (RecipeError) an output that is no file to write, and any path inside a run directory: the one
+    reported or any directory holding a run.json above the output. A report never replaces a run's run.json, shards,
+    stats or logs, and nothing of a run's tree is the place for one (write it beside the run instead)."""
+    from mdr.pipeline.runner import RUN_FILE, unwritable_reason
+
+    if output.is_dir():
+        raise RecipeError(f"--output {output} is a directory: name the HTML file to write")
+    if output.exists() and not output.is_file():
+        raise RecipeError(f"--output {output} exists and is not a regular file")
+    target = output.resolve()  # through symbolic links, so that no link leads into a run either
+    run = run.resolve()
+    inside = run if run == target or run in target.parents else next(
+        (folder for folder in target.parents if (folder / RUN_FILE).is_file()), None)
+    if inside is not None:
+        raise RecipeError(f"--output {output} is inside the run directory {inside}: mdr report writes nothing into "
+                          f"a run; choose a path outside it, e.g. {inside.parent / (inside.name + '.html')}")
+    if not output.parent.is_dir():
+        raise RecipeError(f"cannot write {output}: directory {output.parent} does not exist")
+    problem = unwritable_reason(output.parent)
+    if problem:
+        raise RecipeError(f"cannot write {output}: {problem}")
 
 
 def cmd_inspect(args) -> int:

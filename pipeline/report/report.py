@@ -174,13 +174,18 @@ def dedup_section(dedup: dict) -> str:
     return _section("dedup", "Deduplication", content + f'<div class="plots">{"".join(plots)}</div>')
 
 
-def samples_section(seed: int) -> str:
+def samples_section(seed: int, unstored: dict[str, int] | None = None) -> str:
     controls = ('<div class="controls"><label>stage <select id="sample-stage"></select></label>'
                 '<label>reason <select id="sample-reason"></select></label></div>'
                 '<p class="note" id="sample-summary"></p><div id="sample-list"></div>'
                 '<noscript><p class="note">The sample browser needs JavaScript.</p></noscript>')
     note = (f'<p class="note">Random documents, drawn with seed {seed} (<code>mdr report --seed</code>); page through '
             "all of them with <code>mdr inspect DIR --stage S --reason R</code>.</p>")
+    if unstored:
+        listed = ", ".join(f"{reason} {count:,}" for reason, count in sorted(unstored.items(), key=lambda kv: -kv[1]))
+        note += (f'<p class="note">The read stage counted {sum(unstored.values()):,} records it did not store '
+                 f"({escape(listed)}): it stores the reasons in <code>reader.excluded_reasons</code>, by default all "
+                 "but not_response (request, metadata and warcinfo records, no pages).</p>")
     return _section("samples", "Sample browser", note + controls)
 
 
@@ -208,7 +213,7 @@ def render(view: dict) -> str:
         lengths_section(view["lengths"]),
         languages_section(view["languages"]),
         dedup_section(view["dedup"]),
-        samples_section(view["seed"]),
+        samples_section(view["seed"], view["samples"].get("unstored")),
         recipe_section(run),
     ])
     title = f"mdr report: {Path(view['out']).name} ({run.get('recipe', {}).get('name')})"
@@ -231,6 +236,10 @@ def write_report(out: str | Path, path: str | Path, samples: int = DEFAULT_SAMPL
     html = render(collect(out, per_reason=samples, seed=seed, max_chars=sample_chars))
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+    except OSError as error:  # a full disk: no half-written file left behind, and the error names the file
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(tmp)) from None
     os.replace(tmp, path)
     return path

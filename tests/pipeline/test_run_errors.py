@@ -1,0 +1,218 @@
+"""Outputs that cannot be written (issue 10, points 5 and 6): a read-only mount, a path naming a file, a full disk, a
+report aimed into a run, inputs changed before a resume. Each is one line on stderr, exit code 2 for a request refused
+before anything is written and 1 for a failure while running, never a traceback; a run the disk filled up resumes
+once there is space.
+
+Read-only and full disks are real: tmpfs mounts (`mount -t tmpfs -o ro` / `-o size=...`); chmod would not stop root,
+which the tests run as. Without permission to mount, those tests skip with the reason."""
+
+import json
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.test_run import SHARED, assert_invariants, mdr, needs_shared, output_ids, stats_json
+
+WARC = SHARED / "warc/commoncrawl/CC-MAIN-2020-34-sample.warc.gz"  # 50 records, 16 kept by the url stage
+QUICK_RECIPE = "name: quick\nstages:\n  - url: {}\n"  # one phase: a run takes seconds
+
+
+@contextmanager
+def tmpfs(path: Path, options: str):
+    path.mkdir(exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({mounted.stderr.strip()}): these tests need root with CAP_SYS_ADMIN")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    with tmpfs(tmp_path / "ro", "ro") as path:
+        yield path
+
+
+@pytest.fixture
+def recipe(tmp_path) -> Path:
+    path = tmp_path / "quick.yaml"
+    path.write_text(QUICK_RECIPE)
+    return path
+
+
+def one_error_line(result, code: int) -> str:
+    """The single line of a refused or failed command (tasks may log their own one-line ERROR records first)."""
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mdr: error: ")]
+    assert len(errors) == 1 and result.stderr.endswith(errors[0] + "\n"), result.stderr
+    return errors[0]
+
+
+def run_quick(recipe: Path, out: Path, *inputs: Path):
+    return mdr("run", str(recipe), "--input", *map(str, inputs or [WARC]), "--output", str(out), "--tasks", "1",
+               "--workers", "1", "--no-progress")
+
+
+# --- point 5: one line instead of a traceback ------------------------------------------------------------------------
+
+
+@needs_shared
+def test_read_only_output_is_refused_before_running(recipe, read_only):
+    for out in (read_only, read_only / "out", read_only / "new" / "out"):
+        line = one_error_line(run_quick(recipe, out), 2)
+        assert "read-only file system" in line and str(read_only) in line
+    assert os.listdir(read_only) == []
+
+
+@needs_shared
+def test_output_naming_a_file_is_refused(recipe, tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    assert "is not a directory" in one_error_line(run_quick(recipe, file), 2)
+    assert "is a file, not a directory" in one_error_line(run_quick(recipe, file / "out"), 2)
+    assert file.read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def quick_reference(tmp_path_factory):
+    """The output of an undisturbed run, for the runs a full disk interrupted."""
+    folder = tmp_path_factory.mktemp("reference")
+    (folder / "quick.yaml").write_text(QUICK_RECIPE)
+    result = run_quick(folder / "quick.yaml", folder / "out")
+    assert result.returncode == 0, result.stderr
+    return folder / "out"
+
+
+@needs_shared
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["4k", "16k", "128k"])
+def test_full_disk_is_one_line_and_the_run_resumes(recipe, tmp_path, quick_reference, size):
+    """A disk of `size` fills up at a different point of the run (4k: run.json in the driver; 16k: a shard in the
+    writer of a task; 128k: datatrove's stats file at the end of the task). Wherever it is: exit 1, one line naming
+    the cause and a path under OUT, and the same command completes the run once there is space."""
+    with tmpfs(tmp_path / "disk", f"size={size}") as disk:
+        out = disk / "out"
+        line = one_error_line(run_quick(recipe, out), 1)
+        assert "No space left on device" in line and str(out) in line, line
+        assert "rerun the same command to resume" in line
+        partial = mdr("stats", str(out))  # a stats file a task could not finish is no traceback
+        assert partial.returncode in (0, 2) and "Traceback" not in partial.stderr, partial.stderr
+        subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
+        result = run_quick(recipe, out)
+        assert result.returncode == 0, result.stderr
+        stats = stats_json(out)
+        assert stats["complete"] is True
+        assert_invariants(stats, out)
+        assert output_ids(out) == output_ids(quick_reference)
+        assert not list(out.rglob("*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("finished")
+    (folder / "quick.yaml").write_text(QUICK_RECIPE)
+    result = run_quick(folder / "quick.yaml", folder / "out", WARC)
+    assert result.returncode == 0, result.stderr
+    return folder / "out"
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@needs_shared
+def test_report_output_that_is_a_directory_or_read_only_is_refused(finished_run, tmp_path, read_only):
+    (tmp_path / "folder").mkdir()
+    line = one_error_line(mdr("report", str(finished_run), "-o", str(tmp_path / "folder")), 2)
+    assert "is a directory" in line
+    line = one_error_line(mdr("report", str(finished_run), "-o", str(read_only / "r.html")), 2)
+    assert "read-only file system" in line
+
+
+@needs_shared
+def test_report_on_a_full_disk_is_one_line_and_leaves_nothing(finished_run, tmp_path):
+    with tmpfs(tmp_path / "disk", "size=8k") as disk:
+        line = one_error_line(mdr("report", str(finished_run), "-o", str(disk / "r.html")), 1)
+        assert "No space left on device" in line and str(disk) in line
+        assert os.listdir(disk) == []
+
+
+# --- point 6: a run protects itself ----------------------------------------------------------------------------------
+
+
+@needs_shared
+def test_report_never_writes_inside_a_run(finished_run, tmp_path):
+    before = snapshot(finished_run)
+    link = tmp_path / "link.html"
+    link.symlink_to(finished_run / "run.json")
+    for target in (finished_run / "run.json", finished_run / "report.html", finished_run / "data" / "00000.parquet",
+                   finished_run / "new" / "r.html", link):
+        line = one_error_line(mdr("report", str(finished_run), "-o", str(target)), 2)
+        assert f"inside the run directory {finished_run}" in line
+    other = tmp_path / "other_run"  # a run directory that is not the one reported: refused the same
+    other.mkdir()
+    (other / "run.json").write_text("{}")
+    assert "inside the run directory" in one_error_line(mdr("report", str(finished_run), "-o",
+                                                            str(other / "logs" / "r.html")), 2)
+    assert snapshot(finished_run) == before
+    beside = tmp_path / "report.html"
+    result = mdr("report", str(finished_run), "-o", str(beside))
+    assert result.returncode == 0, result.stderr
+    assert beside.stat().st_size > 0
+
+
+@needs_shared
+def test_resume_refuses_inputs_that_changed(recipe, tmp_path):
+    warc = tmp_path / "input.warc.gz"
+    warc.write_bytes(WARC.read_bytes())
+    out = tmp_path / "out"
+    assert run_quick(recipe, out, warc).returncode == 0
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["inputs"] == [str(warc)]
+    stat = warc.stat()
+    assert recorded["input_stats"] == [{"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}]
+    before = snapshot(out)
+
+    os.utime(warc, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # same bytes, touched
+    line = one_error_line(run_quick(recipe, out, warc), 2)
+    assert f"input {warc} changed" in line and "modification time" in line
+    with warc.open("ab") as file:
+        file.write(b"\0" * 10)
+    line = one_error_line(run_quick(recipe, out, warc), 2)
+    assert f"input {warc} changed" in line and f"size {stat.st_size} -> {stat.st_size + 10} bytes" in line
+    assert snapshot(out) == before
+
+    # a run.json of an mdr that recorded no sizes resumes as before (and records them from now on)
+    recorded.pop("input_stats")
+    (out / "run.json").write_text(json.dumps(recorded))
+    result = run_quick(recipe, out, warc)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "run.json").read_text())["input_stats"][0]["size"] == stat.st_size + 10
+
+
+@needs_shared
+def test_damaged_run_file_is_one_line(recipe, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text('{"recipe": ')
+    assert "unreadable run.json" in one_error_line(run_quick(recipe, out), 2)
+
+
+def test_lock_and_half_written_run_file_do_not_make_a_directory_foreign(tmp_path):
+    """What a first run leaves before its run.json exists (its lock; a run.json.tmp when the disk filled up) keeps
+    the directory empty for the next attempt."""
+    from mdr.pipeline.recipe import load_recipe
+    from mdr.pipeline.runner import RunPlan, check_output_dir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").write_text("")
+    (out / ".run.json.tmp").write_text('{"reci')
+    assert check_output_dir(RunPlan(load_recipe("refinedweb"), [str(tmp_path / "x.warc")], out, 1)) is False

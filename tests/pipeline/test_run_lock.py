@@ -1,0 +1,108 @@
+"""A run protects its output directory (issue 10, point 6): while one `mdr run` writes OUT, a second into OUT is
+refused with one line before it writes anything, and the tasks of a run die with it, so that none of them goes on
+writing OUT once its lock is released."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.test_run import SHARED, assert_invariants, mdr, needs_shared, stats_json
+from tests.waiting import wait_for
+
+WARC = SHARED / "warc/commoncrawl/CC-2008-small-sample-1213893279526_0.warc.gz"  # 1.2 MB: a run of some seconds
+BIG_WARC = SHARED / "warc/pages/dev-pages-531.warc.gz"  # 27 MB: a task of minutes
+
+
+def start_run(out: Path, warc: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", "run", "refinedweb", "--input", str(warc),
+                             "--output", str(out), "--tasks", "2", "--workers", "1", "--no-progress", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def snapshot(out: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(out)): (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+
+@needs_shared
+@pytest.mark.slow
+def test_second_run_into_the_same_output_is_refused(tmp_path):
+    out = tmp_path / "out"
+    first = start_run(out, WARC)
+    try:
+        progress = out / "logs" / "filter" / "progress"
+        assert wait_for(lambda: progress.is_dir() and any(progress.iterdir()), timeout=120), "the run never started"
+        assert first.poll() is None, "the first run ended before the second could start"
+        before = {path: stat for path, stat in snapshot(out).items() if not path.startswith("logs/")}
+        second = mdr("run", "refinedweb", "--input", str(WARC), "--output", str(out), "--tasks", "2", "--workers", "1",
+                     "--no-progress")
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.count("\n") == 1 and second.stderr.startswith("mdr: error: "), second.stderr
+        assert f"output directory {out} is in use by another mdr run (pid {first.pid})" in second.stderr
+        assert first.poll() is None, "the second run refused after the first ended: the test proves nothing"
+        after = snapshot(out)
+        # the second run wrote nothing: every file older than the refusal is as it was (the first run's logs and
+        # progress files move on meanwhile, so only run.json and the lock are compared)
+        for name in ("run.json", ".lock"):
+            assert after[name] == before[name]
+        _, stderr = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert first.returncode == 0, stderr
+    stats = stats_json(out)
+    assert stats["complete"] is True and stats["input_records"] > 0
+    assert_invariants(stats, out)
+
+    # the lock is released with the run: the same command now resumes (nothing to do) instead of being refused
+    rerun = mdr("run", "refinedweb", "--input", str(WARC), "--output", str(out), "--tasks", "2", "--workers", "1",
+                "--no-progress")
+    assert rerun.returncode == 0, rerun.stderr
+
+
+def session_processes(session: int) -> dict[int, int]:
+    """pid -> parent pid of every process in the session `session`."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:  # after "pid (comm)": state ppid pgrp session
+            found[int(entry)] = int(fields[1])
+    return found
+
+
+@needs_shared
+@pytest.mark.slow
+@pytest.mark.skipif(not BIG_WARC.is_file(), reason=f"{BIG_WARC} not present")
+def test_tasks_die_with_the_run_that_started_them(tmp_path):
+    """`kill -9` of `mdr run` alone (not its process group): its task processes, forkserver children that would
+    otherwise finish their task unattended, end within seconds."""
+    out = tmp_path / "out"
+    run = start_run(out, BIG_WARC)
+    try:
+        progress = out / "logs" / "filter" / "progress"
+        assert wait_for(lambda: progress.is_dir() and any(progress.iterdir()), timeout=120), "no task started"
+        forkservers = {pid for pid, parent in session_processes(run.pid).items() if parent == run.pid}
+        tasks = {pid for pid, parent in session_processes(run.pid).items() if parent in forkservers}
+        assert tasks, "no task process found"
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        started = time.monotonic()
+        alive = lambda: [pid for pid, parent in session_processes(run.pid).items() if pid in tasks or parent in tasks]
+        assert wait_for(lambda: not alive(), timeout=15), \
+            f"task processes {alive()} still alive {time.monotonic() - started:.0f} s after the run was killed"
+        assert not list((out / "logs" / "filter" / "completions").glob("*")), "a task completed without its run"
+    finally:
+        try:
+            os.killpg(run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
