@@ -27,7 +27,8 @@ LID_SCORE_BINS = 20  # 0.05 wide
 TOP_LANGUAGES = 15
 LID_STAGE = "language"
 SAMPLE_COLUMNS = ["url", "id", "detail", "text", "text_truncated", "language", "language_score", "source_file",
-                  "source_offset"]
+                  "source_offset", "metadata"]
+READ_STAGE = "read"  # its excluded rows are records: headers in `metadata`, the start of the payload as `text`
 PREVIEW_CHARS = 400  # tag-stripped preview of an HTML document in the sample browser
 _INVISIBLE_HTML = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -234,10 +235,36 @@ def html_preview(markup: str) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS]
 
 
+def record_headers(metadata: str | None) -> str:
+    """The WARC headers, HTTP status and HTTP headers an excluded row of the read stage keeps, on one line: `warc-type:
+    response · ... · HTTP 404 · content-type: text/html`; "" for other rows. Values are page content, not escaped."""
+    try:
+        meta = json.loads(metadata) if metadata else {}
+    except ValueError:
+        return ""
+    if not isinstance(meta, dict):
+        return ""
+    warc, http = meta.get("warc_headers"), meta.get("http_headers")
+    parts = [f"{name}: {value}" for name, value in warc.items()] if isinstance(warc, dict) else []
+    if meta.get("http_status") is not None:
+        parts.append(f"HTTP {meta['http_status']}")
+    if isinstance(http, dict):
+        parts += [f"{name}: {value}" for name, value in http.items()]
+    return " · ".join(parts)
+
+
+def stage_note(stage: str, is_html: bool) -> str:
+    """What the stored text of a stage's dropped documents is, when it is not extracted text."""
+    if stage == READ_STAGE:
+        return "WARC records: headers and the start of the payload as read"
+    return "raw HTML: dropped before extraction" if is_html else ""
+
+
 def _sample_doc(record: dict, max_chars: int, is_html: bool) -> dict:
     text = record.get("text") or ""
     source = record.get("source_file")
     return {
+        "headers": record_headers(record.get("metadata")),
         "preview": html_preview(text) if is_html else "",
         "stored_truncated": bool(record.get("text_truncated")),
         "url": record.get("url") or "",
@@ -251,16 +278,31 @@ def _sample_doc(record: dict, max_chars: int, is_html: bool) -> dict:
     }
 
 
+def unstored_read_drops(result: dict, stored: dict[str, int]) -> dict[str, int]:
+    """{reason: records} the read stage counted but did not store (reasons outside reader.excluded_reasons, by
+    default not_response), given the rows it stored per reason."""
+    read = next((stage for stage in result["stages"] if stage["name"] == READ_STAGE), None)
+    if read is None:
+        return {}
+    return {reason: count - stored.get(reason, 0) for reason, count in read["dropped"].items()
+            if count > stored.get(reason, 0)}
+
+
 def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int) -> dict:
     """Up to `per_reason` random dropped documents per (stage, reason), and `per_reason` random kept documents:
-    {"stages": [{"name", "html", "reasons": [{"reason", "count", "docs"}]}], "kept": {"count", "docs"}}."""
+    {"stages": [{"name", "html", "note", "reasons": [{"reason", "count", "docs"}]}], "kept": {"count", "docs"},
+    "unstored": {reason: n}}. Dropped records of the read stage are documents here too: their WARC headers go in each
+    doc's "headers"; "unstored" counts those it did not store (`unstored_read_drops`)."""
     text_stages = text_input_stages(result)
     stages = []
+    stored_read: dict[str, int] = {}
     for stage in excluded_stages(out, result):
         picker = RowPicker(parquet_files(out / "excluded" / stage))
         reasons = (pl.scan_parquet(picker.files).select(pl.col("reason").fill_null(UNSPECIFIED))
                    .with_row_index("row").group_by("reason").agg(pl.col("row")).collect())
         groups = sorted(zip(reasons["reason"], reasons["row"]), key=lambda item: (-len(item[1]), item[0]))
+        if stage == READ_STAGE:
+            stored_read = {reason: len(rows) for reason, rows in groups}
         chosen = {reason: _rng(seed, stage, reason).choice(rows.to_numpy(), size=min(per_reason, len(rows)),
                                                             replace=False).tolist()
                   for reason, rows in groups}
@@ -269,6 +311,7 @@ def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int)
         stages.append({
             "name": stage,
             "html": is_html,
+            "note": stage_note(stage, is_html),
             "reasons": [{"reason": reason, "count": len(rows),
                          "docs": [_sample_doc(records[row], max_chars, is_html) for row in chosen[reason]]}
                         for reason, rows in groups],
@@ -277,7 +320,8 @@ def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int)
     rows = _rng(seed, "kept").choice(kept.num_rows, size=min(per_reason, kept.num_rows), replace=False).tolist()
     records = kept.take(rows, SAMPLE_COLUMNS)
     return {"stages": stages, "kept": {"count": kept.num_rows,
-                                       "docs": [_sample_doc(records[row], max_chars, False) for row in rows]}}
+                                       "docs": [_sample_doc(records[row], max_chars, False) for row in rows]},
+            "unstored": unstored_read_drops(result, stored_read)}
 
 
 def collect(out: str | Path, per_reason: int, seed: int, max_chars: int) -> dict:

@@ -7,6 +7,7 @@ file, CI) the first N documents are printed and the command exits. Page content 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -20,8 +21,10 @@ import polars as pl
 
 from mdr.pipeline.recipe import RecipeError
 from mdr.pipeline.report import DEFAULT_INSPECT_CHARS, DEFAULT_LIMIT_NOT_TTY
-from mdr.pipeline.report.collect import SAMPLE_COLUMNS, UNSPECIFIED, RowPicker, parquet_files
+from mdr.pipeline.report.collect import (READ_STAGE, SAMPLE_COLUMNS, UNSPECIFIED, RowPicker, parquet_files,
+                                         record_headers)
 from mdr.pipeline.runner import RUN_FILE
+from mdr.pipeline.stats import funnel
 from mdr.pipeline.terminal import safe  # the one neutraliser of everything mdr prints (terminal.py)
 
 BATCH_ROWS = 64  # documents read at a time while paging
@@ -42,21 +45,38 @@ def select_rows(out: str | Path, stage: str, reason: str | None = None, random: 
     files = parquet_files(out / "excluded" / stage)
     if not files:
         stages = sorted(p.name for p in (out / "excluded").glob("*") if parquet_files(p))
-        raise RecipeError(f"no documents dropped by stage {stage!r} in {out}; stages with dropped documents: "
-                          f"{', '.join(stages) or 'none'}")
+        unstored = _unstored(out, stage, reason)
+        raise RecipeError((f"no documents stored by stage {stage!r} in {out} ({unstored})" if unstored else
+                           f"no documents dropped by stage {stage!r} in {out}")
+                          + f"; stages with dropped documents: {', '.join(stages) or 'none'}")
     rows = _reason_rows(files)
     if reason is not None:
         matching = rows.filter(pl.col("reason") == reason)
         if matching.height == 0:
             counts = rows.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
             listed = ", ".join(f"{r} ({n})" for r, n in counts.iter_rows())
-            raise RecipeError(f"stage {stage!r} dropped no documents for reason {reason!r}; its reasons: {listed}")
+            unstored = _unstored(out, stage, reason)
+            raise RecipeError((f"stage {stage!r} stored no documents for reason {reason!r} ({unstored})" if unstored
+                               else f"stage {stage!r} dropped no documents for reason {reason!r}")
+                              + f"; its reasons: {listed}")
         rows_wanted = matching["row"].to_numpy()
     else:
         rows_wanted = rows["row"].to_numpy()
     if random:
         rows_wanted = np.random.default_rng(seed).permutation(rows_wanted)
     return RowPicker(files), rows_wanted.tolist(), rows.height
+
+
+def _unstored(out: Path, stage: str, reason: str | None) -> str:
+    """Why the read stage has no rows for drops it counted (it stores only reader.excluded_reasons), or ""."""
+    if stage != READ_STAGE:
+        return ""
+    dropped = next((s["dropped"] for s in funnel(out)["stages"] if s["name"] == stage), {})
+    counted = dropped.get(reason, 0) if reason is not None else sum(dropped.values())
+    if not counted:
+        return ""
+    return (f"{counted:,} counted: the read stage stores only the reasons in reader.excluded_reasons, by default "
+            f"all but not_response")
 
 
 def iter_documents(picker: RowPicker, rows: list[int]) -> Iterator[dict]:
@@ -79,19 +99,33 @@ def format_document(doc: dict, number: int, total: int, max_chars: int, width: i
         score = doc.get("language_score")
         facts.append(f"language {doc['language']}" + (f" ({score:.3f})" if score is not None else ""))
     facts.append(f"{len(text):,} characters")
+    payload_bytes = _metadata(doc).get("payload_bytes")
+    if isinstance(payload_bytes, int):  # a record the read stage dropped: its text is the start of this payload
+        facts.append(f"{payload_bytes:,} payload bytes read")
     if doc.get("source_file"):
         facts.append(f"{Path(doc['source_file']).name} @ {doc.get('source_offset')}")
+    headers = record_headers(doc.get("metadata"))
     lines = [
         heading + "━" * max(width - len(heading), 3),
         f"detail  {doc.get('detail') or '-'}",
         f"url     {doc.get('url') or '-'}",
         f"id      {doc.get('id') or '-'}",
+        *([f"headers {headers}"] if headers else []),
         "        " + " · ".join(facts),
         "",
         shown,
         "",
     ]
-    return safe("\n".join(lines)) + "\n"
+    # CRLF line ends (HTTP, Windows pages) shown as line ends; any other CR could overwrite a line, so safe() hides it
+    return safe("\n".join(lines).replace("\r\n", "\n")) + "\n"
+
+
+def _metadata(doc: dict) -> dict:
+    try:
+        meta = json.loads(doc.get("metadata") or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _page(chunks: Iterator[str]) -> None:

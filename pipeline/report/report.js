@@ -34,6 +34,7 @@
     card.dataset.reason = reason;
     card.appendChild(element("div", "url", doc.url || "(no URL)"));
     if (doc.detail) card.appendChild(element("div", "detail", doc.detail));
+    if (doc.headers) card.appendChild(element("div", "headers", doc.headers));
     var meta = element("div", "meta");
     meta.appendChild(element("span", "", kept ? "kept" : stage + " · " + reason));
     if (doc.language) meta.appendChild(element("span", "", "language " + doc.language +
@@ -73,7 +74,7 @@
       docs = reason.docs;
       total = reason.count;
       label = "documents dropped by " + stage.name + " for " + reason.reason +
-          (stage.html ? " (raw HTML: dropped before extraction)" : "");
+          (stage.note ? " (" + stage.note + ")" : "");
       docs.forEach(function (doc) { list.appendChild(renderDoc(doc, stage.name, reason.reason, false)); });
     }
     list.dataset.stage = stageName === KEPT ? "kept" : stageName;

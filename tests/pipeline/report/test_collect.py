@@ -26,6 +26,6 @@ def test_row_picker_reads_the_rows_asked_for(tmp_path):
 def test_a_run_without_outputs_still_reports(tmp_path):
     (tmp_path / "run.json").write_text('{"recipe": {"name": "empty", "stages": []}, "phases": []}')
     view = collect(tmp_path, per_reason=5, seed=0, max_chars=10)
-    assert view["samples"] == {"stages": [], "kept": {"count": 0, "docs": []}}
+    assert view["samples"] == {"stages": [], "kept": {"count": 0, "docs": []}, "unstored": {}}
     assert view["languages"] is None and view["dedup"] == {"stages": [], "cluster_sizes": []}
     assert all(sum(counts) == 0 for _, counts in view["lengths"]["series"])
