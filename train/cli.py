@@ -1,17 +1,22 @@
 """The training verbs of the `mdr` command.
 
     mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--tokenizer PATH] [--max-steps N]
-              [--label-smoothing E] [--entropy-reg L] [--resume] [...]
+              [--label-smoothing E] [--entropy-reg L] [--resume [auto]] [--keep-checkpoints K] [...]
     mdr eval RUN --data SHARDS [--split val|all] [--json]
     mdr sample RUN --prompt TEXT [--prompt TEXT ...] [--strategy S | --compare] [--json]
     mdr export RUN --hf DIR
 
-`torchrun --nproc-per-node N -m mdr.pipeline.cli train ...` trains with DDP, one process per GPU (or CPU rank).
+`torchrun --nproc-per-node N -m mdr.pipeline.cli train ...` trains with DDP, one process per GPU (or CPU rank);
+with `--max-restarts M ... train --resume auto ...` torchrun restarts a failed run from its last checkpoint.
+A mistaken request is one line and exit code 2; a failure while running (unreadable data, a full disk) one line
+and exit code 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
 import json
 import sys
 
@@ -36,6 +41,8 @@ _TRAIN_OPTIONS = {
     "--eval-interval": (int, "steps between held-out evaluations"),
     "--eval-batches": (int, "held-out batches per rank per evaluation"),
     "--checkpoint-interval": (int, "steps between checkpoints"),
+    "--keep-checkpoints": (int, "besides RUN/ckpt.pt (the latest), keep the last K checkpoints as "
+                                "RUN/checkpoints/step_NNNNNN.pt (default 0)"),
     "--log-interval": (int, "steps between train-loss log lines"),
     "--num-workers": (int, "data loader worker processes per rank"),
     "--device": (str, "auto, cpu, cuda or cuda:N"),
@@ -51,7 +58,9 @@ def register(verbs) -> None:
     train.add_argument("--out", required=True, metavar="RUN", help="run directory: checkpoint, metrics, manifest")
     for flag, (kind, text) in _TRAIN_OPTIONS.items():
         train.add_argument(flag, type=kind, help=text)
-    train.add_argument("--resume", action="store_true", help="continue RUN/ckpt.pt (give the same options)")
+    train.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_mode, metavar="auto",
+                       help="continue RUN/ckpt.pt (give the same options); `--resume auto`: continue it if there is "
+                            "one, else start afresh (for torchrun --max-restarts)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     train.set_defaults(handler=cmd_train)
@@ -93,10 +102,58 @@ def register(verbs) -> None:
     export.set_defaults(handler=cmd_export)
 
 
+def _reported(handler):
+    """A verb whose failures while running are one line on stderr and exit code 1, not a traceback: input data
+    found unreadable mid-run, a full disk or another I/O error while writing, memory exhausted (torch's CUDA one
+    included). Mistakes in the request itself are RecipeErrors, exit code 2, raised before anything is written."""
+
+    @functools.wraps(handler)
+    def run(args) -> int:
+        from mdr.train.tokenizer import DataError, one_line
+
+        try:
+            return handler(args)
+        except Exception as error:
+            torch = sys.modules.get("torch")
+            failures = (DataError, OSError, MemoryError, *((torch.OutOfMemoryError,) if torch is not None else ()))
+            if isinstance(error, BrokenPipeError) or not isinstance(error, failures):
+                raise
+            print(f"mdr: error: {one_line(error)}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _device(name: str) -> str:
+    """--device checked before anything loads: a known device type, and CUDA only where torch sees it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RecipeError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RecipeError(f"--device {name}: torch sees no CUDA device here")
+    return name
+
+
+def _at_least_one(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise RecipeError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def _resume_mode(value: str) -> str:
+    if value != "auto":
+        raise argparse.ArgumentTypeError(f"takes no value, or 'auto' (got {value!r})")
+    return value
+
+
 def _option_name(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
+@_reported
 def cmd_train(args) -> int:
     from mdr.train.trainer import TrainConfig, train
 
@@ -116,6 +173,7 @@ def cmd_train(args) -> int:
     return 0
 
 
+@_reported
 def cmd_eval(args) -> int:
     from pathlib import Path
 
@@ -123,7 +181,9 @@ def cmd_eval(args) -> int:
     from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
     from mdr.train.trainer import TOKENIZER, load_model
 
-    model, config = load_model(args.run, args.device)
+    _at_least_one(args.max_batches, "--max-batches")
+    _at_least_one(args.batch_size, "--batch-size")
+    model, config = load_model(args.run, _device(args.device))
     tokenizer = str(Path(args.run) / TOKENIZER)
     split, val_fraction = ("val", config["val_fraction"]) if args.split == "val" else ("train", 0.0)
     if split == "val" and val_fraction == 0.0:
@@ -143,6 +203,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
+@_reported
 def cmd_sample(args) -> int:
     from pathlib import Path
 
@@ -151,7 +212,7 @@ def cmd_sample(args) -> int:
     from mdr.train.tokenizer import load_tokenizer
     from mdr.train.trainer import TOKENIZER, load_model
 
-    model, _ = load_model(args.run, args.device)
+    model, _ = load_model(args.run, _device(args.device))
     tokenizer = load_tokenizer(str(Path(args.run) / TOKENIZER))
     chosen = {k: getattr(args, k) for k in ("max_new_tokens", "top_k", "top_p", "temperature", "beam_width",
                                             "length_penalty", "min_new_tokens", "seed")}
@@ -177,6 +238,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
+@_reported
 def cmd_export(args) -> int:
     from mdr.train.export import export_hf
 

@@ -31,10 +31,14 @@ order on every machine with the same numpy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
+import select
+import threading
+import time
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -46,9 +50,10 @@ import xxhash
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mdr.pipeline.recipe import RecipeError
-from mdr.train.tokenizer import load_tokenizer, open_parquet, open_text_parquet, resolve_parquet_files
+from mdr.train.tokenizer import (DataError, load_tokenizer, open_parquet, open_text_parquet, read_texts,
+                                 resolve_parquet_files)
 
-__all__ = ["TokenLoader", "resolve_parquet_files", "list_pieces", "in_val_split"]
+__all__ = ["TokenLoader", "DataError", "resolve_parquet_files", "list_pieces", "in_val_split"]
 
 STATE_VERSION = 1
 DOCS_PER_ENCODE = 256  # documents tokenized per Rust batch call: big enough to keep its threads busy
@@ -151,7 +156,8 @@ class _Chunk:
 
 class _WorkerStream:
     """One global worker's stream from a position: yields ("batch", x, y, position after, epoch) items, then, when
-    its epochs are done, one ("tail", leftover tokens) item."""
+    its epochs are done, one ("tail", leftover tokens) item; or, where the data turns out unreadable, one
+    ("error", reason) item and no more."""
 
     def __init__(self, spec: _Spec, global_worker: int, position: list[int]):
         self.spec, self.global_worker = spec, global_worker
@@ -168,7 +174,7 @@ class _WorkerStream:
         self._open[file_index] = parquet
         while len(self._open) > OPEN_FILES_PER_WORKER:
             self._open.popitem(last=False)
-        return parquet.read_row_group(row_group, columns=[self.spec.text_column]).column(0).to_pylist()
+        return read_texts(parquet, self.spec.files[file_index], row_group, self.spec.text_column)
 
     def _chunks(self, tokenizer) -> Iterator[_Chunk]:
         spec = self.spec
@@ -200,6 +206,14 @@ class _WorkerStream:
             self.cursor = [epoch, 0, 0]
 
     def __iter__(self):
+        """Raised in a DataLoader worker, the exception would reach the trainer wrapped in the worker's traceback:
+        its reason travels as an item instead, and the trainer raises it (one line)."""
+        try:
+            yield from self._items()
+        except (DataError, RecipeError) as error:  # RecipeError: a file replaced by a non-Parquet one since listed
+            yield "error", str(error)
+
+    def _items(self):
         spec = self.spec
         tokenizer = load_tokenizer(spec.tokenizer_path)
         window = spec.seq_len + 1
@@ -265,10 +279,40 @@ def _worker_context():
     return context
 
 
-def _serial_tokenizers(worker_id: int) -> None:
-    """DataLoader worker_init_fn: each worker tokenizes serially (the workers are the parallelism). Set inside the
-    worker, since workers started by a forkserver have the server's environment, not the trainer's."""
+def _init_worker(trainer_pid: int, worker_id: int) -> None:
+    """DataLoader worker_init_fn (bound to the trainer's pid with functools.partial).
+
+    Each worker tokenizes serially (the workers are the parallelism); set inside the worker, since workers started
+    by a forkserver have the server's environment, not the trainer's.
+
+    And the worker dies with the trainer. Its parent is the forkserver, not the trainer, so torch's own watchdog
+    (which polls the parent's pid) never fires; and the forkserver exits only once every client holding the write end
+    of its "alive" pipe has gone, workers included (CPython's multiprocessing/forkserver.py). After a SIGKILL of the
+    trainer, both then stayed alive, a few hundred MB each, until killed by hand (issue 10, point 9b)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    threading.Thread(target=_exit_when_gone, args=(trainer_pid,), name="mdr-trainer-watch", daemon=True).start()
+
+
+def _exit_when_gone(pid: int) -> None:
+    """Ends this process as soon as process `pid` has ended: a pidfd becomes readable when its process exits
+    (Linux 5.3+, no polling and no pid reuse); elsewhere, polls once a second."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # not Linux, or a kernel without pidfd_open
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, another user's
+                pass
+            time.sleep(1.0)
+    poll = select.poll()
+    poll.register(handle, select.POLLIN)
+    poll.poll()
+    os._exit(1)
 
 
 class TokenLoader:
@@ -350,12 +394,15 @@ class TokenLoader:
             return
         loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is,
                             pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor,
-                            multiprocessing_context=_worker_context(), worker_init_fn=_serial_tokenizers)
+                            multiprocessing_context=_worker_context(),
+                            worker_init_fn=functools.partial(_init_worker, os.getpid()))
         yield from loader
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for item in self._items():
             logical, kind = item[0], item[1]
+            if kind == "error":
+                raise DataError(item[2])
             if kind == "tail":
                 self._finished[logical] = True
                 self.dropped_tail_tokens[self.rank * self.workers_per_rank + logical] = item[2]

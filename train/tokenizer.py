@@ -81,24 +81,75 @@ def resolve_parquet_files(data: list[str] | str | os.PathLike) -> list[str]:
     return sorted(files)
 
 
+class DataError(RuntimeError):
+    """Input data found unreadable while running (a corrupt row group behind a valid footer, a file gone): the run
+    fails with this one-line reason (exit code 1), unlike what is checked before anything runs (RecipeError)."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message as one printable line: pyarrow's and torch's span several lines and may quote the
+    bytes they choked on."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def open_parquet(path: str):
-    """A pyarrow ParquetFile for a local path or an fsspec URL (read with range requests, not downloaded whole)."""
+    """A pyarrow ParquetFile for a local path or an fsspec URL (read with range requests, not downloaded whole).
+    A file that is not Parquet (empty, truncated, garbage) or cannot be opened is a one-line RecipeError."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not _is_url(path) or path.startswith("file://"):
-        return pq.ParquetFile(path.removeprefix("file://"))
-    import fsspec
+    try:
+        if not _is_url(path) or path.startswith("file://"):
+            return pq.ParquetFile(path.removeprefix("file://"))
+        import fsspec
 
-    return pq.ParquetFile(fsspec.open(path, "rb").open())
+        return pq.ParquetFile(fsspec.open(path, "rb").open())
+    except (OSError, pa.ArrowException) as error:  # ArrowInvalid: "Parquet magic bytes not found in footer", ...
+        raise RecipeError(f"{path} is not a readable Parquet file: {one_line(error)}") from None
 
 
 def open_text_parquet(path: str, text_column: str = "text"):
-    """open_parquet, after checking that the file has the text column (else a one-line RecipeError)."""
+    """open_parquet, after checking that the file has the text column and that it holds strings (else a one-line
+    RecipeError)."""
+    import pyarrow as pa
+
     parquet = open_parquet(path)
-    names = parquet.schema_arrow.names
-    if text_column not in names:
-        raise RecipeError(f"{path} has no {text_column!r} column (columns: {', '.join(names)})")
+    schema = parquet.schema_arrow
+    if text_column not in schema.names:
+        raise RecipeError(f"{path} has no {text_column!r} column (columns: {', '.join(schema.names)})")
+    kind = schema.field(text_column).type
+    if pa.types.is_dictionary(kind):  # a categorical column reads back as its values
+        kind = kind.value_type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise RecipeError(f"{path}: column {text_column!r} holds {kind}, not text (strings)")
     return parquet
+
+
+def read_texts(parquet, path: str, row_group: int, text_column: str = "text") -> list:
+    """The text column of one row group, as Python strings (None for nulls); a row group that cannot be read or
+    decoded is a DataError naming the file and row group."""
+    import pyarrow as pa
+
+    try:
+        return parquet.read_row_group(row_group, columns=[text_column]).column(0).to_pylist()
+    except (OSError, pa.ArrowException) as error:  # OSError: "Couldn't deserialize thrift", "Corrupt snappy ..."
+        raise DataError(f"{path}: row group {row_group} is unreadable: {one_line(error)}") from None
+
+
+def _batches(parquet, path: str, text_column: str):
+    """parquet.iter_batches of the text column; a page that cannot be read or decoded is a DataError."""
+    import pyarrow as pa
+
+    batches = parquet.iter_batches(batch_size=_TEXT_BATCH_ROWS, columns=[text_column])
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as error:
+            raise DataError(f"{path} is unreadable: {one_line(error)}") from None
+        yield batch
 
 
 def iter_texts(files: list[str], text_column: str = "text", max_docs: int | None = None) -> Iterator[list[str]]:
@@ -106,7 +157,7 @@ def iter_texts(files: list[str], text_column: str = "text", max_docs: int | None
     remaining = max_docs if max_docs is not None else -1
     for path in files:
         parquet = open_text_parquet(path, text_column)
-        for batch in parquet.iter_batches(batch_size=_TEXT_BATCH_ROWS, columns=[text_column]):
+        for batch in _batches(parquet, path, text_column):
             texts = [t for t in batch.column(0).to_pylist() if t is not None]
             if remaining >= 0:
                 texts = texts[:remaining]
@@ -117,7 +168,8 @@ def iter_texts(files: list[str], text_column: str = "text", max_docs: int | None
                 return
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str) -> None:
+    """Writes `text` to a temporary file beside `path`, flushed to disk, then renames it over `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -167,7 +219,7 @@ def train_tokenizer(files: list[str], vocab_size: int, out: str, text_column: st
     tokenizer.train_from_iterator(counted(), trainer=trainer)
     if documents == 0:
         raise RecipeError(f"no text to train on: the {text_column!r} column of {len(paths)} file(s) is empty")
-    _write_atomically(out, tokenizer.to_str(pretty=True))
+    write_atomically(out, tokenizer.to_str(pretty=True))
     return out
 
 
@@ -181,7 +233,11 @@ class MdrTokenizer:
         with open(self.path, "rb") as handle:
             raw = handle.read()
         self.sha256 = hashlib.sha256(raw).hexdigest()
-        self._tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+        try:
+            self._tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+        except Exception as error:  # noqa: BLE001 -- the Rust side raises a bare Exception ("expected value at ...")
+            raise RecipeError(f"{self.path} is not a tokenizer file ({one_line(error)}): train one with "
+                              "`mdr tokenizer train`") from None
         self._tokenizer.encode_special_tokens = True  # a literal "<|endoftext|>" in a document is text
         eos_id = self._tokenizer.token_to_id(EOS_TOKEN)
         if eos_id is None:
@@ -228,7 +284,12 @@ def register(verbs) -> None:
 
 
 def cmd_tokenizer_train(args) -> int:
-    path = train_tokenizer(args.data, args.vocab_size, args.out, text_column=args.text_column, max_docs=args.max_docs)
+    try:
+        path = train_tokenizer(args.data, args.vocab_size, args.out, text_column=args.text_column,
+                               max_docs=args.max_docs)
+    except DataError as error:  # a row group unreadable behind a valid footer: a failure while running, exit code 1
+        print(f"mdr: error: {error}", file=sys.stderr)
+        return 1
     tokenizer = load_tokenizer(path)
     short = (f" (asked for {args.vocab_size:,}: the text supports no more merges)"
              if tokenizer.vocab_size < args.vocab_size else "")

@@ -8,13 +8,17 @@ GPU, optional torch.compile. The step is `train_step`; `train` around it loads d
 
 RUN/ holds:
     ckpt.pt         model, optimizer, scheduler, every rank's RNG states and loader position, step and config:
-                    written to a temporary file and renamed, loaded with torch.load(weights_only=True)
+                    written to a temporary file, flushed and renamed, loaded with torch.load(weights_only=True)
+    checkpoints/    with keep_checkpoints=K, the last K checkpoints as step_NNNNNN.pt (hard links of ckpt.pt's)
     metrics.jsonl   one line per logged step: {"split": "train", step, loss, nll, lr, tokens_per_s, ...} and per
                     evaluation {"split": "val", step, nll, ppl, bpb, entropy, ece, gap, tokens}
     tensorboard/    the same scalars as TensorBoard event files
     manifest.json   what reproduces the run (LLM360): config, git commit, tokenizer and shard hashes, seed, versions
     tokenizer.json  the tokenizer, so the run directory is all that eval, sample and export need
-A resumed run (`resume=True`) continues the identical trajectory: on CPU, bitwise.
+    tokenizer.settings.json  what a tokenizer trained here was trained with (vocabulary size, shards)
+A resumed run (`resume=True`) continues the identical trajectory: on CPU, bitwise. `resume="auto"` resumes when
+RUN/ckpt.pt exists and starts afresh otherwise, so that `torchrun --max-restarts N` restarts a run by itself. A RUN
+holding files of a run but no checkpoint is refused unless resume="auto".
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -45,12 +50,16 @@ from mdr.train import objective
 from mdr.train.data import TokenLoader
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
 from mdr.train.model import GPT, PRESETS, GPTConfig, config_for
-from mdr.train.tokenizer import load_tokenizer, resolve_parquet_files, train_tokenizer
+from mdr.train.tokenizer import (BYTE_ALPHABET_SIZE, EOS_TOKEN, load_tokenizer, one_line, open_text_parquet,
+                                 resolve_parquet_files, train_tokenizer, write_atomically)
 
 CHECKPOINT = "ckpt.pt"
+CHECKPOINTS = "checkpoints"  # RUN/checkpoints/step_NNNNNN.pt: the last --keep-checkpoints K checkpoints
 METRICS = "metrics.jsonl"
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
+TOKENIZER_SETTINGS = "tokenizer.settings.json"  # what a tokenizer trained into the run was trained with
+TENSORBOARD = "tensorboard"
 CHECKPOINT_FORMAT = 1
 # Vocabulary of a tokenizer trained by `train` when none is given: GPT-2's 50,257 for GPT-2; a small one for the CPU
 # preset, whose embedding would otherwise outweigh the rest of the model.
@@ -91,14 +100,18 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU: faster after a minute of compiling)
     device: str = "auto"  # auto: CUDA when available, else CPU
     progress: bool = True  # a progress line on stderr (rank 0)
-    resume: bool = False  # continue from RUN/ckpt.pt
+    resume: bool | str = False  # True: continue RUN/ckpt.pt; "auto": continue it if there is one, else start afresh
+    keep_checkpoints: int = 0  # besides RUN/ckpt.pt, keep the last K checkpoints in RUN/checkpoints/step_NNNNNN.pt
     extra: dict = field(default_factory=dict)  # free-form notes stored in the manifest
 
     # Options that may change on resume without changing the trajectory's meaning (max_steps changes the schedule).
     RESUMABLE_CHANGES = ("max_steps", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval",
-                         "compile", "device", "progress", "resume", "extra", "tokenizer", "data", "out")
+                         "compile", "device", "progress", "resume", "keep_checkpoints", "extra", "tokenizer", "data",
+                         "out")
 
     def validate(self) -> None:
+        """Every option in its valid range, before anything runs (one-line RecipeError). Comparisons are written so
+        that NaN fails them: `--lr nan` trained a model of NaNs to the end."""
         if self.preset not in PRESETS:
             raise RecipeError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "checkpoint_interval",
@@ -106,14 +119,36 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.seq_len is not None and self.seq_len < 1:
-            raise RecipeError(f"seq_len must be at least 1, got {self.seq_len}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise RecipeError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.entropy_reg < 0.0:
-            raise RecipeError(f"entropy regularisation must be >= 0, got {self.entropy_reg}")
-        if (self.lr is not None and self.lr <= 0.0) or not 0.0 <= self.warmup_fraction < 1.0:
-            raise RecipeError(f"lr must be positive and warmup_fraction in [0, 1), got {self.lr}, {self.warmup_fraction}")
+        for name in ("seq_len", "vocab_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        minimum_vocabulary = BYTE_ALPHABET_SIZE + 1
+        if self.tokenizer_vocab_size is not None and self.tokenizer_vocab_size < minimum_vocabulary:
+            raise RecipeError(f"tokenizer_vocab_size must be at least {minimum_vocabulary} (256 bytes + "
+                              f"{EOS_TOKEN}), got {self.tokenizer_vocab_size}")
+        for name in ("num_workers", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise RecipeError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**64:  # numpy's seeds are non-negative; torch's at most 64 bits
+            raise RecipeError(f"seed must be in [0, 2^64), got {self.seed}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0.0):
+            raise RecipeError(f"lr must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "entropy_reg", "grad_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise RecipeError(f"{name} must be a number >= 0, got {value}")
+        for name in ("warmup_fraction", "label_smoothing", "val_fraction", "beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise RecipeError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise RecipeError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.resume not in (False, True, "auto"):
+            raise RecipeError(f"resume must be False, True or 'auto', got {self.resume!r}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise RecipeError(f"unknown device {self.device!r}: use auto, cpu, cuda or cuda:N") from None
 
 
 def lr_multiplier(step: int, max_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -176,6 +211,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
 def _setup_distributed(device_option: str) -> tuple[int, int, torch.device, bool]:
     """(rank, world_size, device, whether we started the process group). torchrun sets RANK/WORLD_SIZE."""
     cuda = torch.cuda.is_available() if device_option == "auto" else device_option.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise RecipeError(f"--device {device_option}: torch sees no CUDA device here")
     started = False
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
@@ -224,25 +261,83 @@ def _unwrap(model: torch.nn.Module) -> GPT:
     return getattr(model, "_orig_mod", model)  # torch.compile's wrapper
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file beside `path`, then rename: a kill never leaves a half-written checkpoint."""
+def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
+    """torch.save to a temporary file beside `path`, flushed to disk, then renamed: a kill or a power cut never
+    leaves a half-written checkpoint. With keep > 0, the checkpoint is also kept as CHECKPOINTS/step_NNNNNN.pt
+    beside `path` (a hard link: no second copy on disk, and ckpt.pt is replaced by a rename, never rewritten), and
+    only the `keep` latest of those remain (LLM360 publishes intermediate checkpoints)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, a kill signal turned exception: leave no partial file taking the space
+        temporary.unlink(missing_ok=True)
+        raise
+    if keep > 0:
+        kept = path.parent / CHECKPOINTS
+        kept.mkdir(exist_ok=True)
+        target = kept / f"step_{state['step']:06d}.pt"
+        temporary = kept / f".{target.name}.{os.getpid()}.tmp"
+        try:
+            os.link(path, temporary)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(path, temporary)
+        os.replace(temporary, target)
+        for old in kept_checkpoints(path.parent)[:-keep]:
+            old.unlink()
+
+
+def kept_checkpoints(run: str | os.PathLike) -> list[Path]:
+    """RUN/checkpoints/step_NNNNNN.pt, oldest step first."""
+    found = [(int(match.group(1)), p) for p in (Path(run) / CHECKPOINTS).glob("step_*.pt")
+             if (match := re.fullmatch(r"step_(\d+)\.pt", p.name))]
+    return [p for _, p in sorted(found)]
+
+
+# What every checkpoint holds; a file without them was not written by save_checkpoint.
+CHECKPOINT_KEYS = ("format", "step", "config", "model_config", "model", "optimizer", "scheduler", "ranks",
+                   "tokenizer_sha256")
+
+
+def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """A checkpoint file, loaded with weights_only=True; one that is empty, truncated, not torch.save's or not a
+    trainer checkpoint is a one-line RecipeError."""
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- EOFError, RuntimeError (zip), UnpicklingError, OSError...
+        # the first sentence: torch's messages go on about weights_only and miniz internals
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        reason = "the file is empty" if empty else one_line(error).split(". ")[0][:200]
+        kept = [p for p in kept_checkpoints(Path(path).parent) if p.resolve() != Path(path).resolve()]
+        hint = f" (newest kept checkpoint: {kept[-1]})" if kept else ""
+        raise RecipeError(f"{path} is not a readable checkpoint ({reason}): was it cut short by a full disk or a "
+                          f"copy?{hint}") from None
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
+        raise RecipeError(f"{path} is not an mdr train checkpoint")
+    if checkpoint["format"] != CHECKPOINT_FORMAT:
+        raise RecipeError(f"{path} has checkpoint format {checkpoint['format']!r}; this mdr reads {CHECKPOINT_FORMAT}")
+    return checkpoint
 
 
 def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     path = Path(run) / CHECKPOINT
     if not path.is_file():
         raise RecipeError(f"no checkpoint at {path}: train with `mdr train --out {run}` first")
-    return torch.load(path, map_location=device, weights_only=True)
+    return read_checkpoint(path, device)
 
 
 def load_model(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
     """The trained model of a run directory (eval mode) and its checkpoint's config."""
-    checkpoint = load_checkpoint(run, device)
-    model = GPT(GPTConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model"])
+    checkpoint = load_checkpoint(run)  # on the CPU, then moved: a CUDA-written checkpoint loads without CUDA
+    try:
+        model = GPT(GPTConfig(**checkpoint["model_config"]))
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, RuntimeError, AttributeError) as error:  # other keys or shapes than this GPT's
+        raise RecipeError(f"{Path(run) / CHECKPOINT} does not hold a model this mdr can build "
+                          f"({one_line(error)[:160]})") from None
     return model.to(device).eval(), checkpoint["config"]
 
 
@@ -352,7 +447,7 @@ class _Log:
             self.path.unlink()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tensorboard = SummaryWriter(str(run / "tensorboard"),
+        self.tensorboard = SummaryWriter(str(run / TENSORBOARD),
                                          purge_step=resumed_step + 1 if resumed_step is not None else None)
 
     def write(self, record: dict) -> None:
@@ -383,40 +478,102 @@ def train(config: TrainConfig, stop_at: int | None = None) -> dict:
             dist.destroy_process_group()
 
 
+def _run_directory(config: TrainConfig, given_tokenizer: Path | None) -> bool:
+    """Checks RUN before anything is written; True to resume from RUN/ckpt.pt, False to start afresh.
+
+    A RUN without a checkpoint is either started afresh by intent (--resume auto: what an earlier attempt left is
+    replaced, its tokenizer reused only if trained with the same settings) or refused: otherwise a failed run's
+    tokenizer.json was silently reused, whatever --tokenizer-vocab-size said (issue 10, point 9a)."""
+    run = Path(config.out)
+    checkpoint_path = run / CHECKPOINT
+    if run.exists() and not run.is_dir():
+        raise RecipeError(f"--out {run} is a file, not a run directory")
+    if run.is_dir() and not os.access(run, os.W_OK | os.X_OK):
+        raise RecipeError(f"--out {run} is not writable")
+    resuming = checkpoint_path.is_file() if config.resume == "auto" else bool(config.resume)
+    if resuming and not checkpoint_path.is_file():
+        raise RecipeError(f"nothing to resume: no {checkpoint_path}")
+    if resuming:
+        return True
+    if checkpoint_path.exists():
+        raise RecipeError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    if kept_checkpoints(run):
+        raise RecipeError(f"{run / CHECKPOINTS} holds checkpoints but there is no {checkpoint_path}: copy the one to "
+                          "continue from to ckpt.pt and pass --resume, or choose another --out")
+    if config.resume != "auto":
+        mine = (TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD)
+        leftovers = [name for name in mine if (run / name).exists()
+                     and not (name == TOKENIZER and given_tokenizer == (run / name).resolve())]
+        if leftovers:
+            raise RecipeError(f"{run} holds {', '.join(leftovers)} but no checkpoint (a run that stopped before its "
+                              "first one?): pass --resume auto to start it afresh, or choose another --out")
+    return False
+
+
+def _prepare_tokenizer(config: TrainConfig, run: Path, files: list[str], given, progress: _Progress) -> None:
+    """RUN/tokenizer.json: the given one copied, or one trained on the data, unless the one there was trained with
+    the same settings (RUN/tokenizer.settings.json records them; an earlier attempt of the run trained it)."""
+    run_tokenizer, record = run / TOKENIZER, run / TOKENIZER_SETTINGS
+    if given is not None:
+        if Path(given.path).resolve() != run_tokenizer.resolve():
+            shutil.copyfile(given.path, run_tokenizer)
+        record.unlink(missing_ok=True)
+        return
+    settings = {"vocab_size": config.tokenizer_vocab_size or TOKENIZER_VOCAB_SIZE[config.preset], "data": files}
+    try:
+        recorded = json.loads(record.read_text())
+        reuse = recorded["settings"] == settings and recorded["sha256"] == load_tokenizer(str(run_tokenizer)).sha256
+    except (OSError, ValueError, KeyError, TypeError, RecipeError):  # no record, or no tokenizer beside it
+        reuse = False
+    if reuse:
+        progress.note(f"mdr: reusing {run_tokenizer}, trained with the same settings by an earlier attempt")
+        return
+    record.unlink(missing_ok=True)
+    progress.note(f"mdr: training a {settings['vocab_size']:,}-token tokenizer on the data -> {run_tokenizer}")
+    train_tokenizer(files, settings["vocab_size"], str(run_tokenizer))
+    write_atomically(str(record), json.dumps({"settings": settings,
+                                              "sha256": load_tokenizer(str(run_tokenizer)).sha256}, indent=2) + "\n")
+
+
 def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, device: torch.device) -> dict:
     run = Path(config.out)
     master = rank == 0
     progress = _Progress(config.max_steps, config.progress and master)
-    checkpoint_path = run / CHECKPOINT
-    if config.resume and not checkpoint_path.is_file():
-        raise RecipeError(f"nothing to resume: no {checkpoint_path}")
-    if not config.resume and checkpoint_path.exists():
-        raise RecipeError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    given = load_tokenizer(config.tokenizer) if config.tokenizer is not None else None
+    resuming = _run_directory(config, Path(given.path).resolve() if given is not None else None)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 matmuls left outside autocast
         torch.backends.cudnn.allow_tf32 = True
 
     # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights and moments to the model's device
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if config.resume else None
+    checkpoint = read_checkpoint(run / CHECKPOINT) if resuming else None
+    if checkpoint is not None and given is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
+        raise RecipeError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
     files = resolve_parquet_files(config.data)
+    for path in files:  # each a Parquet file with a text column of strings, before anything is written
+        open_text_parquet(path)
+    if world > 1:
+        dist.barrier()  # every rank has checked RUN before rank 0 writes to it
 
     # the tokenizer travels with the run: copied there, or trained there on the data
     run_tokenizer = run / TOKENIZER
-    if config.tokenizer is not None:
-        given = load_tokenizer(config.tokenizer)
-        if checkpoint is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
-            raise RecipeError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
     if master:
-        run.mkdir(parents=True, exist_ok=True)
-        if config.tokenizer is not None and Path(given.path).resolve() != run_tokenizer.resolve():
-            shutil.copyfile(given.path, run_tokenizer)
-        elif config.tokenizer is None and not run_tokenizer.is_file():
-            vocab_size = config.tokenizer_vocab_size or TOKENIZER_VOCAB_SIZE[config.preset]
-            progress.note(f"mdr: training a {vocab_size:,}-token tokenizer on the data -> {run_tokenizer}")
-            train_tokenizer(files, vocab_size, str(run_tokenizer))
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RecipeError(f"cannot create the run directory {run}: {error.strerror}") from None
+        for stale in [*run.glob(f".{CHECKPOINT}.*.tmp"), *(run / CHECKPOINTS).glob(".step_*.tmp")]:
+            stale.unlink()  # a save cut short by a kill
+        if not resuming:  # starting afresh: nothing of an earlier attempt stays in the logs
+            shutil.rmtree(run / TENSORBOARD, ignore_errors=True)
+            (run / METRICS).unlink(missing_ok=True)
+        if given is not None or not resuming:
+            _prepare_tokenizer(config, run, files, given, progress)
     if world > 1:
         dist.barrier()
     tokenizer = load_tokenizer(str(run_tokenizer))
+    if checkpoint is not None and tokenizer.sha256 != checkpoint["tokenizer_sha256"]:
+        raise RecipeError(f"{run_tokenizer} is not the tokenizer {run / CHECKPOINT} was trained with")
 
     model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
     if model_config.vocab_size < tokenizer.vocab_size:
@@ -480,7 +637,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
                 "model_config": dataclasses.asdict(model_config), "model": _unwrap(train_model).state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ranks": ranks,
                 "tokenizer_sha256": tokenizer.sha256,
-            })
+            }, keep=config.keep_checkpoints)
 
     batches = iter(loader)
     window_start, window_steps = time.perf_counter(), 0

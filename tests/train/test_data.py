@@ -395,3 +395,78 @@ def test_missing_text_column_is_one_line(tmp_path, samples_tokenizer):
     pq.write_table(pa.table({"body": ["a"]}), tmp_path / "x.parquet")
     with pytest.raises(RecipeError, match="has no 'text' column"):
         TokenLoader([str(tmp_path)], samples_tokenizer, 8, 1)
+
+
+def _broken_shards(tmp_path: Path, shakespeare: Path) -> dict[str, Path]:
+    """Directories each holding one Parquet file that cannot be trained on, made from a real shard."""
+    import pyarrow as pa
+
+    raw = (shakespeare / "00000.parquet").read_bytes()
+    cases = {"empty": b"", "truncated": raw[: len(raw) // 2], "garbage": bytes(range(256)) * 16}
+    dirs = {}
+    for name in [*cases, "int text", "no text"]:
+        directory = tmp_path / name.replace(" ", "-")
+        directory.mkdir()
+        if name in cases:
+            (directory / "shard.parquet").write_bytes(cases[name])
+        else:
+            column = "text" if name == "int text" else "body"
+            pq.write_table(pa.table({column: pa.array([1, 2, 3]) if name == "int text" else ["a"]}),
+                           directory / "shard.parquet")
+        dirs[name] = directory
+    return dirs
+
+
+def test_unreadable_or_mistyped_parquet_is_one_line(shakespeare, shakespeare_tokenizer, tmp_path, capsys):
+    """Empty, truncated or garbage files and a text column of ints used to end `mdr train` in a pyarrow or tokenizers
+    traceback; now a one-line error (exit code 2) before the run directory is made."""
+    from mdr.pipeline.cli import main
+
+    expected = {"empty": "not a readable Parquet file", "truncated": "not a readable Parquet file",
+                "garbage": "not a readable Parquet file", "int text": "holds int64, not text",
+                "no text": "has no 'text' column"}
+    for name, directory in _broken_shards(tmp_path, shakespeare).items():
+        with pytest.raises(RecipeError, match=expected[name]):
+            TokenLoader([str(directory)], shakespeare_tokenizer, 8, 1)
+        for tokenizer in (["--tokenizer", shakespeare_tokenizer], []):  # given, or to be trained on the data
+            run = tmp_path / f"run-{directory.name}"
+            assert main(["train", "--data", str(directory), "--out", str(run), "--max-steps", "1", "--seq-len", "8",
+                         "--no-progress", *tokenizer]) == 2, name
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and expected[name] in err, (name, err)
+            assert not run.exists()
+
+
+def _corrupt_row_group(shakespeare: Path, tmp_path: Path) -> Path:
+    """A copy of a real shard with every row group's first page header overwritten: its footer still reads fine."""
+    source = shakespeare / "00000.parquet"
+    raw = bytearray(source.read_bytes())
+    metadata = pq.ParquetFile(source).metadata
+    for row_group in range(metadata.num_row_groups):
+        start = metadata.row_group(row_group).column(0).dictionary_page_offset
+        raw[start : start + 64] = b"\xff" * 64
+    directory = tmp_path / "corrupt"
+    directory.mkdir()
+    (directory / "00000.parquet").write_bytes(bytes(raw))
+    return directory
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_row_group_fails_the_run_in_one_line(shakespeare, shakespeare_tokenizer, tmp_path, capsys, workers):
+    """A page that cannot be decoded is found only when it is read, mid-run: the run fails with one line naming the
+    file and row group (exit code 1), not with pyarrow's traceback wrapped in the DataLoader worker's."""
+    from mdr.pipeline.cli import main
+
+    directory = _corrupt_row_group(shakespeare, tmp_path)
+    tokenizer = ["--tokenizer", shakespeare_tokenizer] if workers else []  # and while training the tokenizer
+    assert main(["train", "--data", str(directory), "--out", str(tmp_path / "run"), "--max-steps", "1",
+                 "--seq-len", "8", "--batch-size", "4", "--num-workers", str(workers), "--no-progress",
+                 *tokenizer]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "00000.parquet" in err and "is unreadable" in err, err
+    from mdr.train.data import DataError
+
+    loader = TokenLoader([str(directory)], shakespeare_tokenizer, 8, 1, num_workers=workers, shuffle=False)
+    with pytest.raises(DataError, match=r"00000.parquet: row group 0 is unreadable: Couldn't deserialize thrift"):
+        for _ in loader:
+            pass

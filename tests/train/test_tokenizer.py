@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,15 @@ def test_cli_trains_on_shards(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1 and "no Parquet files found" in missing.stderr
+
+
+def test_a_corrupt_tokenizer_file_is_one_line(tmp_path):
+    from tests.train.runs import shakespeare_tokenizer
+
+    raw = Path(shakespeare_tokenizer()).read_bytes()
+    for name, content in (("truncated", raw[: len(raw) // 2]), ("empty", b""), ("binary", bytes(range(256)))):
+        path = tmp_path / f"{name}.json"
+        path.write_bytes(content)
+        with pytest.raises(RecipeError, match="is not a tokenizer file") as error:
+            load_tokenizer(str(path))
+        assert "\n" not in str(error.value)
