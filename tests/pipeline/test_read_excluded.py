@@ -126,7 +126,10 @@ def test_rows_hold_headers_place_detail_and_a_capped_payload(run):
     for row in by_reason["too_large"] + by_reason["undecodable"]:
         meta = json.loads(row["metadata"])
         assert meta["warc_headers"]["warc-type"] == "response" and meta["http_status"] == "200"
-        assert 0 < len(row["text"].encode()) and meta["payload_bytes"] > EXCLUDED_PAYLOAD
+        assert meta["payload_bytes"] > EXCLUDED_PAYLOAD and row["text_truncated"]
+        if row["source_file"] == str(inputs[0]):  # the first EXCLUDED_PAYLOAD bytes of the record's HTTP body
+            stored = row["text"].encode(meta["payload_codec"])
+            assert len(stored) == EXCLUDED_PAYLOAD and planted.find(stored) > row["source_offset"]
     too_large = next(r for r in by_reason["too_large"] if "pwn" in (r["url"] or ""))
     assert too_large["url"].startswith("http://0pointer.de/photos/?gallery=\x1b]0;pwn\x07")
     assert ESCAPES.decode() in too_large["text"]
