@@ -256,9 +256,10 @@ def output_lock(out: Path):
     """Holds OUT/.lock for the block: a second `mdr run` into OUT is refused (RecipeError) instead of running the same
     tasks at once (two concurrent runs crashed each other and once corrupted a stats file).
 
-    The lock belongs to this (driver) process and its forked children: local tasks die with the run; Ray cancels the
-    tasks of a driver that exits. With Slurm --no-wait the driver returns once the jobs are submitted and the lock
-    goes with it; a second submission is then refused by run_phases while the first one's jobs are queued."""
+    The lock belongs to this (driver) process: the local executor's task processes end with it (executors.py,
+    _exit_with_driver), so none writes OUT once the lock is free. On Ray and Slurm it guards the driver only; with
+    Slurm --no-wait the driver returns once the jobs are submitted and the lock goes with it, and a second
+    submission is refused by run_phases while the first one's jobs are queued."""
     import fcntl
 
     out.mkdir(parents=True, exist_ok=True)

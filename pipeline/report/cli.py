@@ -45,7 +45,7 @@ def cmd_report(args) -> int:
     _non_negative(args.samples, "--samples")
     _non_negative(args.sample_chars, "--sample-chars")
     output = Path(args.output)
-    _check_report_path(Path(args.dir), output)
+    _check_report_path(output)
     try:
         path = write_report(args.dir, output, samples=args.samples, seed=args.seed, sample_chars=args.sample_chars)
     except FileNotFoundError as error:
@@ -54,10 +54,10 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _check_report_path(run: Path, output: Path) -> None:
-    """Refuses (RecipeError) an output that is no file to write, and any path inside a run directory: the one
-    reported or any directory holding a run.json above the output. A report never replaces a run's run.json, shards,
-    stats or logs, and nothing of a run's tree is the place for one (write it beside the run instead)."""
+def _check_report_path(output: Path) -> None:
+    """Refuses (RecipeError) an output that is no file to write, and any path inside a run directory (a directory
+    holding a run.json, at any depth above the output: the run reported or another). A report never replaces a run's
+    run.json, shards, stats or logs, and nothing of a run's tree is the place for one: write it beside the run."""
     from mdr.pipeline.runner import RUN_FILE, unwritable_reason
 
     if output.is_dir():
@@ -65,9 +65,7 @@ def _check_report_path(run: Path, output: Path) -> None:
     if output.exists() and not output.is_file():
         raise RecipeError(f"--output {output} exists and is not a regular file")
     target = output.resolve()  # through symbolic links, so that no link leads into a run either
-    run = run.resolve()
-    inside = run if run == target or run in target.parents else next(
-        (folder for folder in target.parents if (folder / RUN_FILE).is_file()), None)
+    inside = next((folder for folder in target.parents if (folder / RUN_FILE).is_file()), None)
     if inside is not None:
         raise RecipeError(f"--output {output} is inside the run directory {inside}: mdr report writes nothing into "
                           f"a run; choose a path outside it, e.g. {inside.parent / (inside.name + '.html')}")
