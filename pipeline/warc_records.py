@@ -43,8 +43,11 @@ LENGTH_SLACK_BYTES = 64
 ARC_DATE_DIGITS = range(12, 15)  # ARC dates are yyyymmddhhmmss; some early writers left out the seconds
 SNIFF_BYTES = 64  # decompressed bytes looked at to tell WARC from ARC
 
-# Where a record may start after garbage: a `WARC/x.y` line, or an ARC header line `url ip yyyymmddhhmmss ...`.
-_RECORD_START = re.compile(rb"(?:^|(?<=\n))(?=WARC/\d|[A-Za-z][A-Za-z0-9+.\-]*:\S* \S+ \d{12,14} )")
+# Where a record may start after garbage: a `WARC/x.y` line, or an ARC header line `url ip yyyymmddhhmmss ...`, at the
+# start of a line; or a WARC version line glued to the bytes before it (a record cut short and the next one written
+# right after it), told from text by the WARC field that follows it.
+_RECORD_START = re.compile(rb"(?:^|(?<=\n))(?=WARC/\d|[A-Za-z][A-Za-z0-9+.\-]*:\S* \S+ \d{12,14} )"
+                           rb"|(?=WARC/\d+\.\d+\r?\nWARC-)")
 _WARC_VERSION_LINE = re.compile(rb"WARC/\d+\.\d+\s*$")
 # The start of a record header line, cut by the end of the file.
 _CUT_HEADER_LINE = re.compile(rb"(?:W(?:A(?:R(?:C(?:/[\d.]*)?)?)?)?|[A-Za-z][A-Za-z0-9+.\-]*:\S*(?: \S*){0,9})$")
@@ -443,17 +446,26 @@ class _Inflater:
             if self._inflater is None and not self._start_member():
                 return False
             data = self._pending
+            member_offset = self._members[-1][1]
             if not data:
                 data = self._raw.read(READ_BYTES)
-                if not data:  # the file ends inside a gzip member
-                    self._inflater, self.eof, self.cut_member_at = None, True, self._members[-1][0]
-                    return False
+                if not data:  # the file ends inside a gzip member: cut short, at the end or before a later member
+                    later = self._whole_member_after(member_offset + 1)
+                    if later is None:
+                        self._inflater, self.eof, self.cut_member_at = None, True, self._members[-1][0]
+                        return False
+                    logger.warning(f"gzip member at byte {member_offset} cut short by one at byte {later}")
+                    self._resume_at(later)
+                    if self._mark_gap(in_member=True):
+                        return False
+                    continue
             try:
                 out = self._inflater.decompress(data, INFLATE_BYTES)
             except zlib.error as error:
                 logger.warning(f"corrupt gzip data near byte {self._pending_offset}: {error}")
-                self._inflater, self._pending = None, data[1:]
-                self._pending_offset += 1
+                # The next member may start anywhere after this one's start, also in bytes already inflated (zlib reads
+                # a cut member's successor as more of it, and may fail only later): look from just after the start.
+                self._resume_at(member_offset + 1, data)
                 if self._mark_gap(in_member=True):
                     return False
                 continue
@@ -466,6 +478,47 @@ class _Inflater:
                 self.buf += out
                 self._inflated_since_gap = True
                 return True
+
+    def _resume_at(self, file_offset: int, data: bytes = b"") -> None:
+        """Drops the current member: the next one is looked for from `file_offset` on, in `data` (the compressed bytes
+        last read, from `_pending_offset`) where it holds that offset, else by a seek."""
+        start = self._pending_offset
+        if start <= file_offset <= start + len(data):
+            self._pending = data[file_offset - start:]
+        else:
+            self._raw.seek(file_offset)
+            self._pending = b""
+        self._inflater, self._pending_offset = None, file_offset
+
+    def _whole_member_after(self, file_offset: int) -> int | None:
+        """The file offset of the first gzip member at or after `file_offset` that inflates whole to its end, if any
+        (a member cut short with others written after it reads to the end of the file without a zlib error)."""
+        self._raw.seek(file_offset)
+        position, carry = file_offset, b""  # carry: a last byte that may begin the magic
+        while data := self._raw.read(READ_BYTES):
+            window, start = carry + data, position - len(carry)
+            index = window.find(GZIP_MAGIC)
+            while index >= 0:
+                if self._inflates_whole(start + index):
+                    return start + index
+                index = window.find(GZIP_MAGIC, index + 1)
+            position += len(data)
+            carry = window[-1:]
+            self._raw.seek(position)
+        return None
+
+    def _inflates_whole(self, file_offset: int) -> bool:
+        self._raw.seek(file_offset)
+        inflater = zlib.decompressobj(GZIP_WBITS)
+        try:
+            while not inflater.eof:
+                data = inflater.unconsumed_tail or self._raw.read(READ_BYTES)
+                if not data:
+                    return False
+                inflater.decompress(data, INFLATE_BYTES)  # output dropped: bounded even for a gzip bomb
+        except zlib.error:
+            return False
+        return True
 
     def _start_member(self) -> bool:
         """Positions on the next gzip member; junk in between is skipped and leaves a gap."""

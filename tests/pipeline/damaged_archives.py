@@ -16,7 +16,9 @@ can tell them from the truth: never ending on a record boundary or within the re
 (`LENGTH_SLACK_BYTES`: a writer that miscounts by a few bytes is forgiven), and a short length never ends just before
 the bytes that end a record (CRLF CRLF in WARC, a newline in ARC), where it is a sound record followed by garbage.
 With one gzip member per record a length ending exactly on a later record is a lie too (it runs past its member),
-and is planted. Garbage ends with a newline: readers resync on record headers at the start of a line.
+and is planted. Garbage in an ARC file ends with a newline: an ARC header line glued to the bytes before it cannot
+be told from a URL that starts earlier (a WARC header glued to garbage is found by its `WARC/x.y` line and the field
+after it).
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ class Lie:
     past_end: runs `extra` bytes past the end of the data; into: ends inside the record `target` records on (or the
     first after it with room), at `where` (0..1) of the room there; short: ends at `where` of its own block;
     boundary (one member per record only): ends exactly where the record `target` (>= 2) records on starts, or at
-    the end of the data."""
+    the end of the data; partial: the length is true but the record is cut at `where` and the next one written
+    right after it (a writer killed mid-record, then appending): plain or one-member gzip, its block is cut and the
+    next header glued to it (WARC only: a glued ARC header line cannot be told from the URL before it); one member
+    per record, its gzip member is cut."""
 
     kind: str
     target: int = 1
@@ -145,13 +150,23 @@ def _junk_in_stream(plan: Plan, junk: Junk) -> bytes:
     return b"" if plan.layout == "per_record" and junk.raw else junk.data
 
 
+def _written(plan: Plan, parts, index: int) -> tuple[bytes, bytes]:
+    """(block, terminator) of record `index` as written: cut, without its terminator, under a partial lie."""
+    block, terminator = parts[index][1], parts[index][2]
+    lie = plan.lies.get(index)
+    if lie is not None and lie.kind == "partial" and plan.layout != "per_record":
+        return block[:int(lie.where * (len(block) - SLACK - 1))], b""
+    return block, terminator
+
+
 def _layout(plan: Plan, parts, lengths) -> tuple[list[tuple[int, int, int]], int]:
     """Stream offsets (header start, block start, record end after its terminator) of every record, stream size."""
     position, spans = 0, []
-    for index, (header, block, terminator) in enumerate(parts):
+    for index, (header, _, _) in enumerate(parts):
         if index in plan.junk:
             position += len(_junk_in_stream(plan, plan.junk[index]))
         head = header(lengths[index])
+        block, terminator = _written(plan, parts, index)
         spans.append((position, position + len(head), position + len(head) + len(block) + len(terminator)))
         position = spans[-1][2]
     if len(parts) in plan.junk:
@@ -164,7 +179,20 @@ def _visible(block: bytes, offset: int) -> bool:
     return bool(block[offset:].strip())
 
 
-def _lie_length(plan: Plan, index: int, lie: Lie, parts, spans, size) -> int | None:
+def _stream(plan: Plan, parts, lengths) -> bytes:
+    """The file's bytes as a reader inflates them (raw junk between gzip members left out)."""
+    out = []
+    for index, (header, _, _) in enumerate(parts):
+        if index in plan.junk:
+            out.append(_junk_in_stream(plan, plan.junk[index]))
+        block, terminator = _written(plan, parts, index)
+        out.append(header(lengths[index]) + block + terminator)
+    if len(parts) in plan.junk:
+        out.append(_junk_in_stream(plan, plan.junk[len(parts)]))
+    return b"".join(out)
+
+
+def _lie_length(plan: Plan, index: int, lie: Lie, parts, spans, size, lengths) -> int | None:
     """The declared length that plants `lie` on record `index`, or None where it cannot be planted unambiguously."""
     header_start, block_start, _ = spans[index]
     block, terminator = parts[index][1], parts[index][2]
@@ -179,6 +207,18 @@ def _lie_length(plan: Plan, index: int, lie: Lie, parts, spans, size) -> int | N
             if block[length:length + len(terminator)] != terminator and _visible(block, length):
                 return length
         return None
+    if lie.kind == "partial":
+        if plan.layout == "per_record":
+            return len(block)
+        if plan.fmt == "arc" or len(block) < SLACK + 1:
+            return None
+        end = block_start + len(block)  # where the true length now ends: past the data, or off a later record
+        if end > size:
+            return len(block)
+        stream = _stream(plan, parts, lengths)
+        if any(abs(end - spans[later][0]) <= SLACK + 4 for later in range(index + 1, len(spans))) or end == size:
+            return None
+        return None if stream[end:].lstrip().startswith(b"WARC/") else len(block)
     target = index + lie.target
     if lie.kind == "boundary":  # swallowing one whole record at least (the end of the data counts as a record start)
         target = min(target, len(spans))
@@ -211,7 +251,7 @@ def build(plan: Plan) -> Archive:
         spans, size = _layout(plan, parts, lengths)
         wanted = list(true_lengths)
         for index, lie in list(plan.lies.items()):
-            length = _lie_length(plan, index, lie, parts, spans, size)
+            length = _lie_length(plan, index, lie, parts, spans, size, lengths)
             if length is None:
                 del plan.lies[index]
                 break
@@ -227,9 +267,10 @@ def build(plan: Plan) -> Archive:
     spans, size = _layout(plan, parts, lengths)
 
     pieces: list[tuple[str, int, bytes]] = []  # (kind, index, bytes in the file's layout)
-    for index, (header, block, terminator) in enumerate(parts):
+    for index, (header, _, _) in enumerate(parts):
         if index in plan.junk:
             pieces.append(("junk", index, plan.junk[index].data))
+        block, terminator = _written(plan, parts, index)
         pieces.append(("record", index, header(lengths[index]) + block + terminator))
     if count in plan.junk:
         pieces.append(("junk", count, plan.junk[count].data))
@@ -255,6 +296,8 @@ def build(plan: Plan) -> Archive:
                 if kind == "record" and index in plan.corrupt:
                     where, xor = plan.corrupt[index]
                     piece[10 + int(where * (len(piece) - 19))] ^= xor  # inside the deflate data, before the trailer
+                if kind == "record" and index in plan.lies and plan.lies[index].kind == "partial":
+                    piece = piece[:11 + int(plan.lies[index].where * (len(piece) - 12))]  # a gzip member cut short
             if kind == "record":
                 where_is[index] = (sum(map(len, chunks)), len(piece))
             chunks.append(bytes(piece))
@@ -294,9 +337,10 @@ def _cut_single(data: bytes, low: int, high: int) -> tuple[bytes, int | None]:
 # ---------------------------------------------------------------- random plans (hypothesis draws the seed and sizes)
 
 
-def junk_bytes(rng: random.Random, raw: bool) -> bytes:
-    """Garbage: text or binary, never a header-like or blank line start, ending with a newline; raw junk between gzip
-    members holds no byte of the gzip magic and no NUL (zero padding after the last member is no damage)."""
+def junk_bytes(rng: random.Random, glued: bool = False) -> bytes:
+    """Garbage: text or binary, never a header-like or blank line start, ending with a newline unless `glued` to the
+    WARC header after it; it holds no byte of the gzip magic and no NUL (as raw bytes between gzip members: zero
+    padding after the last member is no damage)."""
     alphabet = bytes(b for b in range(256) if b not in b"W0123456789\x1f\x00\r\n \t")
     if rng.random() < 0.5:
         body = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 300)))
@@ -304,7 +348,7 @@ def junk_bytes(rng: random.Random, raw: bool) -> bytes:
         words = [b"lorem", b"ipsum", b"<div>", b"}{", b"%PDF", b"garbage", b"\xff\xfe", b"HTTP/1.1"]
         body = b" ".join(rng.choice(words) for _ in range(rng.randint(1, 40)))
     body = b"junk" + body
-    return body + b"." * (SLACK + 8 - len(body)) + b"\n"  # longer than the slack, which forgives a few stray bytes
+    return body + b"." * (SLACK + 8 - len(body)) + (b"" if glued else b"\n")  # past the slack (forgives stray bytes)
 
 
 def random_body(rng: random.Random, fmt: str) -> Body:
@@ -350,11 +394,12 @@ def random_plan(seed: int, fmt: str, layout: str, records: int, damage_rate: flo
             continue
         blocked = True
         if kind == "junk":
-            raw = layout == "per_record" and 0 < index and rng.random() < 0.5  # raw bytes before the first member
-            plan.junk[index] = Junk(junk_bytes(rng, raw), raw)  # would make the file look like no gzip at all
+            # raw bytes before the first member would make the file look like no gzip at all
+            raw = layout == "per_record" and 0 < index and rng.random() < 0.5
+            plan.junk[index] = Junk(junk_bytes(rng, glued=fmt == "warc" and rng.random() < 0.5), raw)
             continue
-        choices = ["past_end", "into", "short", "cut"] + (["boundary", "corrupt", "corrupt"]
-                                                           if layout == "per_record" else [])
+        choices = ["past_end", "into", "short", "partial", "cut"] + (["boundary", "corrupt", "corrupt"]
+                                                                      if layout == "per_record" else [])
         what = rng.choice(choices)
         if what == "cut":
             plan.cut = (index, rng.random())

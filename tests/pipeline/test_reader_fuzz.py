@@ -5,14 +5,15 @@ The independent count a file must give (`total` of the read step, i.e. kept + ev
 - a real file in ../shared/data/warc: its record headers as found by `record_scan`, a regular-expression scan of the
   inflated bytes sharing no code with the reader (these files are sound: there is nothing else to count);
 - a generated file (`damaged_archives`): the generator's ground truth, each planted record once, kept or under any
-  reason whatever damage it carries (a lying length, corrupt gzip data, the end of the file inside it), plus each
-  run of garbage between records once (as corrupt).
+  reason whatever damage it carries (a lying length, a gzip member cut short or corrupt, the next record glued to
+  it, the end of the file inside it), plus each run of garbage between records once, under a reason.
 
 For every file the read step's counters also satisfy `total == forwarded + sum(dropped_*)`, and the funnel they make
 passes `mdr.pipeline.stats.check_invariants`, as `mdr stats` checks a run. The hypothesis test runs a bounded number
 of examples in the suite (MDR_FUZZ_EXAMPLES, default 80); a longer run:
 
-    MDR_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest -q tests/pipeline/test_reader_fuzz.py -k fuzz
+    MDR_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest -q \
+        tests/pipeline/test_reader_fuzz.py::test_fuzz_damaged_archives_count_every_record
 """
 
 import json
@@ -21,6 +22,7 @@ import random
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,16 +91,18 @@ def _check(folder: Path, plan: Plan, sound_plan: Plan, stem: str) -> Archive:
 
 POSITIONS = ("first", "middle", "last")
 LIE_CASES = [(fmt, layout, position, kind) for fmt in FORMATS for layout in LAYOUTS for position in POSITIONS
-             for kind in ("past_end", "into", "short", "boundary")
-             if (kind != "boundary" or layout == "per_record") and (position != "last" or kind in ("past_end", "short"))
-             and (position != "first" or kind != "short")]  # the warcinfo / filedesc block is within the slack
+             for kind in ("past_end", "into", "short", "boundary", "partial")
+             if (kind != "boundary" or layout == "per_record") and (position != "last" or kind not in ("into", "boundary"))
+             and (position != "first" or kind not in ("short", "partial"))  # a warcinfo / filedesc block is short
+             and (kind != "partial" or fmt == "warc" or layout == "per_record")]  # see damaged_archives.Lie
 
 
 @pytest.mark.parametrize("fmt,layout,position,kind", LIE_CASES)
 def test_lie_at_first_middle_and_last_record(tmp_path, fmt, layout, position, kind):
     records = 6
     index = {"first": 0, "middle": records // 2, "last": records}[position]
-    bodies = random_plan(7, fmt, layout, records, damage_rate=0).bodies
+    filler = b"<p>" + b"filler text " * 30 + b"</p>"  # room for every kind of lie in every record
+    bodies = [replace(body, payload=body.payload + filler) for body in random_plan(7, fmt, layout, records, 0).bodies]
     plan = Plan(fmt, layout, bodies, lies={index: Lie(kind, target=2, where=0.5, extra=10**8)})
     damaged = _check(tmp_path, plan, Plan(fmt, layout, bodies), "lie")
     assert index in plan.lies and damaged.damaged == {index}  # planted as asked

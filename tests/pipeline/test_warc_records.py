@@ -355,3 +355,29 @@ def test_corrupt_crc_of_a_record_member_counts_once():
     expected = _outcomes(sound)
     assert _outcomes(damaged) == expected[:1] + [expected[1][:2] + ("corrupt",)] + expected[2:]
     assert _outcomes(damaged, tolerant=True) == expected[:1] + [expected[1][:2] + ("corrupt",)] + expected[2:]
+
+
+def test_record_cut_short_with_the_next_one_glued_to_it():
+    """A writer killed mid-record, then appending: the next header follows the cut bytes on the same line. The cut
+    record (whose length now runs into the next ones) is corrupt; the glued record is found and read."""
+    data = _sample_warc(6, gzipped=False)
+    starts = [m.start() for m in re.finditer(rb"WARC/1\.0\r\n", data)]
+    for keep in (LENGTH_SLACK_BYTES + 1, 300, 2000):  # a length a few bytes too long is forgiven (the slack)
+        cut = data[:starts[2]] + data[starts[2]:starts[3]][:-4 - keep] + data[starts[3]:]  # no CRLF CRLF either
+        sound = _outcomes(data)
+        assert _outcomes(cut) == sound[:2] + [sound[2][:2] + ("corrupt",)] + sound[3:], keep
+        assert _outcomes(cut, tolerant=True) == sound[:2] + [sound[2][:2] + ("corrupt",)] + sound[3:], keep
+
+
+@pytest.mark.parametrize("after", [1, 3])
+def test_gzip_member_cut_short_before_others_costs_only_its_record(after):
+    """zlib reads the members after a cut one as more of it and may reach the end of the file without an error (here
+    always: the cut member holds incompressible bytes, stored as they are, so zlib takes what follows as more of
+    them). The members after the cut one are found all the same, by their magic and a whole inflate."""
+    payloads = [b"<html>0</html>", b"<html>1</html>", random.Random(2).randbytes(2000)] + [b"<html>x</html>"] * after
+    members = [_resource_member(f"http://x.example/{i}", payload) for i, payload in enumerate(payloads)]
+    sound = _outcomes(b"".join(members))
+    for percent in range(2, 100, 4):
+        cut = b"".join(members[:2]) + members[2][:len(members[2]) * percent // 100] + b"".join(members[3:])
+        got = _outcomes(cut)  # cut before its header inflates, the record is a problem item of its own: once too
+        assert got[:2] + got[3:] == sound[:2] + sound[3:] and got[2][2] == "corrupt", percent
