@@ -483,7 +483,7 @@ class _Inflater:
         """Drops the current member: the next one is looked for from `file_offset` on, in `data` (the compressed bytes
         last read, from `_pending_offset`) where it holds that offset, else by a seek."""
         start = self._pending_offset
-        if start <= file_offset <= start + len(data):
+        if data and start <= file_offset <= start + len(data):
             self._pending = data[file_offset - start:]
         else:
             self._raw.seek(file_offset)
@@ -497,14 +497,14 @@ class _Inflater:
         position, carry = file_offset, b""  # carry: a last byte that may begin the magic
         while data := self._raw.read(READ_BYTES):
             window, start = carry + data, position - len(carry)
+            position += len(data)
             index = window.find(GZIP_MAGIC)
             while index >= 0:
                 if self._inflates_whole(start + index):
                     return start + index
                 index = window.find(GZIP_MAGIC, index + 1)
-            position += len(data)
+                self._raw.seek(position)  # back to where the search was
             carry = window[-1:]
-            self._raw.seek(position)
         return None
 
     def _inflates_whole(self, file_offset: int) -> bool:
@@ -683,7 +683,6 @@ class TolerantParser:
         if self._finished:
             return None
         self._finished = True
-        stream = self.stream
         if self._skip_block():
             return "corrupt"
         if self._remaining > 0:  # the file, or its readable gzip data, ends before the length does
