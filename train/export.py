@@ -48,6 +48,8 @@ def export_hf(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     from mdr.train.tokenizer import load_tokenizer
 
     hf_logging.disable_progress_bar()
+    if Path(out).exists() and not Path(out).is_dir():
+        raise RecipeError(f"--hf {out} is a file, not a directory")
     model, _ = load_model(run)
     tokenizer = load_tokenizer(str(Path(run) / TOKENIZER))
     hf_model = GPT2LMHeadModel(hf_config(model, tokenizer.eos_id))

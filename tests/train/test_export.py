@@ -32,3 +32,12 @@ def test_exported_model_gives_our_logits(tmp_path):
     assert hf_model.config.n_positions == ours.config.block_size
     # tied like ours: one matrix for the embedding and the output head
     assert hf_model.lm_head.weight.data_ptr() == hf_model.transformer.wte.weight.data_ptr()
+
+
+def test_hf_naming_a_file_is_one_line(tmp_path, capsys):
+    from mdr.pipeline.cli import main
+
+    (tmp_path / "file").write_text("")
+    assert main(["export", str(tiny_run()), "--hf", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file" in err
