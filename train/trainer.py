@@ -273,8 +273,13 @@ def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:  # a full disk, a kill signal turned exception: leave no partial file taking the space
+    except BaseException as error:  # a full disk, an interrupt: leave no partial file taking the space
         temporary.unlink(missing_ok=True)
+        failed_write = _os_error(error)
+        if failed_write is not None and failed_write is not error:
+            # torch's zip writer reports a failed write as "RuntimeError: [enforce fail at inline_container.cc]
+            # unexpected pos ...", the OSError (ENOSPC, EFBIG, EIO) only in its context
+            raise OSError(failed_write.errno, failed_write.strerror, str(path)) from None
         raise
     if keep > 0:
         kept = path.parent / CHECKPOINTS
@@ -288,6 +293,15 @@ def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
         os.replace(temporary, target)
         for old in kept_checkpoints(path.parent)[:-keep]:
             old.unlink()
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError that `error` is or was raised while handling, if any."""
+    for _ in range(8):
+        if error is None or isinstance(error, OSError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def kept_checkpoints(run: str | os.PathLike) -> list[Path]:

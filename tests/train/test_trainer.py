@@ -399,3 +399,23 @@ def test_torchrun_max_restarts_with_resume_auto_finishes_a_killed_run(tmp_path):
     assert 2 <= killed_at < steps
     assert _checkpoint(run)["step"] == steps
     assert [r["step"] for r in _metrics(run, "train")] == list(range(1, steps + 1))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="limits the file size with Linux's RLIMIT_FSIZE")
+def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_partial_file(tmp_path, capsys):
+    """A write that fails mid-checkpoint (a full disk; here the file size limit, RLIMIT_FSIZE, whose EFBIG Python
+    turns into OSError since it ignores SIGXFSZ) ends the run with one line and exit code 1, and the partial
+    temporary file (10 MB here, gigabytes for GPT-2) is removed instead of taking the space."""
+    import resource
+
+    run, tokenizer = tmp_path / "run", shakespeare_tokenizer()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))  # 1 MiB: the tokenizer and logs fit, a checkpoint not
+    try:
+        code = main(_quick_cli(shakespeare_data(), run, "--tokenizer", tokenizer, "--max-steps", "1"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == 1
+    assert "File too large" in _one_line_error(capsys)
+    assert (run / "tokenizer.json").is_file() and not (run / "ckpt.pt").exists()
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
