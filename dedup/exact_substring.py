@@ -38,7 +38,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from mdr.dedup.shards import DedupContext, DocumentOrder, ShardReader, documents_from_table, read_table, \
     shard_files, utf8_length, write_atomically
-from mdr.pipeline.recipe import OptionError, Options, option
+from mdr.pipeline.recipe import MAX_TASKS, OptionError, Options, available_memory_bytes, option
 from mdr.pipeline.writer import ParquetShardWriter
 
 # GPT-2's pre-tokenizer pattern (openai/gpt-2 encoder.py) in stdlib `re`: \p{L} is [^\W\d_], \p{N} is \d, and
@@ -57,7 +57,7 @@ class ExactSubstringConfig(Options):
     # it per part (100 parts, spec §9); 1: the whole run at once (memory ≈ 7× its text, see the module doc).
     # Each partition is a task, and a routing task keeps a Parquet file open per partition (checked against the
     # open-file limit before a run).
-    partitions: int = option(1, range="[1, inf)")
+    partitions: int = option(1, range=f"[1, {MAX_TASKS}]")
     # a HF tokenizer.json; None: GPT-2's pre-tokenizer regex (module doc)
     tokenizer_file: str | None = option(None, path="file")
     # Drop a cut document left with fewer words (a document cut to nothing is always dropped). RW's post-cut
@@ -116,28 +116,16 @@ SUFFIX_ARRAY_BYTES_PER_TOKEN = 50
 
 def check_partition_memory(tokens: int, available: int | None = None) -> None:
     """Refuses, with a one-line MemoryError, a partition whose suffix-array step does not fit in the memory available
-    now (MemAvailable), instead of leaving the kernel's OOM killer to pick a process. A partition's text is only
-    known once its task has read it, so this is checked there, not before the run."""
+    now (`available_memory_bytes`: MemAvailable, or a container's or Slurm job's cgroup limit less its usage),
+    instead of leaving the kernel's OOM killer to pick a process. A partition's text is only known once its task has
+    read it, so this is checked there, not before the run."""
     if available is None:
-        available = _available_memory()
+        available = available_memory_bytes()
     needed = tokens * SUFFIX_ARRAY_BYTES_PER_TOKEN
     if needed > available:
         raise MemoryError(f"exact_substring: a partition of {tokens:,} tokens needs about {needed / 1e9:.1f} GB for "
                           f"its suffix array, more than the {available / 1e9:.1f} GB of memory available: raise "
                           f"exact_substring.partitions")
-
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    from mdr.pipeline.recipe import machine_memory_bytes
-
-    return machine_memory_bytes()
 
 
 def find_duplicate_spans(token_ids: list[np.ndarray], min_tokens: int) -> list[DuplicateSpan]:

@@ -40,7 +40,7 @@ from mdr.dedup.shards import (
     text_hash,
     write_atomically,
 )
-from mdr.pipeline.recipe import Options, option
+from mdr.pipeline.recipe import MAX_TASKS, Options, option
 
 UINT32_MAX = np.uint32(0xFFFFFFFF)
 # MurmurHash3 fmix constants (as datasketch's _fmix): a fixed bijection that spreads the input hashes.
@@ -60,7 +60,7 @@ class MinhashConfig(Options):
     normalize: bool = True  # datatrove 0.10.1's simplify_text (lowercase, digits, punctuation, whitespace); RW: unconfirmed
     # Tasks of the buckets phase, each taking a range of bands (memory: 8 B × documents per band at a time).
     # None: the run's --tasks. Results do not depend on it.
-    bucket_tasks: int | None = option(None, range="[1, inf)")
+    bucket_tasks: int | None = option(None, range=f"[1, {MAX_TASKS}]")
     # Documents per batch in the signatures phase (memory: batch × hashes × 4 B); speed only.
     batch_docs: int = option(64, range="[1, inf)")
 

@@ -32,7 +32,7 @@ from mdr.dedup.shards import (
     removal_table,
     write_atomically,
 )
-from mdr.pipeline.recipe import Options, option
+from mdr.pipeline.recipe import MAX_TASKS, Options, option
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -43,7 +43,7 @@ class UrlDedupConfig(Options):
     # "/" for an empty path (`normalize_url`); False compares the URL strings as they are.
     normalize: bool = True
     # Tasks of the resolve phase; None: the run's --tasks. Results do not depend on it.
-    resolve_tasks: int | None = option(None, range="[1, inf)")
+    resolve_tasks: int | None = option(None, range=f"[1, {MAX_TASKS}]")
 
 
 def normalize_url(url: str) -> str:

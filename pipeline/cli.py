@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from mdr.pipeline.executors import PhaseFailedError
-from mdr.pipeline.recipe import RecipeError
+from mdr.pipeline.recipe import MAX_TASKS, RecipeError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -74,9 +74,6 @@ def _positive(value: int | None, flag: str, most: int | None = None, why: str = 
     return value
 
 
-# Each task keeps log, stats and progress files per phase, and the executors list every rank: more tasks than this
-# is a typo (RW's largest runs used thousands per dump).
-MAX_TASKS = 1_000_000
 # sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes,
 # days-hours:minutes:seconds (sbatch(1)), or the partition's UNLIMITED/INFINITE.
 _SLURM_TIME = re.compile(r"\d+(?::\d+){0,2}|\d+-\d+(?::\d+){0,2}|UNLIMITED|INFINITE")

@@ -52,6 +52,11 @@ HTML_STAGES = {"url", "extract"}
 
 TOP_LEVEL_KEYS = {"name", "description", "reader", "stages", "output"}
 
+# The most tasks of a phase (`mdr run --tasks`, a dedup stage's own task counts such as exact_substring.partitions):
+# each task keeps log, stats and progress files per phase, and the executors list every rank, so more is a typo
+# (RW's largest runs used thousands per dump).
+MAX_TASKS = 1_000_000
+
 
 class RecipeError(ValueError):
     """A recipe or run request that cannot run; the message is one line, for the user."""
@@ -203,15 +208,70 @@ class Recipe:
         return [stage.key for stage in self.stages]
 
 
-def machine_memory_bytes() -> int:
-    """This machine's memory as a run can use it: physical memory (os.sysconf; psutil is not a dependency), or the
-    cgroup v2 limit of the container it runs in when that is lower."""
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+# cgroup memory files (kernel Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst): v2 writes "max" for
+# no limit, v1 a huge number (PAGE_COUNTER_MAX × page size, 9223372036854771712 on x86-64); anything above this is
+# taken as no limit.
+_NO_LIMIT = 1 << 60
+_CGROUP_FILES = {  # version -> (limit, usage, memory.stat key of reclaimable page cache)
+    2: ("memory.max", "memory.current", "inactive_file"),
+    1: ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+}
+
+
+def available_memory_bytes(root: str | os.PathLike = "/") -> int:
+    """The memory this process can still allocate: MemAvailable (physical memory when /proc/meminfo is unreadable;
+    psutil is not a dependency), or less where a cgroup limits it (a container, a Slurm job): the cgroup's limit
+    minus its current usage, at each level from the process's cgroup (/proc/self/cgroup) up to the root of the
+    mount, whichever leaves least. `root` is the filesystem root, for tests."""
+    root = Path(root)
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        memory = next(int(line.split()[1]) * 1024 for line in (root / "proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for directory, version in _memory_cgroup_dirs(root):
+        limit_file, usage_file, cache_key = _CGROUP_FILES[version]
+        limit = _read_int(directory / limit_file)
+        if limit is None or limit >= _NO_LIMIT:
+            continue
+        usage = _read_int(directory / usage_file) or 0
+        try:  # page cache the kernel reclaims before it OOM-kills (what docker stats and cAdvisor subtract)
+            stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
+            usage -= min(usage, int(stat.get(cache_key, 0)))
+        except (OSError, ValueError):
+            pass
+        memory = min(memory, max(0, limit - usage))
+    return memory
+
+
+def _memory_cgroup_dirs(root: Path) -> list[tuple[Path, int]]:
+    """The directories holding this process's memory cgroup files, with the cgroup version: its own cgroup and
+    every ancestor up to the mount's root (a Slurm job sets its limit above the step's cgroup; a container without
+    a cgroup namespace lists a host path its mount does not have, so the mount's root is read too)."""
+    try:
+        lines = (root / "proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return memory
-    return min(memory, int(limit)) if limit.isdigit() else memory
+        return []
+    entries = [line.split(":", 2) for line in lines if line.count(":") >= 2]
+    # v1's memory controller, when mounted, holds the limits (a hybrid system also has an empty v2 hierarchy)
+    v1 = [path for _, controllers, path in entries if "memory" in controllers.split(",")]
+    v2 = [path for number, controllers, path in entries if number == "0" and not controllers]
+    mount, version, paths = ((root / "sys/fs/cgroup/memory", 1, v1) if v1 else (root / "sys/fs/cgroup", 2, v2))
+    directories = []
+    for path in paths[:1]:
+        relative = Path(path.strip()).relative_to("/") if path.strip().startswith("/") else Path(path.strip())
+        directories += [mount / parent for parent in [relative, *relative.parents]]
+    if mount not in directories:
+        directories.append(mount)
+    return [(directory, version) for directory in directories if directory.is_dir()]
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _size(n: float) -> str:
@@ -226,13 +286,14 @@ _OPEN_FILES_MARGIN = 64
 
 
 def check_resources(recipe: Recipe, tasks: int, concurrent: int, memory_limit: int | None = None,
-                    where: str = "this machine's memory", open_files_limit: int | None = None) -> None:
+                    where: str = "the memory available here", open_files_limit: int | None = None) -> None:
     """Refuses, before anything runs, a configuration whose predictable memory does not fit: what one task of a
     stage allocates whatever its input (`task_memory_bytes` of its config: MinHash signatures, read buffers) times
-    the tasks that run at once (`concurrent`, at most `tasks`), against `memory_limit` (by default this machine's).
+    the tasks that run at once (`concurrent`, at most `tasks`), against `memory_limit` (by default what this process
+    can still allocate, `available_memory_bytes`: MemAvailable or a container's or Slurm job's cgroup limit).
     With `open_files_limit`, also the files an exact-substring routing task keeps open, one per partition.
     Memory that grows with the input (documents per task, text per partition) is not predicted here."""
-    limit = machine_memory_bytes() if memory_limit is None else memory_limit
+    limit = available_memory_bytes() if memory_limit is None else memory_limit
     at_once = max(1, min(concurrent, tasks))
     configs = [("reader", recipe.reader)] + [(stage.key, stage.config) for stage in recipe.stages]
     for key, config in configs:

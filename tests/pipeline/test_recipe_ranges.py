@@ -13,14 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mdr.dedup.exact_substring import ExactSubstringConfig
 from mdr.dedup.minhash import MinhashConfig, MinhashSignature
+from mdr.dedup.url_dedup import UrlDedupConfig
 from mdr.filters.language import default_model_path, model_languages
 from mdr.pipeline import cli
 from mdr.pipeline.reader import ReaderConfig
 from mdr.pipeline.recipe import (
+    MAX_TASKS,
     STAGE_REGISTRY,
+    OptionError,
     Options,
     RecipeError,
+    available_memory_bytes,
     check_resources,
     load_recipe,
     open_files_limit,
@@ -117,12 +122,14 @@ BAD = {
         ({"seed": 2**32}, "minhash.seed"),
         ({"batch_docs": 0}, "minhash.batch_docs"),
         ({"bucket_tasks": 0}, "minhash.bucket_tasks"),
+        ({"bucket_tasks": 10**9}, "minhash.bucket_tasks"),
         ({"num_bands": 100_000_000}, "minhash.num_bands"),  # 2.5 TB per task: the OOM killer took the machine
     ],
     "exact_substring": [
         ({"min_span_tokens": 1}, "exact_substring.min_span_tokens"),
         ({"partitions": 0}, "exact_substring.partitions"),
         ({"partitions": open_files_limit()}, "exact_substring.partitions"),
+        ({"partitions": 10**9}, "exact_substring.partitions"),
         ({"min_words_after_cut": -1}, "exact_substring.min_words_after_cut"),
         ({"tokenizer_file": "/no/such/tokenizer.json"}, "exact_substring.tokenizer_file"),
         ({"tokenizer_file": str(default_model_path())}, "exact_substring.tokenizer_file"),  # a file, not a tokenizer
@@ -130,6 +137,7 @@ BAD = {
     ],
     "url_dedup": [
         ({"resolve_tasks": 0}, "url_dedup.resolve_tasks"),
+        ({"resolve_tasks": 10**9}, "url_dedup.resolve_tasks"),  # a billion tasks: the run hung planning them
         ({"normalize": "yes"}, "url_dedup.normalize"),
     ],
     "reader": [
@@ -196,8 +204,8 @@ def _configs() -> list[type]:
 
 
 # Numeric options checked elsewhere than a declared range: by the codec's own range (WriterConfig's
-# check_combination), or by the reader's __post_init__.
-RANGE_EXEMPT = {("WriterConfig", "compression_level"), ("ReaderConfig", "excluded_payload_bytes")}
+# check_combination).
+RANGE_EXEMPT = {("WriterConfig", "compression_level")}
 
 
 def _mentions_a_number(hint) -> bool:
@@ -304,6 +312,63 @@ def test_workers_beyond_the_process_limit_exit_2(tmp_path):
          "--workers", str(limit + 1)], capture_output=True, text=True)
     assert result.returncode == 2 and "--workers must be at most" in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("config_class, name", [(MinhashConfig, "bucket_tasks"), (ExactSubstringConfig, "partitions"),
+                                               (UrlDedupConfig, "resolve_tasks")])
+def test_dedup_task_counts_share_the_run_flags_bound(config_class, name):
+    """A stage's own task count has the bound of `mdr run --tasks` (one constant): MAX_TASKS passes, one more not."""
+    config_class(**{name: MAX_TASKS})
+    with pytest.raises(OptionError, match=f"{name} must be in \\[1, {MAX_TASKS}\\]"):
+        config_class(**{name: MAX_TASKS + 1})
+    assert cli.MAX_TASKS is MAX_TASKS
+
+
+def _fake_root(tmp_path, cgroup: str, files: dict[str, str], available_kb: int = 64 * 2**20) -> Path:
+    """A directory standing for / with /proc/self/cgroup, /proc/meminfo (64 GiB available) and cgroup files."""
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/cgroup").write_text(cgroup)
+    (tmp_path / "proc/meminfo").write_text(f"MemTotal: {2 * available_kb} kB\nMemAvailable: {available_kb} kB\n")
+    for name, text in files.items():
+        (tmp_path / "sys/fs/cgroup" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sys/fs/cgroup" / name).write_text(text)
+    return tmp_path
+
+
+GIB = 2**30
+# (/proc/self/cgroup, files under /sys/fs/cgroup, bytes the process can still allocate)
+CGROUPS = {
+    "no-cgroup-limit": ("0::/user.slice\n", {"user.slice/memory.max": "max\n"}, 64 * GIB),
+    "v2-container": ("0::/\n", {"memory.max": f"{8 * GIB}\n", "memory.current": f"{3 * GIB}\n"}, 5 * GIB),
+    # Slurm: the job's cgroup holds the limit, the process sits in a step's cgroup below it
+    "v2-slurm-job-above-step": (
+        "0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n",
+        {"system.slice/slurmstepd.scope/job_42/memory.max": f"{4 * GIB}\n",
+         "system.slice/slurmstepd.scope/job_42/memory.current": f"{1 * GIB}\n",
+         "system.slice/slurmstepd.scope/job_42/memory.stat": f"anon 1\ninactive_file {GIB // 2}\n",
+         "system.slice/slurmstepd.scope/job_42/step_0/user/task_0/memory.max": "max\n"},
+        3 * GIB + GIB // 2),
+    # v1, as on this machine: "no limit" is PAGE_COUNTER_MAX pages; a limit on the process's own cgroup
+    "v1-unlimited": ("4:memory:/process_api/abc\n0::/\n",
+                     {"memory/memory.limit_in_bytes": "9223372036854771712\n",
+                      "memory/process_api/abc/memory.limit_in_bytes": "9223372036854771712\n"}, 64 * GIB),
+    "v1-limited": ("5:cpu,cpuacct:/\n4:memory:/process_api/abc\n0::/\n",
+                   {"memory/process_api/abc/memory.limit_in_bytes": f"{2 * GIB}\n",
+                    "memory/process_api/abc/memory.usage_in_bytes": f"{GIB}\n",
+                    "memory/process_api/abc/memory.stat": "total_inactive_file 0\n"}, GIB),
+    # a container without a cgroup namespace lists the host's path, which its mount does not have: the root counts
+    "v1-host-path-root-mount": ("4:memory:/docker/0123abcd\n",
+                                {"memory/memory.limit_in_bytes": f"{6 * GIB}\n"}, 6 * GIB),
+    "usage-over-limit": ("0::/\n", {"memory.max": f"{GIB}\n", "memory.current": f"{2 * GIB}\n"}, 0),
+}
+
+
+@pytest.mark.parametrize("case", CGROUPS)
+def test_available_memory_reads_the_processs_cgroup(tmp_path, case):
+    """The memory checks see a container's or a Slurm job's cgroup limit (v1 or v2, at the process's cgroup or an
+    ancestor), less what the cgroup already uses, not only the machine's MemAvailable."""
+    cgroup, files, expected = CGROUPS[case]
+    assert available_memory_bytes(_fake_root(tmp_path, cgroup, files)) == expected
 
 
 def test_exact_substring_partition_too_large_for_memory_is_one_line():
