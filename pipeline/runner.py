@@ -199,6 +199,20 @@ class RunPlan:
         return stats
 
 
+# Keys every mdr run.json has (`RunPlan.identity`, and "phases" since `write_run_file` records them): a file named
+# run.json is generic, so a directory counts as an mdr run only when its run.json holds these.
+_RUN_FILE_KEYS = ({"recipe", "inputs", "phases"}, {"recipe", "inputs", "tasks"})
+
+
+def is_run_dir(folder: Path) -> bool:
+    """Whether `folder` holds an mdr run: a run.json that parses as a JSON object with mdr's keys."""
+    try:
+        recorded = json.loads((folder / RUN_FILE).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(recorded, dict) and any(keys <= recorded.keys() for keys in _RUN_FILE_KEYS)
+
+
 def unwritable_reason(path: Path) -> str | None:
     """Why directory `path` (created if missing, with its parents) could not be written, or None. Checked before
     anything is written, so that a read-only or misnamed output is one line instead of a traceback mid-run.

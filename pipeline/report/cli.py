@@ -56,16 +56,17 @@ def cmd_report(args) -> int:
 
 def _check_report_path(output: Path) -> None:
     """Refuses (RecipeError) an output that is no file to write, and any path inside a run directory (a directory
-    holding a run.json, at any depth above the output: the run reported or another). A report never replaces a run's
-    run.json, shards, stats or logs, and nothing of a run's tree is the place for one: write it beside the run."""
-    from mdr.pipeline.runner import RUN_FILE, unwritable_reason
+    holding an mdr run.json, `is_run_dir`, at any depth above the output: the run reported or another). A report never
+    replaces a run's run.json, shards, stats or logs, and nothing of a run's tree is the place for one: write it
+    beside the run."""
+    from mdr.pipeline.runner import is_run_dir, unwritable_reason
 
     if output.is_dir():
         raise RecipeError(f"--output {output} is a directory: name the HTML file to write")
     if output.exists() and not output.is_file():
         raise RecipeError(f"--output {output} exists and is not a regular file")
     target = output.resolve()  # through symbolic links, so that no link leads into a run either
-    inside = next((folder for folder in target.parents if (folder / RUN_FILE).is_file()), None)
+    inside = next((folder for folder in target.parents if is_run_dir(folder)), None)
     if inside is not None:
         raise RecipeError(f"--output {output} is inside the run directory {inside}: mdr report writes nothing into "
                           f"a run; choose a path outside it, e.g. {inside.parent / (inside.name + '.html')}")

@@ -158,7 +158,7 @@ def test_report_never_writes_inside_a_run(finished_run, tmp_path):
         assert f"inside the run directory {finished_run}" in line
     other = tmp_path / "other_run"  # a run directory that is not the one reported: refused the same
     other.mkdir()
-    (other / "run.json").write_text("{}")
+    (other / "run.json").write_text(json.dumps({"recipe": {}, "inputs": [], "tasks": 1, "phases": []}))
     assert "inside the run directory" in one_error_line(mdr("report", str(finished_run), "-o",
                                                             str(other / "logs" / "r.html")), 2)
     assert snapshot(finished_run) == before

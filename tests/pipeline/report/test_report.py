@@ -9,6 +9,7 @@ from html import unescape
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from mdr.pipeline.report.collect import collect, html_preview
 from mdr.pipeline.report.report import script_json
@@ -153,3 +154,29 @@ def test_report_errors_are_one_line(tmp_path, run_dir):
         result = mdr_here("report", *args)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("content, is_run", [
+    ('{"recipe": {}, "inputs": ["a.warc"], "tasks": 1, "phases": []}', True),  # what write_run_file records
+    ('{"recipe": {}, "inputs": ["a.warc"], "tasks": 1}', True),  # an mdr run.json without phases
+    ("{}", False),  # run.json is a generic name: a web app's, a benchmark's
+    ('{"name": "my-app", "version": 2}', False),
+    ('{"recipe": {}, "phases": []}', False),
+    ("[1, 2]", False),
+    ("not json", False),
+])
+def test_report_refuses_only_mdr_runs_above_its_output(tmp_path, content, is_run):
+    """`mdr report -o` refuses a path inside an mdr run, known by its run.json's keys, and writes anywhere else: a
+    folder up the path holding some other program's run.json is no run."""
+    from mdr.pipeline.recipe import RecipeError
+    from mdr.pipeline.report.cli import _check_report_path
+
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "run.json").write_text(content)
+    (tmp_path / "project" / "reports").mkdir()
+    target = tmp_path / "project" / "reports" / "r.html"
+    if is_run:
+        with pytest.raises(RecipeError, match="inside the run directory"):
+            _check_report_path(target)
+    else:
+        _check_report_path(target)
