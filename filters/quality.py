@@ -41,6 +41,11 @@ class QualityConfig(Options):
         check_order(self, "min_avg_word_length", "max_avg_word_length")
         if not self.stop_words and self.min_stop_words:  # no document could have them: every one would be dropped
             raise OptionError("stop_words", f"must not be empty while min_stop_words is {self.min_stop_words}")
+        distinct = len(set(self.stop_words))
+        if self.stop_words_count_unique and self.min_stop_words is not None and self.min_stop_words > distinct:
+            # counting distinct stop words, no document reaches more than there are: every one would be dropped
+            raise OptionError("min_stop_words", f"must be at most the {distinct} distinct stop_words when "
+                                                f"stop_words_count_unique is true, got {self.min_stop_words}")
 
 
 class QualityStage(GopherQualityFilter):

@@ -88,6 +88,8 @@ BAD = {
         ({"min_alpha_words_ratio": -0.5}, "quality.min_alpha_words_ratio"),
         ({"min_stop_words": -1}, "quality.min_stop_words"),
         ({"stop_words": []}, "quality.stop_words"),  # with min_stop_words 2: every document dropped
+        ({"stop_words_count_unique": True, "min_stop_words": 9}, "quality.min_stop_words"),  # 8 distinct words
+        ({"stop_words_count_unique": True, "stop_words": ["the", "the"]}, "quality.min_stop_words"),  # 2 > 1
         ({"bullet_prefixes": [""]}, "quality.bullet_prefixes[0]"),
         ({"min_doc_words": "50"}, "quality.min_doc_words"),
         ({"min_doc_words": True}, "quality.min_doc_words"),
