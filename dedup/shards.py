@@ -66,7 +66,8 @@ class DocumentOrder:
 
     def __init__(self, input_files: Iterable[str]):
         self.files = list(input_files)
-        # keyed as the reader stores source_file: an undecodable file name's bytes as \xNN (terminal.utf8_path)
+        # keyed as the reader stores source_file (in every Document it makes too): an undecodable file name's bytes
+        # as \xNN and a backslash as \\ (terminal.utf8_path, one-to-one, so no two inputs share a key)
         self._position = {utf8_path(path): i for i, path in enumerate(self.files)}
 
     def key(self, doc: Document) -> int:
@@ -74,8 +75,6 @@ class DocumentOrder:
 
     def key_of(self, source_file: str | None, source_offset: int | None) -> int:
         position = self._position.get(source_file)
-        if position is None and source_file is not None:  # a raw undecodable name (a Document before it is stored)
-            position = self._position.get(utf8_path(source_file))
         if position is None:
             raise ValueError(f"a document comes from {source_file!r}, which is not an input of this run")
         return (position << self.OFFSET_BITS) | int(source_offset or 0)

@@ -24,6 +24,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.utils.typeshelper import StatHints
 
 from mdr.pipeline.recipe import OptionError, Options, option
+from mdr.pipeline.terminal import SURROGATE
 
 ExtractFn = Callable[[str], "str | None"]
 
@@ -134,8 +135,6 @@ _REJECTED_CHAR_REF = re.compile(
     r"&#(?:0*(?:[1-8]|1[124-9]|2[0-9]|3[01]|6553[45])(?![0-9])"
     r"|[xX]0*(?:[1-8bBcCeEfF]|1[0-9a-fA-F]|[fF]{3}[eEfF])(?![0-9a-fA-F]));?"
 )
-# A lone surrogate in the str cannot be encoded for libxml2: the text stops there (the rest of the page is lost).
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def xml_safe_html(html: str) -> str:
@@ -145,7 +144,7 @@ def xml_safe_html(html: str) -> str:
         try:
             html.encode("utf-8")  # ~4x faster than a regex search; the reader's decoding never makes surrogates
         except UnicodeEncodeError:
-            html = _SURROGATE.sub("", html)
+            html = SURROGATE.sub("", html)  # lxml would stop the text at the first (the rest of the page lost)
     return html
 
 

@@ -110,10 +110,12 @@ def _check_run_resources(args, recipe, tasks: int, workers: int) -> None:
 
 
 def _tell(line: str) -> None:
-    """One line of `mdr run` on stderr; file names are data, so it goes through the terminal neutraliser."""
-    from mdr.pipeline.terminal import safe
+    """One line of `mdr run` on stderr; file names are data, so it goes through the terminal neutraliser, and a
+    newline in one is shown as `\\n` (a name holding one would otherwise print a line of its own, `mdr: error: ...`
+    as well as anything)."""
+    from mdr.pipeline.terminal import one_line
 
-    print(safe(f"mdr: {line}"), file=sys.stderr)
+    print(one_line(f"mdr: {line}"), file=sys.stderr)
 
 
 def _skipped_lines(skipped: list, shown: int = 5) -> list[str]:

@@ -11,7 +11,8 @@ them, and `log_only` sends warcio's, which quote a record's header bytes, to the
 
 File names are bytes on Linux: Python hands an undecodable one to us as a str with surrogate escapes (PEP 383,
 `bad\\udcff.warc`), which no UTF-8 encoder (Parquet, HTML, a log file) accepts. `utf8_path` shows those bytes as
-`\\xNN`, the rendering stored wherever a file name becomes data.
+`\\xNN` (and a backslash as `\\\\`, so that no two names are stored alike), the rendering stored wherever a file name
+becomes data.
 """
 
 from __future__ import annotations
@@ -22,25 +23,40 @@ import re
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates
 # (Unicode TR9: LRM, RLM, LRE..RLO, LRI..PDI).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# A lone surrogate: no UTF-8 encoder takes it (libxml2's neither: filters/extraction.py removes them from pages).
+SURROGATE = re.compile("[\ud800-\udfff]")
+# What `utf8_path` escapes: surrogates, and the backslash that starts its escapes.
+_NAME_ESCAPES = re.compile("[\\\\\ud800-\udfff]")
 
 
 def _escape_surrogate(match: re.Match) -> str:
     code = ord(match.group())
-    # surrogateescape (PEP 383) maps an undecodable byte 0x80-0xFF to U+DC80-U+DCFF; other lone surrogates are noise
+    # surrogateescape (PEP 383) maps an undecodable byte 0x80-0xFF to U+DC80-U+DCFF, the only surrogates os.fsdecode
+    # makes; other lone surrogates are noise
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
 
 
+def _escape_name(match: re.Match) -> str:
+    return "\\\\" if match.group() == "\\" else _escape_surrogate(match)
+
+
 def utf8_path(path: str) -> str:
-    """`path` as valid UTF-8 text: the bytes of an undecodable file name (surrogate escapes) as `\\xNN`.
-    The same as `path` for every name that is valid UTF-8."""
-    return _SURROGATE.sub(_escape_surrogate, path)
+    """`path` as valid UTF-8 text, one-to-one: the bytes of an undecodable file name (surrogate escapes) as `\\xNN`,
+    and a backslash as `\\\\`, so that a file literally named `bad\\xff.warc` is not taken for one whose name holds
+    the byte 0xFF (the stored name decodes back with Python's "unicode_escape"). The same as `path` for every name
+    that is valid UTF-8 and holds no backslash."""
+    return _NAME_ESCAPES.sub(_escape_name, path)
 
 
 def safe(text: str) -> str:
     """Text that cannot drive the terminal: C0/C1 controls (but newline and tab) and bidi controls shown as U+FFFD,
     undecodable file name bytes as `\\xNN`."""
-    return _UNSAFE.sub("\ufffd", utf8_path(text))
+    return _UNSAFE.sub("\ufffd", SURROGATE.sub(_escape_surrogate, text))
+
+
+def one_line(text: str) -> str:
+    """`safe` text on one line: a newline (a file name may hold one) shown as `\\n`."""
+    return safe(text).replace("\n", "\\n")
 
 
 class ConsoleStream:

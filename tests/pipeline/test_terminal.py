@@ -36,8 +36,36 @@ def test_safe_replaces_controls_and_shows_undecodable_bytes():
     assert utf8_path("bad\udcff\udc80.warc") == "bad\\xff\\x80.warc"
     assert utf8_path("lone \ud800 surrogate") == "lone \ufffd surrogate"
     assert utf8_path("plain/ünïcode.warc") == "plain/ünïcode.warc"
-    for name in (b"bad\xff.warc", b"\xc3\x28.arc.gz"):  # a byte the name cannot decode with, as Python hands it over
+    for name in (b"bad\xff.warc", b"\xc3\x28.arc.gz", b"bad\\xff.warc", b"dir\\\xfe\\x.arc"):  # as Python hands it
         assert utf8_path(os.fsdecode(name)).encode("utf-8").decode("unicode_escape").encode("latin-1") == name
+
+
+def test_stored_file_names_are_one_to_one():
+    """A file literally named `bad\\xff.warc` (ASCII backslash) and one whose name holds the byte 0xFF are stored,
+    and ordered by the dedup stages, as two files."""
+    from mdr.dedup.shards import DocumentOrder
+
+    literal, raw = "in/bad\\xff.warc", os.fsdecode(b"in/bad\xff.warc")
+    assert utf8_path(literal) == "in/bad\\\\xff.warc" and utf8_path(raw) == "in/bad\\xff.warc"
+    order = DocumentOrder([literal, raw])
+    assert order.key_of(utf8_path(literal), 7) >> DocumentOrder.OFFSET_BITS == 0
+    assert order.key_of(utf8_path(raw), 7) >> DocumentOrder.OFFSET_BITS == 1
+    assert safe(literal) == literal  # shown as it is on the terminal
+
+
+def test_skip_lines_keep_a_file_name_with_a_newline_on_its_line(capsys):
+    """A name holding a newline cannot print a line of its own (a fake `mdr: error: ...`)."""
+    from mdr.pipeline import cli
+    from mdr.pipeline.runner import SkippedPath
+
+    skipped = [SkippedPath("in/notes\nmdr: error: fake.txt", "not_archive"),
+               SkippedPath("in/link\r\n", "dangling_link", "-> gone\nmdr: error: x")]
+    for line in cli._skipped_lines(skipped):
+        cli._tell(line)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "mdr: skipping 1 path(s) that are not WARC/ARC/WET files: in/notes\\nmdr: error: fake.txt",
+        "mdr: skipping 1 path(s) that are dangling symbolic links: in/link\ufffd\\n (-> gone\\nmdr: error: x)"]
 
 
 def test_progress_line_names_no_escape_sequence(tmp_path):
