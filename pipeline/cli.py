@@ -214,6 +214,11 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mdr.pipeline.terminal import set_console_level
+
+    # This process too logs through loguru (datatrove's driver code, libraries routed to it): its console shows
+    # neutralised warnings and errors, not loguru's raw DEBUG sink nor Python logging's raw last resort.
+    set_console_level("WARNING")
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -41,7 +41,7 @@ from datatrove.io import get_datafolder
 from datatrove.utils.logging import DATATROVE_COLORIZE_LOG_FILES, logger
 from datatrove.utils.stats import PipelineStats
 
-from mdr.pipeline.terminal import ConsoleStream, console_filter, route_python_logging, safe
+from mdr.pipeline.terminal import add_console_sink, safe, set_console_level
 
 EXECUTOR_KINDS = ("local", "ray", "slurm")
 
@@ -114,23 +114,6 @@ class ExecutorOptions:
             ),
             ray=RayOptions(address=getattr(args, "ray_address", None)),
         )
-
-
-def set_console_level(level: str) -> None:
-    """Console logging of datatrove (loguru) at `level`; task logs in the logging dirs are not affected."""
-    logger.remove()
-    add_console_sink(level)
-
-
-def add_console_sink(level: str, **options) -> None:
-    """The console sink of every mdr process: this, not datatrove's `logger.add(sys.stderr)` (datatrove.utils.logging
-    setup_default_logger and add_task_logger, which set_console_level and _add_task_logger replace). Log messages
-    name input files and quote records (warcio's "Replacing spaces in invalid WARC-Target-URI: <URI>", the reader's
-    warnings), so the sink writes through terminal.ConsoleStream: no escape sequence of a page reaches the terminal.
-    Task log files keep messages as they were; records of libraries routed with terminal.log_only go there only, and
-    Python logging's last resort (raw stderr) comes here too."""
-    route_python_logging()
-    logger.add(ConsoleStream(sys.stderr), level=level, colorize=False, filter=console_filter, **options)
 
 
 # datatrove's task log format; _error_summary reads its "| ERROR " records

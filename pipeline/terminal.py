@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates
 # (Unicode TR9: LRM, RLM, LRE..RLO, LRI..PDI).
@@ -62,10 +63,15 @@ def one_line(text: str) -> str:
 class ConsoleStream:
     """A text stream (stderr) that writes everything through `safe`: the sink of console logging, so that log
     messages naming a file, a URL or a record's bytes cannot drive the terminal. It claims to be no terminal, so
-    loguru adds no colours (their escape sequences would be neutralised too)."""
+    loguru adds no colours (their escape sequences would be neutralised too). Without a stream, it writes to
+    whatever sys.stderr is at the time (a test's captured stderr, a stderr that was replaced since)."""
 
-    def __init__(self, stream):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self._stream = stream
+
+    @property
+    def stream(self):
+        return self._stream if self._stream is not None else sys.stderr
 
     def write(self, text: str) -> int:
         return self.stream.write(safe(text))
@@ -77,7 +83,7 @@ class ConsoleStream:
         return False
 
 
-# loguru `extra` key of records meant for the task log only: the console sink (executors.add_console_sink) drops them.
+# loguru `extra` key of records meant for the task log only: the console sink (add_console_sink) drops them.
 LOG_ONLY = "log_only"
 
 
@@ -118,3 +124,26 @@ def route_python_logging() -> None:
 def console_filter(record: dict) -> bool:
     """Whether a loguru record goes to the console: not those `log_only` sent to the task log."""
     return not record["extra"].get(LOG_ONLY, False)
+
+
+def set_console_level(level: str) -> None:
+    """Console logging of datatrove (loguru) at `level`, through `add_console_sink`, in place of every sink there was
+    (datatrove's raw stderr sink at DEBUG, added when loguru is imported); task logs are added after it, per task.
+    `mdr` calls it first thing, so the driver process too prints only neutralised warnings and errors."""
+    from loguru import logger
+
+    logger.remove()
+    add_console_sink(level)
+
+
+def add_console_sink(level: str, **options) -> None:
+    """The console sink of every mdr process: this, not datatrove's `logger.add(sys.stderr)` (datatrove.utils.logging
+    setup_default_logger and add_task_logger, which set_console_level and _add_task_logger replace). Log messages
+    name input files and quote records (warcio's "Replacing spaces in invalid WARC-Target-URI: <URI>", the reader's
+    warnings), so the sink writes through terminal.ConsoleStream: no escape sequence of a page reaches the terminal.
+    Task log files keep messages as they were; records of libraries routed with terminal.log_only go there only, and
+    Python logging's last resort (raw stderr) comes here too."""
+    from loguru import logger  # datatrove's logger; imported here, so that importing this module stays cheap
+
+    route_python_logging()
+    logger.add(ConsoleStream(), level=level, colorize=False, filter=console_filter, **options)

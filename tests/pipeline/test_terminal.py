@@ -88,6 +88,34 @@ logging.getLogger("warcio.recordloader").warning("Replacing spaces in invalid WA
 """
 
 
+_LOG_IN_THE_DRIVER = f"""
+import logging, sys
+from loguru import logger
+from mdr.pipeline import cli
+
+def handler(args):  # stands for driver code that logs while `mdr` runs a verb
+    logger.debug("driver debug {EVIL!a}")
+    logger.warning("driver warning {EVIL!a}")
+    logging.getLogger("some.library").warning("library warning %s", "{EVIL!a}")
+    print("printed by the verb", file=sys.stderr)
+    return 0
+
+cli.cmd_recipes = handler
+sys.exit(cli.main(["recipes"]))
+"""
+
+
+def test_driver_process_console_is_neutralised_from_the_start():
+    """`mdr` itself, not only its task processes, logs through the neutralising sink at WARNING: loguru's default
+    sink (raw, DEBUG) and Python logging's last resort (raw) are replaced before any verb runs."""
+    result = subprocess.run([sys.executable, "-c", _LOG_IN_THE_DRIVER], capture_output=True)
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == 0, err
+    assert "driver debug" not in err and "driver warning '\ufffd]0;pwned" in err, err
+    assert "library warning '\ufffd]0;pwned" in err and "printed by the verb" in err, err
+    assert not TERMINAL_CONTROLS.search(err), ascii(err)
+
+
 def test_console_log_neutralised_and_warcio_kept_off_it():
     result = subprocess.run([sys.executable, "-c", _LOG_FROM_LIBRARIES], capture_output=True)
     err = result.stderr.decode("utf-8")
