@@ -104,24 +104,34 @@ def register(verbs) -> None:
 
 def _reported(handler):
     """A verb whose failures while running are one line on stderr and exit code 1, not a traceback: input data
-    found unreadable mid-run, a full disk or another I/O error while writing, memory exhausted (torch's CUDA one
-    included). Mistakes in the request itself are RecipeErrors, exit code 2, raised before anything is written."""
+    found unreadable mid-run, memory exhausted (torch's CUDA one included). An OSError (a full disk, EIO) goes on
+    to `mdr`'s main(), which words it for every verb (pipeline/cli.py, _os_error_line). Mistakes in the request
+    itself are RecipeErrors, exit code 2, raised before anything is written."""
 
     @functools.wraps(handler)
     def run(args) -> int:
+        from mdr.pipeline.cli import _error
         from mdr.train.tokenizer import DataError, one_line
 
         try:
             return handler(args)
         except Exception as error:
-            torch = sys.modules.get("torch")
-            failures = (DataError, OSError, MemoryError, *((torch.OutOfMemoryError,) if torch is not None else ()))
-            if isinstance(error, BrokenPipeError) or not isinstance(error, failures):
+            if not isinstance(error, (DataError, MemoryError, *_out_of_memory_errors())):
                 raise
-            print(f"mdr: error: {one_line(error)}", file=sys.stderr)
+            _error(one_line(error))  # through terminal.safe: DataError quotes file names, which are data
             return 1
 
     return run
+
+
+def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    """torch's out-of-memory exception, if torch is loaded: torch.OutOfMemoryError in recent torch, which older
+    releases that pyproject allows (torch>=2.4) lack; torch.cuda.OutOfMemoryError there."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return ()
+    found = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (found,) if found is not None else ()
 
 
 def _device(name: str) -> str:

@@ -43,6 +43,7 @@ import warnings
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -279,8 +280,8 @@ def _worker_context():
     return context
 
 
-def _init_worker(trainer_pid: int, worker_id: int) -> None:
-    """DataLoader worker_init_fn (bound to the trainer's pid with functools.partial).
+def _init_worker(trainer_pid: int, trainer_start: int | None, worker_id: int) -> None:
+    """DataLoader worker_init_fn (bound to the trainer's pid and start time with functools.partial).
 
     Each worker tokenizes serially (the workers are the parallelism); set inside the worker, since workers started
     by a forkserver have the server's environment, not the trainer's.
@@ -290,25 +291,56 @@ def _init_worker(trainer_pid: int, worker_id: int) -> None:
     of its "alive" pipe has gone, workers included (CPython's multiprocessing/forkserver.py). After a SIGKILL of the
     trainer, both then stayed alive, a few hundred MB each, until killed by hand (issue 10, point 9b)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    threading.Thread(target=_exit_when_gone, args=(trainer_pid,), name="mdr-trainer-watch", daemon=True).start()
+    threading.Thread(target=_exit_when_gone, args=(trainer_pid, trainer_start), name="mdr-trainer-watch",
+                     daemon=True).start()
 
 
-def _exit_when_gone(pid: int) -> None:
-    """Ends this process as soon as process `pid` has ended: a pidfd becomes readable when its process exits
-    (Linux 5.3+, no polling and no pid reuse); elsewhere, polls once a second."""
+def _process_state(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) of a process, from Linux's /proc/PID/stat (proc(5): fields 3
+    and 22, counted after the command name, which may hold spaces and parentheses); None without /proc, or if the
+    process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return fields[0], int(fields[19])
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    """Whether process `pid`, started at `start` (_process_state's ticks; None: unknown), still runs. A signal 0
+    reaches a zombie and a later process given the same pid as well; /proc tells those apart where there is one."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    if not Path("/proc/self/stat").is_file():  # no /proc (macOS): the signal is all there is
+        return True
+    state = _process_state(pid)
+    return state is not None and state[0] not in ("Z", "X") and (start is None or state[1] == start)
+
+
+def _start_time(pid: int) -> int | None:
+    state = _process_state(pid)
+    return state[1] if state is not None else None
+
+
+def _exit_when_gone(pid: int, start: int | None = None) -> None:
+    """Ends this process as soon as process `pid` (started at `start`, _process_state's ticks) has ended: a pidfd
+    becomes readable when its process exits (Linux 5.3+, no polling and no pid reuse); elsewhere, polls once a
+    second."""
     try:
         handle = os.pidfd_open(pid)
     except ProcessLookupError:
         os._exit(1)
     except (AttributeError, OSError):  # not Linux, or a kernel without pidfd_open
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:  # alive, another user's
-                pass
+        while _alive(pid, start):
             time.sleep(1.0)
+        os._exit(1)
+    if not _alive(pid, start):  # the pid was reused before the pidfd was opened: it names another process
+        os._exit(1)
     poll = select.poll()
     poll.register(handle, select.POLLIN)
     poll.poll()
@@ -395,7 +427,8 @@ class TokenLoader:
         loader = DataLoader(dataset, batch_size=None, num_workers=self.num_workers, collate_fn=_as_is,
                             pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor,
                             multiprocessing_context=_worker_context(),
-                            worker_init_fn=functools.partial(_init_worker, os.getpid()))
+                            worker_init_fn=functools.partial(_init_worker, os.getpid(),
+                                                             _start_time(os.getpid())))
         yield from loader
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -10,6 +10,7 @@ RUN/ holds:
     ckpt.pt         model, optimizer, scheduler, every rank's RNG states and loader position, step and config:
                     written to a temporary file, flushed and renamed, loaded with torch.load(weights_only=True)
     checkpoints/    with keep_checkpoints=K, the last K checkpoints as step_NNNNNN.pt (hard links of ckpt.pt's)
+                    (a resume from an older step moves those of later steps to checkpoints/abandoned/)
     metrics.jsonl   one line per logged step: {"split": "train", step, loss, nll, lr, tokens_per_s, ...} and per
                     evaluation {"split": "val", step, nll, ppl, bpb, entropy, ece, gap, tokens}
     tensorboard/    the same scalars as TensorBoard event files
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import itertools
 import json
@@ -273,6 +275,7 @@ def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        _fsync_directory(path.parent)  # the rename itself survives a power cut only once its directory is on disk
     except BaseException as error:  # a full disk, an interrupt: leave no partial file taking the space
         temporary.unlink(missing_ok=True)
         failed_write = _os_error(error)
@@ -291,8 +294,47 @@ def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
         except OSError:  # a file system without hard links
             shutil.copyfile(path, temporary)
         os.replace(temporary, target)
-        for old in kept_checkpoints(path.parent)[:-keep]:
+        _fsync_directory(kept)
+        # the `keep` newest by step, the one just written always among them: after a resume from an older step, a
+        # file of a higher step could only come from the abandoned trajectory (_set_aside_abandoned moves those)
+        others = [p for p in kept_checkpoints(path.parent) if p.name != target.name]
+        for old in others[:max(0, len(others) - (keep - 1))]:
             old.unlink()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flushes a directory's entries (a rename, a new link) to disk: fsync of the file alone does not (fsync(2),
+    "calling fsync() on a file descriptor for the directory is also needed")."""
+    try:
+        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except (AttributeError, OSError):  # O_DIRECTORY is POSIX; Windows cannot open a directory
+        return
+    try:
+        os.fsync(handle)
+    except OSError as error:  # some file systems (and FUSE mounts) refuse fsync on a directory: EINVAL
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(handle)
+
+
+def _set_aside_abandoned(run: Path, resumed_step: int) -> list[Path]:
+    """Moves RUN/checkpoints/step_NNNNNN.pt of steps above the resumed one into RUN/checkpoints/abandoned/ (an
+    older abandoned file of the same name is replaced) and returns their new paths. After a resume from an older
+    checkpoint (a step_N.pt copied to ckpt.pt), they belong to the trajectory given up: left among the kept ones they
+    outranked the new checkpoints in the keep-K pruning by step. Moved rather than deleted, since they are the user's
+    results; moved out of checkpoints/, since `kept_checkpoints` is the run's own trajectory."""
+    abandoned = run / CHECKPOINTS / "abandoned"
+    moved = []
+    for path in kept_checkpoints(run):
+        if int(path.stem.removeprefix("step_")) > resumed_step:
+            abandoned.mkdir(exist_ok=True)
+            os.replace(path, abandoned / path.name)
+            moved.append(abandoned / path.name)
+    if moved:
+        _fsync_directory(abandoned)
+        _fsync_directory(run / CHECKPOINTS)
+    return moved
 
 
 def _os_error(error: BaseException | None) -> OSError | None:
@@ -318,14 +360,23 @@ CHECKPOINT_KEYS = ("format", "step", "config", "model_config", "model", "optimiz
 
 def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     """A checkpoint file, loaded with weights_only=True; one that is empty, truncated, not torch.save's or not a
-    trainer checkpoint is a one-line RecipeError."""
+    trainer checkpoint is a one-line RecipeError. Failing to read it (EIO, EACCES) or to hold it in memory is no
+    fault of the file's: that OSError or MemoryError propagates, a failure while running (exit code 1)."""
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # noqa: BLE001 -- EOFError, RuntimeError (zip), UnpicklingError, OSError...
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- EOFError, RuntimeError (zip), UnpicklingError...
+        failed_read = _os_error(error)
+        if failed_read is not None:  # torch's zip reader may wrap it, as its writer does (save_checkpoint)
+            if failed_read is error:
+                raise
+            raise OSError(failed_read.errno, failed_read.strerror, str(path)) from None
         # the first sentence: torch's messages go on about weights_only and miniz internals
         empty = os.path.isfile(path) and os.path.getsize(path) == 0
         reason = "the file is empty" if empty else one_line(error).split(". ")[0][:200]
-        kept = [p for p in kept_checkpoints(Path(path).parent) if p.resolve() != Path(path).resolve()]
+        # not the file itself under another name: the newest kept checkpoint is a hard link of ckpt.pt's
+        kept = [p for p in kept_checkpoints(Path(path).parent) if not _same_file(p, path)]
         hint = f" (newest kept checkpoint: {kept[-1]})" if kept else ""
         raise RecipeError(f"{path} is not a readable checkpoint ({reason}): was it cut short by a full disk or a "
                           f"copy?{hint}") from None
@@ -334,6 +385,14 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if checkpoint["format"] != CHECKPOINT_FORMAT:
         raise RecipeError(f"{path} has checkpoint format {checkpoint['format']!r}; this mdr reads {CHECKPOINT_FORMAT}")
     return checkpoint
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (hard links included, which resolve() does not see)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is gone
+        return False
 
 
 def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
@@ -485,14 +544,55 @@ def train(config: TrainConfig, stop_at: int | None = None) -> dict:
     if config.lr is None:
         config = dataclasses.replace(config, lr=PEAK_LR[config.preset])
     rank, world, device, started_group = _setup_distributed(config.device)
+    run = Path(config.out)
+    try:  # what RUN holds before this attempt writes anything (None: no RUN yet)
+        before = {p.name for p in run.iterdir()} if run.is_dir() else None
+    except OSError:  # unlistable: _run_directory says why; nothing would be removed
+        before = {TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD, CHECKPOINTS}
     try:
         return _train(config, stop_at, rank, world, device)
+    except RecipeError:
+        if rank == 0 and not (run / CHECKPOINT).exists():
+            _undo_fresh_start(run, before)
+        raise
     finally:
         if started_group:
             dist.destroy_process_group()
 
 
-def _run_directory(config: TrainConfig, given_tokenizer: Path | None) -> bool:
+def _undo_fresh_start(run: Path, before: set[str] | None) -> None:
+    """After a user's mistake found only once a fresh start had begun writing (no training data for a rank, say),
+    removes the run's files it created (`before`: RUN's entries beforehand, None if there was no RUN), so that the
+    corrected command is not refused for the leftovers of a run that never reached a checkpoint."""
+    if not run.is_dir():
+        return
+    for name in (TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD, CHECKPOINTS):
+        if before is not None and name in before:
+            continue
+        path = run / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if before is None:
+        with contextlib.suppress(OSError):  # not empty: someone else's file; leave it
+            run.rmdir()
+
+
+def _is_given_tokenizer(path: Path, given) -> bool:
+    """Whether RUN/tokenizer.json is --tokenizer itself or a byte-identical copy of it (what a fresh start copies
+    there first): then it is no leftover of another run."""
+    if given is None:
+        return False
+    if _same_file(path, given.path):
+        return True
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == given.sha256
+    except OSError:
+        return False
+
+
+def _run_directory(config: TrainConfig, given_tokenizer) -> bool:
     """Checks RUN before anything is written; True to resume from RUN/ckpt.pt, False to start afresh.
 
     A RUN without a checkpoint is either started afresh by intent (--resume auto: what an earlier attempt left is
@@ -517,11 +617,16 @@ def _run_directory(config: TrainConfig, given_tokenizer: Path | None) -> bool:
     if config.resume != "auto":
         mine = (TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD)
         leftovers = [name for name in mine if (run / name).exists()
-                     and not (name == TOKENIZER and given_tokenizer == (run / name).resolve())]
+                     and not (name == TOKENIZER and _is_given_tokenizer(run / name, given_tokenizer))]
         if leftovers:
             raise RecipeError(f"{run} holds {', '.join(leftovers)} but no checkpoint (a run that stopped before its "
                               "first one?): pass --resume auto to start it afresh, or choose another --out")
     return False
+
+
+def _check_vocab_size(vocab_size: int | None, tokenizer_vocab_size: int) -> None:
+    if vocab_size is not None and vocab_size < tokenizer_vocab_size:
+        raise RecipeError(f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_vocab_size}")
 
 
 def _prepare_tokenizer(config: TrainConfig, run: Path, files: list[str], given, progress: _Progress) -> None:
@@ -554,7 +659,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     master = rank == 0
     progress = _Progress(config.max_steps, config.progress and master)
     given = load_tokenizer(config.tokenizer) if config.tokenizer is not None else None
-    resuming = _run_directory(config, Path(given.path).resolve() if given is not None else None)
+    resuming = _run_directory(config, given)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 matmuls left outside autocast
         torch.backends.cudnn.allow_tf32 = True
@@ -566,6 +671,10 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     files = resolve_parquet_files(config.data)
     for path in files:  # each a Parquet file with a text column of strings, before anything is written
         open_text_parquet(path)
+    if not resuming:  # the vocabulary against the tokenizer's, before anything is written (resuming: checked then)
+        planned = given.vocab_size if given is not None else (config.tokenizer_vocab_size
+                                                              or TOKENIZER_VOCAB_SIZE[config.preset])
+        _check_vocab_size(config.vocab_size, planned)
     if world > 1:
         dist.barrier()  # every rank has checked RUN before rank 0 writes to it
 
@@ -590,8 +699,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         raise RecipeError(f"{run_tokenizer} is not the tokenizer {run / CHECKPOINT} was trained with")
 
     model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
-    if model_config.vocab_size < tokenizer.vocab_size:
-        raise RecipeError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {tokenizer.vocab_size}")
+    _check_vocab_size(model_config.vocab_size, tokenizer.vocab_size)
     seq_len = model_config.block_size
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = GPT(model_config).to(device)
@@ -616,6 +724,9 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             group["lr"] = base * schedule(scheduler.last_epoch)
         checkpoint = None
     if master:
+        if resumed_step is not None:
+            for moved in _set_aside_abandoned(run, resumed_step):
+                progress.note(f"mdr: {moved.name} is past the resumed step {resumed_step}: moved to {moved.parent}")
         write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step)
 
     train_model = torch.compile(model) if config.compile else model

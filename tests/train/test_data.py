@@ -6,8 +6,13 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -470,3 +475,58 @@ def test_a_corrupt_row_group_fails_the_run_in_one_line(shakespeare, shakespeare_
     with pytest.raises(DataError, match=r"00000.parquet: row group 0 is unreadable: Couldn't deserialize thrift"):
         for _ in loader:
             pass
+
+
+_WATCHER = """
+import os, sys
+del os.pidfd_open  # as on a kernel before Linux 5.3 or a system without pidfd_open: the polling fallback
+from mdr.train.data import _exit_when_gone
+pid, start = int(sys.argv[1]), int(sys.argv[2])
+print("watching", flush=True)
+_exit_when_gone(pid, start)
+"""
+
+
+def _start_ticks(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[19])  # proc(5): field 22, starttime
+
+
+def _watch(pid: int, start: int) -> subprocess.Popen:
+    watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, str(pid), str(start)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert watcher.stdout.readline() == "watching\n", watcher.stderr.read()
+    return watcher
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="makes zombies and reads their state in /proc")
+def test_worker_watchdog_fallback_sees_a_zombie_and_a_reused_pid():
+    """Where pidfd_open is missing, a DataLoader worker polled its trainer with kill(pid, 0), which succeeds for a
+    zombie and for another process given the pid later: the worker then outlived its trainer. It now also reads the
+    state (Z) and the start time recorded at worker start from /proc/PID/stat."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    watchers = []
+    try:
+        watcher = _watch(parent.pid, _start_ticks(parent.pid))
+        watchers.append(watcher)
+        time.sleep(1.5)
+        assert watcher.poll() is None, watcher.stderr.read()  # its trainer is alive: it keeps watching
+        os.kill(parent.pid, signal.SIGKILL)  # not waited for: a zombie, which kill(pid, 0) still reaches
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{parent.pid}/stat").read_text().split(") ")[1][0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watcher.wait(timeout=10) == 1 and watcher.stderr.read() == ""
+
+        # a live process under the watched pid that started at another time is not the trainer
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        watchers.append(other)
+        watcher = _watch(other.pid, _start_ticks(other.pid) - 1)
+        watchers.append(watcher)
+        assert watcher.wait(timeout=10) == 1 and watcher.stderr.read() == ""
+    finally:
+        for process in [parent, *watchers]:
+            process.kill()
+            process.wait()
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()

@@ -419,3 +419,154 @@ def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_partial_file(tmp_pa
     assert "File too large" in _one_line_error(capsys)
     assert (run / "tokenizer.json").is_file() and not (run / "ckpt.pt").exists()
     assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# review of the issue-10 trainer changes: keep-K after a resume from an older step, a fresh start refused for its
+# own leftovers, hard links in read_checkpoint's hint, directory fsync, OSError from a checkpoint read, older torch
+
+
+def _kept_steps(run: Path) -> list[int]:
+    return [int(p.stem.removeprefix("step_")) for p in sorted((run / "checkpoints").glob("step_*.pt"))]
+
+
+def test_resume_from_an_older_kept_checkpoint_keeps_the_new_trajectory(tmp_path, capsys):
+    """The refusal message suggests copying an older step_N.pt to ckpt.pt. Pruning by step then kept the abandoned
+    trajectory's higher steps and deleted each new checkpoint the moment it was written; now those higher steps are
+    moved to checkpoints/abandoned/ at the resume, and the kept ones are the new trajectory's."""
+    import shutil
+
+    run = tmp_path / "run"
+    common = dict(data=shakespeare_data(), out=str(run), tokenizer=shakespeare_tokenizer(),
+                  **{**SMALL, "checkpoint_interval": 1, "eval_interval": 1000})
+    train(TrainConfig(max_steps=5, keep_checkpoints=5, **common))
+    assert _kept_steps(run) == [1, 2, 3, 4, 5]
+    abandoned_5 = torch.load(run / "checkpoints" / "step_000005.pt", weights_only=True)["model"]["lm_head.weight"]
+    (run / "ckpt.pt").unlink()
+    shutil.copyfile(run / "checkpoints" / "step_000002.pt", run / "ckpt.pt")
+    train(TrainConfig(max_steps=4, keep_checkpoints=2, resume=True, **common))
+    assert _kept_steps(run) == [3, 4]  # before: [4, 5], the abandoned ones, and no checkpoint of this trajectory
+    latest = run / "checkpoints" / "step_000004.pt"
+    assert os.path.samefile(latest, run / "ckpt.pt") and _checkpoint(run)["step"] == 4
+    assert sorted(p.name for p in (run / "checkpoints" / "abandoned").iterdir()) == [
+        "step_000003.pt", "step_000004.pt", "step_000005.pt"]
+    moved = torch.load(run / "checkpoints" / "abandoned" / "step_000005.pt", weights_only=True)
+    assert torch.equal(moved["model"]["lm_head.weight"], abandoned_5)
+
+
+def test_pruning_never_deletes_the_checkpoint_just_written(tmp_path):
+    """Whatever else lies in checkpoints/ (here a higher step that no resume set aside), the file just written
+    stays: keep-K used to keep the K highest steps, deleting the new step_000003.pt at once."""
+    from mdr.train.trainer import save_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "step_000009.pt").write_bytes(b"not mine")
+    save_checkpoint(tmp_path / "ckpt.pt", {"step": 3, "weights": torch.ones(2)}, keep=1)
+    assert _kept_steps(tmp_path) == [3]
+    assert os.path.samefile(tmp_path / "checkpoints" / "step_000003.pt", tmp_path / "ckpt.pt")
+
+
+def test_save_checkpoint_fsyncs_the_directories_it_renames_into(tmp_path, monkeypatch):
+    """fsync of the file does not make its rename (or its new hard link) durable: its directory must be fsynced too
+    (fsync(2)). The real fsync runs; the spy only records which files it was given."""
+    from mdr.train.trainer import save_checkpoint
+
+    synced, real_fsync = [], os.fsync
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("names the fsynced descriptors through Linux's /proc")
+    monkeypatch.setattr(os, "fsync", spy)
+    save_checkpoint(tmp_path / "ckpt.pt", {"step": 1, "weights": torch.ones(2)}, keep=1)
+    assert str(tmp_path) in synced and str(tmp_path / "checkpoints") in synced, synced
+
+
+def test_a_mistake_found_after_the_first_writes_does_not_block_the_corrected_command(tmp_path, capsys):
+    """vocab_size=100 with a 512-token tokenizer copied it into RUN before its error, and the corrected command was
+    then refused (RUN "holds tokenizer.json but no checkpoint"). Now that check comes before anything is written; and
+    a mistake that can only show later (no training data: every document held out) removes what the fresh start
+    wrote."""
+    data, run, tokenizer = shakespeare_data(), tmp_path / "run", shakespeare_tokenizer()
+    with pytest.raises(RecipeError, match="vocab_size 100 is smaller than the tokenizer's 512"):
+        train(TrainConfig(data=data, out=str(run), tokenizer=tokenizer, max_steps=1, vocab_size=100, **SMALL))
+    assert not run.exists()
+    assert main(_quick_cli(data, run, "--tokenizer", tokenizer, "--max-steps", "1")) == 0
+    assert _checkpoint(run)["step"] == 1
+
+    # found only while training: this rank's loader has no document outside the held-out split
+    run = tmp_path / "held-out"
+    run.mkdir()  # an existing, empty RUN stays; only what the failed start wrote goes
+    assert main([*_quick_cli(data, run, "--tokenizer", tokenizer, "--max-steps", "1")[:-5],
+                 "--val-fraction", "0.999999", "--eval-batches", "1", "--no-progress"]) == 2
+    assert "has no training data" in _one_line_error(capsys)
+    assert run.is_dir() and list(run.iterdir()) == []
+    assert main(_quick_cli(data, run, "--tokenizer", tokenizer, "--max-steps", "1")) == 0
+
+
+def test_a_tokenizer_identical_to_the_given_one_is_no_leftover(tmp_path):
+    """A RUN holding only a byte-identical copy of --tokenizer (what a fresh start copies there first) is started."""
+    run, tokenizer = tmp_path / "run", shakespeare_tokenizer()
+    run.mkdir()
+    (run / "tokenizer.json").write_bytes(Path(tokenizer).read_bytes())
+    assert main(_quick_cli(shakespeare_data(), run, "--tokenizer", tokenizer, "--max-steps", "1")) == 0
+
+
+def test_the_hint_of_an_unreadable_checkpoint_never_names_the_same_file(tmp_path, capsys):
+    """ckpt.pt and the newest checkpoints/step_N.pt are one file (a hard link): the hint suggested the corrupt file
+    itself. Now it names the newest kept checkpoint that is another file."""
+    from mdr.train.trainer import read_checkpoint
+
+    run = tmp_path / "run"
+    train(TrainConfig(data=shakespeare_data(), out=str(run), tokenizer=shakespeare_tokenizer(), max_steps=2,
+                      keep_checkpoints=2, **{**SMALL, "checkpoint_interval": 1, "eval_interval": 1000}))
+    with open(run / "ckpt.pt", "r+b") as handle:  # cut short in place: step_000002.pt with it
+        handle.truncate(os.path.getsize(run / "ckpt.pt") // 2)
+    with pytest.raises(RecipeError, match="is not a readable checkpoint") as raised:
+        read_checkpoint(run / "ckpt.pt")
+    assert str(raised.value).endswith(f"(newest kept checkpoint: {run / 'checkpoints' / 'step_000001.pt'})")
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="reads Linux's /proc/self/mem for a real EIO")
+def test_a_checkpoint_that_cannot_be_read_is_a_failure_not_a_bad_file(tmp_path, capsys):
+    """An I/O error reading ckpt.pt is no fault of the file's: it was reported as "not a readable checkpoint" (exit
+    code 2); now the OSError goes on, one line with its reason and exit code 1. /proc/self/mem gives a real EIO at
+    offset 0 (an unmapped address)."""
+    from mdr.train.trainer import read_checkpoint
+    from tests.train.runs import tiny_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tokenizer.json").write_bytes((tiny_run() / "tokenizer.json").read_bytes())
+    (run / "ckpt.pt").symlink_to("/proc/self/mem")
+    with pytest.raises(OSError, match="Input/output error"):
+        read_checkpoint(run / "ckpt.pt")
+    with pytest.raises(IsADirectoryError):
+        read_checkpoint(tmp_path)
+    assert main(["eval", str(run), "--data", *shakespeare_data()]) == 1
+    assert "Input/output error" in _one_line_error(capsys)
+
+
+def test_failures_are_reported_on_a_torch_without_torch_out_of_memory_error(monkeypatch, capsys):
+    """torch>=2.4 is allowed and torch.OutOfMemoryError is newer: _reported evaluated it for every failure, so
+    there an AttributeError replaced the one-line report."""
+    from mdr.train.cli import _reported
+    from mdr.train.tokenizer import DataError
+
+    monkeypatch.delattr(torch, "OutOfMemoryError", raising=False)
+
+    @_reported
+    def failing(args):
+        raise DataError("shard.parquet: row group 0 is unreadable")
+
+    assert failing(None) == 1
+    assert "row group 0 is unreadable" in _one_line_error(capsys)
+
+    @_reported
+    def out_of_memory(args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    assert out_of_memory(None) == 1
+    assert "CUDA out of memory" in _one_line_error(capsys)
