@@ -173,10 +173,14 @@ class _QuietConsole:
 
 
 def _run_rank_in_process(executor: PipelineExecutor, rank: int, local_rank: int, node_rank: int = -1,
-                         report=None, driver=None) -> None:
+                         report=None, driver=None, driver_sender=None) -> None:
     """Runs one rank; on an error, sends its one-line summary through `report` (a Connection), when given: the task
     log may be where the error happened (a full disk), so the parent does not depend on reading it back. With
-    `driver` (the receiving end of a pipe whose only sender is the `mdr run` process), ends when the driver does."""
+    `driver` (the receiving end of a pipe whose only sender is the `mdr run` process), ends when the driver does;
+    `driver_sender`, that pipe's sending end as this process got it (inherited with "fork", a copy with
+    "forkserver"), is closed first thing, or the pipe would never reach its end while this process lives."""
+    if driver_sender is not None:
+        driver_sender.close()
     if driver is not None:
         threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
     set_console_level(executor.console_level)
@@ -208,14 +212,16 @@ class LocalExecutor(_QuietConsole, LocalPipelineExecutor):
             modules.update(module for step in self.pipeline for module in getattr(step, "preload_modules", ()))
             context.set_forkserver_preload(sorted(modules))
         running, free_local_ranks, failed = {}, list(range(self.workers)), []
-        watched, alive = context.Pipe(duplex=False)  # this process holds the only sender (forkserver: no inheriting)
+        # The driver keeps the only sender: each task process closes the copy that it gets (inherited with "fork")
+        # first thing, so that the pipe's end tells it that the driver is gone.
+        watched, alive = context.Pipe(duplex=False)
         try:
             while ranks or running:
                 while ranks and free_local_ranks:
                     rank, local_rank = ranks.popleft(), free_local_ranks.pop(0)
                     receiver, sender = context.Pipe(duplex=False)
                     process = context.Process(target=_run_rank_in_process, args=(self, rank, local_rank),
-                                              kwargs={"report": sender, "driver": watched})
+                                              kwargs={"report": sender, "driver": watched, "driver_sender": alive})
                     process.start()
                     sender.close()
                     running[process.sentinel] = (rank, local_rank, process, receiver)

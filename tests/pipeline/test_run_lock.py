@@ -106,3 +106,48 @@ def test_tasks_die_with_the_run_that_started_them(tmp_path):
             os.killpg(run.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+_DRIVER = """
+import os, sys, time
+from mdr.pipeline.executors import LocalExecutor
+
+def step(data, rank, world_size):  # a task that would run for minutes: it writes its pid, then waits
+    with open(sys.argv[2] + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    time.sleep(300)
+    yield from ()
+
+if __name__ == "__main__":
+    LocalExecutor(pipeline=[step], tasks=1, workers=1, logging_dir=sys.argv[1], start_method=sys.argv[3]).run()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; its parent (gone) did not reap it yet
+
+
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_task_process_ends_with_its_driver(tmp_path, start_method):
+    """The local executor's task process ends once its driver is killed, whatever the start method: with "fork" it
+    inherits the driver's end of the pipe it watches, which it must close for the pipe to end."""
+    script, pid_file = tmp_path / "driver.py", tmp_path / "task.pid"
+    script.write_text(_DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "logs"), str(pid_file), start_method],
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert wait_for(pid_file.exists, timeout=60), "the task never started"
+        task = int(pid_file.read_text())
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        assert wait_for(lambda: not _alive(task), timeout=15), f"task process {task} outlived its driver"
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)  # its session's group: the task and a forkserver, if still there
+        except ProcessLookupError:
+            pass
