@@ -85,7 +85,8 @@ def _check_run_flags(args) -> None:
     nproc, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     if args.executor == "local" and nproc != resource.RLIM_INFINITY:  # a local worker is a process of this user
         _positive(args.workers, "--workers", nproc, " (this user's process limit, ulimit -u)")
-    _positive(args.workers, "--workers")
+    else:
+        _positive(args.workers, "--workers")
     _positive(args.slurm_cpus_per_task, "--slurm-cpus-per-task")
     if not (math.isfinite(args.slurm_mem_per_cpu_gb) and args.slurm_mem_per_cpu_gb > 0):
         raise RecipeError(f"--slurm-mem-per-cpu-gb must be a positive number, got {args.slurm_mem_per_cpu_gb}")
@@ -139,8 +140,8 @@ def cmd_run(args) -> int:
     _check_run_flags(args)
     recipe = load_recipe(args.recipe)
     files, skipped = expand_inputs(args.input)
-    workers = _positive(args.workers, "--workers") or (os.cpu_count() or 1)
-    tasks = _positive(args.tasks, "--tasks") or default_tasks(len(files), workers)
+    workers = args.workers or (os.cpu_count() or 1)  # --workers and --tasks checked by _check_run_flags
+    tasks = args.tasks or default_tasks(len(files), workers)
     _check_run_resources(args, recipe, tasks, workers)
     plan = RunPlan(recipe, files, Path(args.output), tasks)
     resuming = check_output_dir(plan)  # refuse before anything is written

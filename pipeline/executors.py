@@ -41,6 +41,7 @@ from datatrove.io import get_datafolder
 from datatrove.utils.logging import DATATROVE_COLORIZE_LOG_FILES, logger
 from datatrove.utils.stats import PipelineStats
 
+from mdr.pipeline.errors import naming_file
 from mdr.pipeline.terminal import add_console_sink, safe, set_console_level
 
 EXECUTOR_KINDS = ("local", "ray", "slurm")
@@ -468,9 +469,7 @@ def _naming_file_on_error(write, executor: PipelineExecutor, name: str) -> None:
     try:
         write()
     except OSError as error:
-        if error.filename is not None or error.errno is None:
-            raise
-        raise OSError(error.errno, error.strerror, executor.logging_dir.resolve_paths(name)) from None
+        raise naming_file(error, executor.logging_dir.resolve_paths(name)) from None
 
 
 # --- Slurm -----------------------------------------------------------------------------------------------------------

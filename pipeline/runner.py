@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 
+from mdr.pipeline.errors import naming_file
 from mdr.pipeline.recipe import HTML_STAGES, Recipe, RecipeError
 from mdr.pipeline.writer import ParquetShardWriter, remove_temporary_files
 
@@ -247,6 +248,12 @@ def _lock_holder(lock: Path) -> str:
     return f" (pid {int(pid)})" if pid.isdigit() else ""
 
 
+def _in_use(out: Path) -> RecipeError:
+    """The refusal of an output directory whose lock another process holds."""
+    return RecipeError(f"output directory {out} is in use by another mdr run{_lock_holder(out / LOCK_FILE)}: wait "
+                       f"for it to end or choose another --output")
+
+
 def _refuse_if_locked(out: Path) -> None:
     """RecipeError when another process holds OUT's lock; opens an existing lock file only, so writes nothing."""
     import fcntl
@@ -259,8 +266,7 @@ def _refuse_if_locked(out: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise RecipeError(f"output directory {out} is in use by another mdr run{_lock_holder(lock)}: wait for it to "
-                          f"end or choose another --output") from None
+        raise _in_use(out) from None
     finally:
         os.close(fd)  # releases the probe's lock
 
@@ -282,8 +288,7 @@ def output_lock(out: Path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RecipeError(f"output directory {out} is in use by another mdr run{_lock_holder(out / LOCK_FILE)}: "
-                              f"wait for it to end or choose another --output") from None
+            raise _in_use(out) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # for the refusal's message
         yield
@@ -313,22 +318,40 @@ def check_output_dir(plan: RunPlan, locked: bool = False) -> bool:
             from None
     for key, value in plan.identity.items():
         if previous.get(key) != value:
+            which = _inputs_difference(previous.get(key), value) if key == "inputs" else ""
             raise RecipeError(
-                f"output directory {out} holds a run with different {key}: resume with the same command "
+                f"output directory {out} holds a run with different {key}{which}: resume with the same command "
                 f"or choose another --output"
             )
     _check_inputs_unchanged(plan, previous)
     return True
 
 
+def _inputs_difference(recorded, inputs: list[str]) -> str:
+    """What tells the inputs of a resume from those run.json recorded: the first path added or missing (the inputs
+    a command expands to can change with mdr itself: directory links are followed, and a file reached under two
+    paths is read once, since issue 10), or their order."""
+    if not isinstance(recorded, list):
+        return ""
+    before, now = {path for path in recorded if isinstance(path, str)}, set(inputs)
+    added = next((path for path in inputs if path not in before), None)
+    missing = next((path for path in recorded if isinstance(path, str) and path not in now), None)
+    parts = [f"{path} {what}" for path, what in ((added, "is new"), (missing, "is no longer an input"))
+             if path is not None]
+    if parts:
+        return f" ({len(inputs)} now, {len(recorded)} then; " + ", ".join(parts) + ")"
+    return " (the same files in another order)" if sorted(recorded, key=str) == sorted(inputs) else ""
+
+
 def _check_inputs_unchanged(plan: RunPlan, previous: dict) -> None:
     """RecipeError naming the first input whose size or modification time differs from run.json's record; a run.json
-    of an mdr that recorded none (no "input_stats") resumes unchecked, as it did."""
+    of an mdr that recorded none (no "input_stats"), or an entry that is not a record (a hand-edited file), resumes
+    unchecked for that input, as it did."""
     recorded = previous.get("input_stats")
     if not isinstance(recorded, list):
         return
     for path, before, now in zip(plan.identity["inputs"], recorded, plan.input_stats()):
-        if not before or before == now:
+        if not isinstance(before, dict) or not before or now is None or before == now:
             continue
         if before.get("size") != now["size"]:
             change = f"size {before.get('size')} -> {now['size']} bytes"
@@ -356,7 +379,7 @@ def write_run_file(plan: RunPlan, phases: list):
         tmp.write_text(json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2))
     except OSError as error:  # a full disk: the write names no file
         tmp.unlink(missing_ok=True)
-        raise OSError(error.errno, error.strerror, str(tmp)) from None
+        raise naming_file(error, tmp) from None
     os.replace(tmp, plan.output / RUN_FILE)
 
 

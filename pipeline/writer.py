@@ -18,6 +18,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
+from mdr.pipeline.errors import naming_file
 from mdr.pipeline.recipe import OptionError, Options, option
 
 # Columns of OUT/data/*.parquet: the contract with the trainer and with `mdr inspect`.
@@ -176,9 +177,7 @@ class ParquetShardWriter(PipelineStep):
 
     def _naming_shard(self, error: OSError) -> OSError:
         """`error` naming the shard being written: a failed write (a full disk) names no file in pyarrow or fsspec."""
-        if error.filename is not None or error.errno is None:
-            return error
-        return OSError(error.errno, error.strerror, self.folder.resolve_paths(_temporary_name(self._rank)))
+        return naming_file(error, self.folder.resolve_paths(_temporary_name(self._rank)))
 
     def _row(self, doc: Document) -> dict:
         meta = doc.metadata

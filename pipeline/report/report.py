@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 from string import Template
 
+from mdr.pipeline.errors import naming_file
 from mdr.pipeline.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES, svg
 from mdr.pipeline.report.collect import LID_SCORE_BINS, collect
 from mdr.pipeline.report.table import human, partial_note, text_base
@@ -240,6 +241,6 @@ def write_report(out: str | Path, path: str | Path, samples: int = DEFAULT_SAMPL
         tmp.write_text(html, encoding="utf-8")
     except OSError as error:  # a full disk: no half-written file left behind, and the error names the file
         tmp.unlink(missing_ok=True)
-        raise OSError(error.errno, error.strerror, str(tmp)) from None
+        raise naming_file(error, tmp) from None
     os.replace(tmp, path)
     return path

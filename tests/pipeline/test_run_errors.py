@@ -216,3 +216,46 @@ def test_lock_and_half_written_run_file_do_not_make_a_directory_foreign(tmp_path
     (out / ".lock").write_text("")
     (out / ".run.json.tmp").write_text('{"reci')
     assert check_output_dir(RunPlan(load_recipe("refinedweb"), [str(tmp_path / "x.warc")], out, 1)) is False
+
+
+def _recorded_run(tmp_path, names: list[str], **recorded):
+    """OUT holding run.json of a run of the refinedweb recipe over `names` (empty files in tmp_path), with `recorded`
+    replacing what run.json records; returns (OUT, the input paths)."""
+    from mdr.pipeline.recipe import load_recipe
+    from mdr.pipeline.runner import RunPlan
+
+    paths = [tmp_path / name for name in names]
+    for path in paths:
+        path.write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    plan = RunPlan(load_recipe("refinedweb"), [str(path) for path in paths], out, 1)
+    (out / "run.json").write_text(json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": [],
+                                              **recorded}))
+    (out / "logs").mkdir()
+    return out, paths
+
+
+def test_resume_over_other_inputs_names_the_first_added_and_missing(tmp_path):
+    from mdr.pipeline.recipe import RecipeError, load_recipe
+    from mdr.pipeline.runner import RunPlan, check_output_dir
+
+    out, (a, b) = _recorded_run(tmp_path, ["a.warc", "b.warc"])
+    c = tmp_path / "c.warc"
+    c.write_bytes(b"")
+    with pytest.raises(RecipeError) as info:
+        check_output_dir(RunPlan(load_recipe("refinedweb"), [str(a), str(c)], out, 1))
+    assert f"different inputs (2 now, 2 then; {c} is new, {b} is no longer an input)" in str(info.value)
+    with pytest.raises(RecipeError, match=r"different inputs \(the same files in another order\)"):
+        check_output_dir(RunPlan(load_recipe("refinedweb"), [str(b), str(a)], out, 1))
+    assert check_output_dir(RunPlan(load_recipe("refinedweb"), [str(a), str(b)], out, 1)) is True
+
+
+@pytest.mark.parametrize("entries", [[5], ["size"], [[1, 2]], [None]])
+def test_hand_edited_input_stats_are_taken_as_not_recorded(tmp_path, entries):
+    """A run.json whose input_stats entries are no records (edited by hand) resumes unchecked, no AttributeError."""
+    from mdr.pipeline.recipe import load_recipe
+    from mdr.pipeline.runner import RunPlan, check_output_dir
+
+    out, paths = _recorded_run(tmp_path, ["a.warc"], input_stats=entries)
+    assert check_output_dir(RunPlan(load_recipe("refinedweb"), [str(p) for p in paths], out, 1)) is True
