@@ -8,10 +8,25 @@ of warcio's silent fixes into an exception, and from that record on re-reads the
 skips blank lines between records, forgives small length errors, resyncs on the next record header after garbage,
 and reports truncation and corruption as items of their own, so the caller can count every one of them.
 
-A record's declared length (WARC Content-Length, ARC header length) is checked, not trusted: where it runs past the
-end of the file or of the record's own gzip member, or ends anywhere but on a record boundary, the record counts as
-corrupt and reading resumes at the next record header inside the span it claimed, so one lying header cannot
-swallow the records after it.
+A record's declared length (WARC Content-Length, ARC header length) is checked, not trusted, in one pass over the
+span it claims, so that one lying header cannot swallow the records after it, and a page's own bytes (a page may
+quote a whole WARC record) never become records where nothing proves the length wrong:
+
+- it ends on a record boundary (blank lines, then a record header, a gzip member, or the end of the file): sound;
+- (WARC) it ends with CRLF CRLF, as WARC ends a record, then garbage: sound, the garbage counted on its own; (ARC)
+  its terminator is one newline, which ends almost every line of a page, so garbage after it is no different from a
+  short length: the record counts once as corrupt, garbage included, and reading resumes at the next header;
+- its span holds a gzip member starting with a record header, where the record starts a member of its own (one
+  member per record, WARC 1.1 annex D); or a record header whose record is backed up: it claims to end past this
+  record's claimed end (no page holds a record longer than itself), or it ends on a record boundary (a quoted record
+  is followed by more of its page) and this record does not: corrupt, reading resumes at the first record header in
+  the span (a header backed up more than `LIE_CHECK_BYTES` before the claimed end settles it there);
+- the file ends inside it with no header in its span backed up: truncated, nothing inside its span is read as a
+  record; other ends (a short length): corrupt, reading resumes at the next record header after it.
+
+What cannot be told apart is decided by these rules: a lying length whose span holds a page quoting a record, with a
+real record backed up after it, resumes at the quoted record; a record holding records that end on boundaries, with
+its own end more than `LIE_CHECK_BYTES` after them, is judged a lie.
 """
 
 from __future__ import annotations
@@ -40,17 +55,27 @@ MAX_HEADER_BYTES = 1 << 20  # a WARC or HTTP header block larger than this is ga
 # A record may claim a length this many bytes off from where the next record header really starts (a writer that
 # miscounts its own header or newlines); within this slack we move to the real header without counting corruption.
 LENGTH_SLACK_BYTES = 64
+# A record whose span holds a record ending on a record boundary is read on at most this far past that record to see
+# whether it ends on a boundary itself (a resource quoting a WARC file); past it, its length is judged a lie.
+LIE_CHECK_BYTES = 1 << 20
 ARC_DATE_DIGITS = range(12, 15)  # ARC dates are yyyymmddhhmmss; some early writers left out the seconds
 SNIFF_BYTES = 64  # decompressed bytes looked at to tell WARC from ARC
 
 # Where a record may start after garbage: a `WARC/x.y` line, or an ARC header line `url ip yyyymmddhhmmss ...`, at the
 # start of a line; or a WARC version line glued to the bytes before it (a record cut short and the next one written
 # right after it), told from text by the WARC field that follows it.
-_RECORD_START = re.compile(rb"(?:^|(?<=\n))(?=WARC/\d|[A-Za-z][A-Za-z0-9+.\-]*:\S* \S+ \d{12,14} )"
-                           rb"|(?=WARC/\d+\.\d+\r?\nWARC-)")
+# Searched as two patterns that start with a literal (Python's re then skips ahead with a fast byte search; one
+# pattern opening with a lookbehind alternation scanned some 8 MB/s).
+_WARC_START = re.compile(rb"WARC/\d")
+_GLUED_WARC_START = re.compile(rb"WARC/\d+\.\d+\r?\nWARC-")
+_ARC_START = re.compile(rb"\n(?=[A-Za-z][A-Za-z0-9+.\-]*:\S* \S+ \d{12,14} )")
+SCAN_WINDOW_BYTES = 1 << 16
+SCAN_LOOKAHEAD_BYTES = 1 << 13  # ARC header lines start `url ip date `: a URL longer than this is not looked for
+_ARC_START_AT_0 = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*:\S* \S+ \d{12,14} ")
+_GLUED_HEADER_BYTES = 32  # more than `WARC/x.y` CRLF `WARC-`, the glued start `_RECORD_START` looks for
 _WARC_VERSION_LINE = re.compile(rb"WARC/\d+\.\d+\s*$")
 # The start of a record header line, cut by the end of the file.
-_CUT_HEADER_LINE = re.compile(rb"(?:W(?:A(?:R(?:C(?:/[\d.]*)?)?)?)?|[A-Za-z][A-Za-z0-9+.\-]*:\S*(?: \S*){0,9})$")
+_CUT_HEADER_LINE = re.compile(rb"(?:W(?:A(?:R(?:C(?:/[\d.]*)?)?)?)?|[A-Za-z][A-Za-z0-9+.\-]*(?::\S*(?: \S*){0,9})?)$")
 _HTTP_SCHEMES = ("http:", "https:")
 _WARC_FIELDS = {"warc-type", "warc-record-id", "warc-target-uri", "warc-date", "warc-identified-payload-type",
                 "content-type", "content-length"}
@@ -170,19 +195,19 @@ class ArchiveRecords:
                 reason = _describe(error).strip().splitlines()[0]
                 logger.warning(f"warcio stopped after {consumed} records ({reason}); the tolerant parser reads on")
             self._error, self._error_counted = None, False
-        caught_up = False  # past the records warcio yielded
         try:
             if self._tolerant is None:
                 self._tolerant = self._start_tolerant(stream, gzipped, consumed, restart=known_format is not None)
             parser, items = self._tolerant
-            caught_up = True
             for record in items:
                 self._payload, self._finish = parser.payload, parser.finish
                 yield record
                 if self._error is not None:
                     raise self._error
         except Exception as error:  # a read error, or a bug of ours: never let one file stop the task
-            if not self._error_counted and caught_up:
+            # also where the hand-over itself failed (the file vanished or changed before the tolerant parser caught
+            # up with warcio): the rest of the file is then counted as this one item, not skipped in silence
+            if not self._error_counted:
                 reason = "unreadable_file" if isinstance(error, _ReadError) else "corrupt"
                 yield _problem(reason, (stream.tell(), 0), _describe(error))
             if not isinstance(error, _ReadError):
@@ -362,6 +387,7 @@ class _Inflater:
         self.gap_in_member = False  # the gap is corrupt data inside a member (not junk between members)
         self.cut_member_at = None  # stream offset of a gzip member the file ends inside of
         self.floor = 0  # nothing before this stream offset may be looked at again (a gap, or compacted away)
+        self.keep: int | None = None  # compaction keeps the buffer from this stream offset on (a place to resume at)
         self._members = deque([(0, 0)])  # (stream offset, file offset) of gzip member starts still in reach
         self._pending, self._pending_offset = b"", 0  # compressed bytes not yet inflated, and their file offset
         self._inflater = None
@@ -421,6 +447,10 @@ class _Inflater:
         """Drops consumed bytes, keeping a few before the cursor for the length slack. Buffer indexes move."""
         if self.pos > COMPACT_BYTES:
             cut = self.pos - LENGTH_SLACK_BYTES
+            if self.keep is not None:
+                cut = min(cut, self.keep - self.base)
+                if cut <= 0:
+                    return
             del self.buf[:cut]
             self.base += cut
             self.pos -= cut
@@ -607,21 +637,44 @@ class _Inflater:
         """Stream offset of the first plausible record header at or after `start`; None at the end or a gap."""
         self.pos = max(start, self.floor) - self.base
         while True:
-            for match in _RECORD_START.finditer(self.buf, self.pos):
-                candidate = match.start()
-                line_end = self.buf.find(b"\n", candidate)
+            for candidate in _record_starts(self.buf, self.pos):
+                line_end = self.buf.find(b"\n", candidate, candidate + MAX_HEADER_BYTES)
                 if line_end < 0:
-                    break  # need the whole line to judge it
+                    if len(self.buf) - candidate >= MAX_HEADER_BYTES:
+                        continue  # no header line is this long: a line of page text, searched past
+                    self.pos = candidate  # need the whole line to judge it; what is before it can go
+                    break
                 line = bytes(self.buf[candidate:line_end + 1])
                 if _WARC_VERSION_LINE.match(line) or _parse_arc_line(line):
                     self.pos = candidate
                     return self.base + candidate
             else:
-                # keep the unfinished last line, the rest holds no header
-                self.pos = max(self.pos, len(self.buf) - MAX_HEADER_BYTES, self.buf.rfind(b"\n") + 1)
+                # keep the unfinished last line, unless it is too long for a header line, and a few bytes before it
+                # (a WARC version line glued to the bytes before it, cut by the end of the buffer); the rest holds
+                # no header
+                line_start = self.buf.rfind(b"\n") + 1
+                keep = line_start if len(self.buf) - line_start < MAX_HEADER_BYTES else len(self.buf)
+                self.pos = max(self.pos, keep - _GLUED_HEADER_BYTES)
             self.compact()
             if not self.fill():
                 return None
+
+
+def _record_starts(buf: bytearray, pos: int, endpos: int | None = None) -> Iterator[int]:
+    """Indexes, in order, of the plausible record starts in `buf[pos:endpos]` (see the patterns above), searched a
+    window at a time: the cost is that of the bytes up to the candidate taken, and no search holds the buffer (which
+    the caller may grow) between steps."""
+    endpos = len(buf) if endpos is None else endpos
+    while pos < endpos:
+        stop = min(endpos, pos + SCAN_WINDOW_BYTES)
+        look = min(len(buf), stop + SCAN_LOOKAHEAD_BYTES)  # a header line that starts before `stop` is seen whole
+        found = {match.start() for match in _WARC_START.finditer(buf, pos, stop + len(b"WARC/1"))
+                 if match.start() == 0 or buf[match.start() - 1] == 0x0A or _GLUED_WARC_START.match(buf, match.start())}
+        found.update(match.start() + 1 for match in _ARC_START.finditer(buf, max(pos - 1, 0), look))
+        if pos == 0 and _ARC_START_AT_0.match(buf, 0, look):
+            found.add(0)
+        yield from sorted(index for index in found if pos <= index < stop)
+        pos = stop
 
 
 def _parse_arc_line(line: bytes) -> tuple[str, str, int] | None:
@@ -669,6 +722,12 @@ class TolerantParser:
         self._member = (0, 0)
         self._own_member = False
         self._terminator = b""
+        # what `_scan` found in the current record's span: its first record header (kept in the buffer), the first one
+        # backed up, the headers whose claimed end is not reached yet, and how far it looked
+        self._first: int | None = None
+        self._backed: int | None = None
+        self._pending: list[tuple[int, int]] = []
+        self._scanned = 0
 
     def payload(self, limit: int) -> bytes:
         data = self.stream.read(min(limit, self._remaining))
@@ -676,21 +735,25 @@ class TolerantParser:
         return data
 
     def finish(self) -> str | None:
-        """Consumes the rest of the record and checks where its length ends. None: on a record boundary (blank lines,
-        then a record header, the end of the file, or a gzip member), or within the slack of one. "truncated": the
-        file ends inside the record. "corrupt": corrupt gzip data inside it, or a length that lies; reading then
+        """Consumes the rest of the record and checks where its length ends (see the module docstring). None: on a
+        record boundary (blank lines, then a record header, the end of the file, or a gzip member), within the slack
+        of one, or (WARC) followed by its CRLF CRLF and then garbage, which is counted on its own. "truncated": the
+        file ends inside the record. "corrupt": corrupt gzip data inside it, or a length proven to lie; reading then
         resumes at the first record header inside the span the length claimed (or after it, for a short one)."""
         if self._finished:
             return None
         self._finished = True
-        if self._skip_block():
-            return "corrupt"
-        if self._remaining > 0:  # the file, or its readable gzip data, ends before the length does
-            if self._first_header_after(self._block_start) is not None:
-                self._warn_lie(f"runs {self._remaining} bytes past the end of the data")
+        try:
+            if self._skip_block():
                 return "corrupt"
-            return self._to_end("truncated")
-        return self._check_end()
+            if self._remaining > 0:  # the file, or its readable gzip data, ends before the length does
+                if self._backed is not None:
+                    self._resume_at_first(f"runs {self._remaining} bytes past the end of the data")
+                    return "corrupt"
+                return self._to_end("truncated")  # a record cut by the end of the file: no resync inside it
+            return self._check_end()
+        finally:
+            self.stream.keep = None
 
     def _to_end(self, reason: str) -> str:
         """The record takes everything up to the end of the file, or up to corrupt gzip data: then its reason is
@@ -703,12 +766,16 @@ class TolerantParser:
         return reason
 
     def _skip_block(self) -> bool:
-        """Skips the rest of the block. True, stopping there, at a gzip member starting with a record header inside
-        the record's span (past the slack) when the record starts a member of its own: one member per record is how
-        WARC files are gzipped (WARC 1.1 annex D), so a length running past its member's end is a lie even where it
-        happens to land on a record boundary."""
+        """Skips the rest of the block in one pass. True, stopping there, where the length is proven to lie before
+        its end: at a gzip member starting with a record header inside the record's span (past the slack) when the
+        record starts a member of its own (one member per record is how WARC files are gzipped, WARC 1.1 annex D, so
+        a length running past its member's end is a lie even where it lands on a record boundary); or else at the
+        first record header inside the span once a header there is backed up (see `_scan`)."""
         stream = self.stream
         low, high = self._block_start, self._end - LENGTH_SLACK_BYTES
+        self._first = self._backed = None
+        self._pending = []  # (claimed end, offset) of record headers in the span whose end is not reached yet
+        self._scanned = max(self._block_start, stream.base)  # payload() reads leave the block in the buffer
         while True:
             if self._own_member:
                 here = stream.tell()
@@ -718,14 +785,96 @@ class TolerantParser:
                         stream.rewind(member, self._member)
                         self._warn_lie(f"runs past the end of its gzip member at stream offset {member}")
                         return True
+            if self._scan(high):
+                return True
             if self._remaining <= 0:
                 return False
             stream.compact()
             if stream.pos == len(stream.buf) and not stream.fill():
-                return False
+                return self._scan(high)  # its last line, now that it is known to be whole
             step = min(self._remaining, len(stream.buf) - stream.pos)
             stream.pos += step
             self._remaining -= step
+
+    def _scan(self, high: int) -> bool:
+        """Looks at the record headers in the buffered part of the span (below `high`) not looked at yet. A header is
+        backed up when the record it starts claims to end past this record's claimed end (no page can hold a record
+        longer than itself) or ends on a record boundary; a quoted record in a page is followed by more of the page.
+        True, at the first header of the span, where this record's length is proven to lie before its end: a
+        header claiming past it, or one backed up more than `LIE_CHECK_BYTES` before the end (a record holding
+        records that end on boundaries is judged at its own end only that far, so that each lie costs bounded
+        reading). The first header is kept in the buffer to resume at (at most `LIE_CHECK_BYTES` with none backed)."""
+        stream = self.stream
+        buffered = stream.base + len(stream.buf)
+        last_line = stream.base + stream.buf.rfind(b"\n") + 1  # a header must be a whole line to be judged
+        limit = min(high, buffered if stream.eof or stream.at_gap else last_line)
+        if self._scanned < limit:
+            for offset in (stream.base + index for index in
+                           _record_starts(stream.buf, self._scanned - stream.base, limit - stream.base)):
+                claimed = self._claimed_end(offset)
+                if claimed is None:
+                    continue
+                if self._first is None:
+                    self._first = stream.keep = offset
+                if claimed > self._end:
+                    self._resume_at_first("runs past a record header claiming to end past it")
+                    return True
+                self._pending.append((claimed, offset))
+            self._scanned = limit
+        for claimed, offset in [item for item in self._pending if item[0] <= buffered]:
+            self._pending.remove((claimed, offset))
+            if self._backed is None and self._boundary_at(claimed):
+                self._backed = offset
+        if self._backed is not None and stream.tell() > self._backed + LIE_CHECK_BYTES and self._remaining > 0:
+            self._resume_at_first("runs on past a record that ends on a record boundary")
+            return True
+        if self._backed is None and self._first is not None and stream.tell() > self._first + LIE_CHECK_BYTES:
+            self._first = stream.keep = None  # bounded memory: a header this far back is part of the record
+            self._pending.clear()
+        return False
+
+    def _resume_at_first(self, what: str) -> None:
+        stream, first = self.stream, self._first
+        if self._own_member:  # a gzip member starting with a header inside the span beats a header in the page
+            member = stream.member_start_in(self._block_start + 1, first)
+            if member is not None and self._header_at(member):
+                first = member
+        stream.pos = first - stream.base
+        self._remaining = 0
+        self._warn_lie(what)
+
+    def _claimed_end(self, offset: int) -> int | None:
+        """Stream offset where the record whose header starts at `offset` claims to end; None if it is no header.
+        The cursor stays (the buffer may grow)."""
+        stream = self.stream
+        here = stream.tell()
+        stream.pos = offset - stream.base
+        try:
+            line = stream.readline(MAX_HEADER_BYTES)
+            if _WARC_VERSION_LINE.match(line):
+                warc, _, complete = self._read_header_lines(MAX_HEADER_BYTES, {"content-length"})
+                length = warc.get("content-length", "")
+                if not complete or not length.isdigit():
+                    return None
+                return stream.tell() + int(length)
+            fields = _parse_arc_line(line)
+            return None if fields is None else stream.tell() + fields[2]
+        finally:
+            stream.pos = here - stream.base
+
+    def _boundary_at(self, offset: int) -> bool:
+        """Whether a record ending at `offset` ends on a record boundary: blank lines, then a record header, a gzip
+        member, or the end of the file. The cursor stays."""
+        stream = self.stream
+        here = stream.tell()
+        stream.pos = offset - stream.base
+        try:
+            if not stream.skip_blank():
+                return not stream.at_gap
+            start = stream.tell()
+            return stream.member_start_in(offset, start + 1) is not None or self._header_at(start)
+        finally:
+            stream.pos = here - stream.base
 
     def _check_end(self) -> str | None:
         """The verdict on a record whose declared length was read whole (see `finish`)."""
@@ -737,20 +886,22 @@ class TolerantParser:
         here = stream.tell()
         if stream.member_start_in(end, here + 1) is not None or self._header_at(here):
             return None
-        # Not on a record boundary: a lying length, one a few bytes off, or a sound record followed by garbage.
-        found = self._first_header_after(self._block_start)
-        if found is not None and found < end - LENGTH_SLACK_BYTES:  # records inside the span it claimed
-            self._warn_lie(f"ends {end - found} bytes past a record header inside it")
+        # Not on a record boundary: a sound WARC record followed by garbage, a lying length, or one a few bytes off.
+        if terminated and self._terminator != b"\n":
+            # CRLF CRLF ends it as WARC ends a record: what follows is garbage between records, counted so. (ARC's
+            # terminator, a newline, ends almost every line of a page: there it proves nothing.)
+            return None
+        if self._backed is not None:  # records inside the span it claimed, one of them backed up
+            self._resume_at_first(f"ends {end - self._first} bytes past a record header inside it")
             return "corrupt"
+        found = stream.find_record_start(max(end - LENGTH_SLACK_BYTES, self._block_start, stream.base))
         if found is not None and found <= end + LENGTH_SLACK_BYTES:
             logger.warning(f"record length off by {found - end} bytes before offset {found}")
             return None
         if found is None and self._own_gap(end):  # what follows it runs into corrupt data of its own gzip member
             return self._to_end("corrupt")
-        if terminated:  # it ends as its format ends a record: what follows is garbage between records, counted so
-            stream.rewind(here, self._member)
-            return None
-        self._warn_lie("ends inside data that runs on to the next record header")  # a short length
+        # A short length, or (ARC) a record followed by garbage: one item, reading resumes at the next header.
+        self._warn_lie("ends inside data that runs on to the next record header")
         return "corrupt" if found is not None else self._to_end("corrupt")
 
     def _own_gap(self, end: int) -> bool:
@@ -760,20 +911,17 @@ class TolerantParser:
         return stream.at_gap and stream.gap_in_member and stream.member_start_in(end, stream.end() + 1) is None
 
     def _header_at(self, offset: int) -> bool:
-        """Whether blank lines then a record header line start at `offset` (in the buffer); the cursor stays."""
+        """Whether blank lines then a record header line start at `offset` (in the buffer), or the start of one cut by
+        the end of the file (the iterator counts it truncated); the cursor stays."""
         stream = self.stream
         here = stream.tell()
         stream.pos = offset - stream.base
         stream.skip_blank()
         line = stream.readline(MAX_HEADER_BYTES)
         stream.pos = here - stream.base
+        if stream.eof and not line.endswith(b"\n") and _CUT_HEADER_LINE.match(line):
+            return True
         return bool(_WARC_VERSION_LINE.match(line) or _parse_arc_line(line))
-
-    def _first_header_after(self, offset: int) -> int | None:
-        """Moves to the first record header at or after `offset` of the current record (reading the file again if
-        that was let go of); None at the end of the file or at corrupt gzip data."""
-        self.stream.rewind(offset, self._member)
-        return self.stream.find_record_start(offset)
 
     def _warn_lie(self, what: str) -> None:
         logger.warning(f"record length at offset {self._member[1]}+{self._header_start - self._member[0]} {what}: "

@@ -13,8 +13,11 @@ independent count that the reader's `total` (kept + every drop reason) must equa
 Damaged places are kept apart by at least one sound record, since two damages that touch are one to a reader
 (garbage right after a record whose length lies is part of what that length claims). Lies are planted where a reader
 can tell them from the truth: never ending on a record boundary or within the reader's slack of one
-(`LENGTH_SLACK_BYTES`: a writer that miscounts by a few bytes is forgiven), and a short length never ends just before
-the bytes that end a record (CRLF CRLF in WARC, a newline in ARC), where it is a sound record followed by garbage.
+(`LENGTH_SLACK_BYTES`: a writer that miscounts by a few bytes is forgiven), a length in WARC never ends just before a
+CRLF CRLF (a sound record followed by garbage), and one running past the end of a plain or one-member file has a
+record after it that ends on a record boundary (else it is a record cut by the end of the file). In a plain or
+one-member ARC file, garbage after a record is one item with that record (ARC ends a record with a newline, as most
+lines of a page end, so it is no different from a short length).
 With one gzip member per record a length ending exactly on a later record is a lie too (it runs past its member),
 and is planted. Garbage in an ARC file ends with a newline: an ARC header line glued to the bytes before it cannot
 be told from a URL that starts earlier (a WARC header glued to garbage is found by its `WARC/x.y` line and the field
@@ -196,6 +199,8 @@ def _lie_length(plan: Plan, index: int, lie: Lie, parts, spans, size, lengths) -
     """The declared length that plants `lie` on record `index`, or None where it cannot be planted unambiguously."""
     header_start, block_start, _ = spans[index]
     block, terminator = parts[index][1], parts[index][2]
+    if lie.kind in ("past_end", "partial") and not _backed_after(plan, index, len(spans)):
+        return None
     if lie.kind == "past_end":
         return size - block_start + lie.extra
     if lie.kind == "short":
@@ -204,7 +209,9 @@ def _lie_length(plan: Plan, index: int, lie: Lie, parts, spans, size, lengths) -
             return None
         first = int(lie.where * room)
         for length in [*range(first, -1, -1), *range(first + 1, room + 1)]:
-            if block[length:length + len(terminator)] != terminator and _visible(block, length):
+            # (WARC) not just before CRLF CRLF, which ends a record as WARC does; an ARC record's newline proves
+            # nothing (most lines of a page end with one), so there a short length may end anywhere
+            if (plan.fmt == "arc" or block[length:length + len(terminator)] != terminator) and _visible(block, length):
                 return length
         return None
     if lie.kind == "partial":
@@ -231,10 +238,29 @@ def _lie_length(plan: Plan, index: int, lie: Lie, parts, spans, size, lengths) -
             low, high = SLACK + 1, len(target_block) - SLACK - 1
             first = low + int(lie.where * (high - low))
             for offset in [*range(first, low - 1, -1), *range(first + 1, high + 1)]:
-                if _visible(target_block, offset):
+                # (WARC) not just before CRLF CRLF: that ends a record as WARC does, garbage after it is counted apart
+                if _visible(target_block, offset) and not (
+                        plan.fmt == "warc" and target_block[offset:offset + 4] == TERMINATOR["warc"]):
                     return spans[target][1] + offset - block_start
         return None
     raise ValueError(lie.kind)
+
+
+def _backed_after(plan: Plan, index: int, count: int) -> bool:
+    """Whether a length running past the end of the data from record `index` can be told from a record cut by the end
+    of the file: a record after it (plain, or one gzip member for the file) ends on a record boundary (the next
+    record, or the end of the file; not garbage, a lie or the cut), else a reader keeps to the record's span."""
+    if plan.layout == "per_record" or index + 1 >= count:
+        return True  # its gzip member ends; or nothing follows it to lose
+    cut = plan.cut[0] if plan.cut is not None else count
+    return any(later not in plan.lies and later < cut and later + 1 not in plan.junk for later in range(index + 1, count))
+
+
+def _merged_junk(plan: Plan, index: int) -> bool:
+    """Whether junk before record `index` is one item with the record before it: in a plain or one-member ARC file a
+    record ends with a newline, as almost every line of a page does, so a record followed by garbage cannot be told
+    from one whose length is short; the reader counts the record, garbage included, once as corrupt."""
+    return plan.fmt == "arc" and plan.layout != "per_record" and index >= 1
 
 
 def _gzip(data: bytes) -> bytes:
@@ -307,8 +333,9 @@ def build(plan: Plan) -> Archive:
             start, length = where_is[cut_index]
             data = data[:start + 1 + int(plan.cut[1] * (length - 2))]
             present = cut_index + 1
-    garbage = sum(1 for index in plan.junk if cut_index is None or index < cut_index)
+    garbage = sum(1 for index in plan.junk if (cut_index is None or index < cut_index) and not _merged_junk(plan, index))
     damaged = set(plan.lies) | (set(plan.corrupt) if plan.layout == "per_record" else set())
+    damaged |= {index - 1 for index in plan.junk if _merged_junk(plan, index)}
     if cut_index is not None:
         damaged.add(min(cut_index, present - 1))
     damaged = {index for index in damaged if index < present}

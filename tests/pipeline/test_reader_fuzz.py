@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from mdr.pipeline.reader import ReaderConfig, WarcRecordReader
 from mdr.pipeline.runner import INPUT_SUFFIXES
 from mdr.pipeline.stats import check_invariants
-from tests.pipeline.damaged_archives import FORMATS, LAYOUTS, Archive, Lie, Plan, build, random_plan
+from tests.pipeline.damaged_archives import (FORMATS, LAYOUTS, Archive, Body, Junk, Lie, Plan, build, junk_bytes,
+                                            random_plan)
 from tests.pipeline.record_scan import scan
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "warc"
@@ -167,3 +168,36 @@ def test_generator_plants_what_it_says():
             assert sound.records == 5 and sound.garbage == 0 and scan(sound.data).records == 5
             lying = build(Plan(fmt, layout, bodies, lies={2: Lie("past_end", extra=10**8)}))
             assert lying.expected == 5 and lying.damaged == {2}
+
+
+def _quoting_body(fmt: str) -> Body:
+    """A page that quotes a whole record of its own format (as a page about web archives may): its header and block
+    are bytes of the page, followed by more of the page."""
+    block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>phish text from the quoted record</p>"
+    if fmt == "warc":
+        quoted = (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://quoted.example/page/99\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(block) + block + b"\r\n\r\n")
+    else:
+        quoted = b"http://quoted.example/page/99 10.0.0.9 20080102030405 text/html %d\n" % len(block) + block + b"\n"
+    return Body(payload=b"<html><body><pre>\n" + quoted + b"</pre>\n" + b"<p>more of the page</p>\n" * 40
+                + b"</body></html>")
+
+
+@pytest.mark.parametrize("fmt,layout", [(fmt, layout) for fmt in FORMATS for layout in LAYOUTS])
+@pytest.mark.parametrize("damage", ["cut", "junk"])
+def test_a_record_quoted_in_a_page_is_never_counted_or_kept(tmp_path, fmt, layout, damage):
+    """The file ends inside a page quoting a record, after the quoted record, or garbage follows that page: the page
+    is one record (truncated, kept, or with ARC's garbage one corrupt item), the quoted record none, and its URL is
+    never kept (the reader jumped to quoted headers, kept the page's choice of URL and counted more than planted)."""
+    bodies = random_plan(11, fmt, layout, 3, 0).bodies
+    bodies[1] = _quoting_body(fmt)  # record 2
+    if damage == "cut":
+        plan = Plan(fmt, layout, bodies, cut=(2, 0.9))
+    else:
+        plan = Plan(fmt, layout, bodies, junk={3: Junk(junk_bytes(random.Random(5)))})
+    archive = build(plan)
+    if damage == "cut":
+        assert archive.records == 3 and archive.damaged == {2}
+    stats, kept = read_counts(write(tmp_path, archive, "quoting"))
+    assert stats.get("total", 0) == archive.expected, stats
+    assert 99 not in kept
