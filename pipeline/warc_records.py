@@ -785,10 +785,12 @@ class TolerantParser:
                         stream.rewind(member, self._member)
                         self._warn_lie(f"runs past the end of its gzip member at stream offset {member}")
                         return True
-            if self._scan(high):
-                return True
             if self._remaining <= 0:
                 return False
+            # the span is searched only before compaction lets go of its bytes, at its end if that is no boundary
+            # (`_check_end`), or where the data ends inside it: a sound record is not searched at all
+            if stream.pos > COMPACT_BYTES and self._scan(high):
+                return True
             stream.compact()
             if stream.pos == len(stream.buf) and not stream.fill():
                 return self._scan(high)  # its last line, now that it is known to be whole
@@ -843,6 +845,19 @@ class TolerantParser:
         self._remaining = 0
         self._warn_lie(what)
 
+    def _glued_header_in_span(self) -> int | None:
+        """Stream offset of a WARC header glued to the bytes before it (not at a line start) in the buffered span,
+        below the slack, whose record claims to end past this record's claimed end; else None."""
+        stream = self.stream
+        low, high = max(self._block_start, stream.base) - stream.base, self._end - LENGTH_SLACK_BYTES - stream.base
+        for match in [match for match in _GLUED_WARC_START.finditer(stream.buf, low, max(low, high))]:
+            index = match.start()
+            if index > 0 and stream.buf[index - 1] != 0x0A:
+                claimed = self._claimed_end(stream.base + index)
+                if claimed is not None and claimed > self._end:
+                    return stream.base + index
+        return None
+
     def _claimed_end(self, offset: int) -> int | None:
         """Stream offset where the record whose header starts at `offset` claims to end; None if it is no header.
         The cursor stays (the buffer may grow)."""
@@ -888,9 +903,18 @@ class TolerantParser:
             return None
         # Not on a record boundary: a sound WARC record followed by garbage, a lying length, or one a few bytes off.
         if terminated and self._terminator != b"\n":
-            # CRLF CRLF ends it as WARC ends a record: what follows is garbage between records, counted so. (ARC's
-            # terminator, a newline, ends almost every line of a page: there it proves nothing.)
-            return None
+            # CRLF CRLF ends it as WARC ends a record: what follows is garbage between records, counted so (ARC's
+            # terminator, a newline, ends almost every line of a page: there it proves nothing). Unless a record
+            # header glued to the bytes before it lies inside the span and claims past its end: a record cut short
+            # and the next one written right after it, whose header happened to end where this length does.
+            glued = self._glued_header_in_span()
+            if glued is None:
+                return None
+            self._first = glued
+            self._resume_at_first("runs past a record header glued to the bytes before it")
+            return "corrupt"
+        if self._scan(self._end - LENGTH_SLACK_BYTES):  # a header claiming past its end: reading resumed there
+            return "corrupt"
         if self._backed is not None:  # records inside the span it claimed, one of them backed up
             self._resume_at_first(f"ends {end - self._first} bytes past a record header inside it")
             return "corrupt"
