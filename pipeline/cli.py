@@ -22,7 +22,7 @@ import resource
 import sys
 from pathlib import Path
 
-from mdr.pipeline.executors import PhaseFailedError
+from mdr.errors import PhaseFailedError, UsageError
 from mdr.pipeline.recipe import MAX_TASKS, RecipeError
 
 EXIT_FAILED = 1
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except RecipeError as error:
+    except UsageError as error:  # RecipeError and the trainer's user errors
         _error(str(error))
         return EXIT_USAGE
     except PhaseFailedError as error:  # a task failed while running; its log file is named in the message

@@ -41,14 +41,10 @@ from datatrove.io import get_datafolder
 from datatrove.utils.logging import DATATROVE_COLORIZE_LOG_FILES, logger
 from datatrove.utils.stats import PipelineStats
 
-from mdr.pipeline.errors import naming_file
+from mdr.errors import PhaseFailedError, naming_file
 from mdr.pipeline.terminal import add_console_sink, safe, set_console_level
 
 EXECUTOR_KINDS = ("local", "ray", "slurm")
-
-
-class PhaseFailedError(RuntimeError):
-    """A phase ended with tasks that did not complete; the message names the failing task's log."""
 
 
 @dataclass

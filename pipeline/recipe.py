@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from mdr.errors import UsageError
+
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
 # stage key -> (module, stage class, config class). Order here is only for listing; a recipe sets the run order.
@@ -58,7 +60,7 @@ TOP_LEVEL_KEYS = {"name", "description", "reader", "stages", "output"}
 MAX_TASKS = 1_000_000
 
 
-class RecipeError(ValueError):
+class RecipeError(UsageError):
     """A recipe or run request that cannot run; the message is one line, for the user."""
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 
-from mdr.pipeline.errors import naming_file
+from mdr.errors import naming_file
 from mdr.pipeline.recipe import HTML_STAGES, Recipe, RecipeError
 from mdr.pipeline.writer import ParquetShardWriter, remove_temporary_files
 

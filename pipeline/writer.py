@@ -18,7 +18,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
-from mdr.pipeline.errors import naming_file
+from mdr.errors import naming_file
 from mdr.pipeline.recipe import OptionError, Options, option
 
 # Columns of OUT/data/*.parquet: the contract with the trainer and with `mdr inspect`.

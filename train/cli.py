@@ -20,7 +20,7 @@ import functools
 import json
 import sys
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 
 # `mdr train` flags that map one to one onto TrainConfig fields; unset flags keep the dataclass defaults.
 _TRAIN_OPTIONS = {
@@ -106,7 +106,7 @@ def _reported(handler):
     """A verb whose failures while running are one line on stderr and exit code 1, not a traceback: input data
     found unreadable mid-run, memory exhausted (torch's CUDA one included). An OSError (a full disk, EIO) goes on
     to `mdr`'s main(), which words it for every verb (pipeline/cli.py, _os_error_line). Mistakes in the request
-    itself are RecipeErrors, exit code 2, raised before anything is written."""
+    itself are UsageErrors, exit code 2, raised before anything is written."""
 
     @functools.wraps(handler)
     def run(args) -> int:
@@ -141,15 +141,15 @@ def _device(name: str) -> str:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise RecipeError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+        raise UsageError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RecipeError(f"--device {name}: torch sees no CUDA device here")
+        raise UsageError(f"--device {name}: torch sees no CUDA device here")
     return name
 
 
 def _at_least_one(value: int | None, flag: str) -> int | None:
     if value is not None and value < 1:
-        raise RecipeError(f"{flag} must be at least 1, got {value}")
+        raise UsageError(f"{flag} must be at least 1, got {value}")
     return value
 
 
@@ -197,14 +197,14 @@ def cmd_eval(args) -> int:
     tokenizer = str(Path(args.run) / TOKENIZER)
     split, val_fraction = ("val", config["val_fraction"]) if args.split == "val" else ("train", 0.0)
     if split == "val" and val_fraction == 0.0:
-        raise RecipeError(f"{args.run} held nothing out (val_fraction 0): use --split all")
+        raise UsageError(f"{args.run} held nothing out (val_fraction 0): use --split all")
     loader = TokenLoader(args.data, tokenizer, model.config.block_size, args.batch_size or config["batch_size"],
                          seed=config["seed"], split=split, val_fraction=val_fraction, epochs=1)
     try:
         metrics = evaluate(model, loader, token_byte_lengths(tokenizer, model.config.vocab_size), args.max_batches,
                            args.device)
     except NoHeldOutData:
-        raise RecipeError(f"no {args.split} tokens in {' '.join(args.data)} (fewer than one batch of "
+        raise UsageError(f"no {args.split} tokens in {' '.join(args.data)} (fewer than one batch of "
                           f"{loader.batch_size}×{loader.seq_len} tokens per split)") from None
     if args.json:
         print(json.dumps(metrics))
@@ -229,9 +229,9 @@ def cmd_sample(args) -> int:
     try:
         config = sample.DecodeConfig(strategy=args.strategy, **{k: v for k, v in chosen.items() if v is not None})
     except ValueError as error:
-        raise RecipeError(str(error)) from None
+        raise UsageError(str(error)) from None
     if any(not tokenizer.encode(p) for p in args.prompt):
-        raise RecipeError("a --prompt is empty: give at least one character")
+        raise UsageError("a --prompt is empty: give at least one character")
     strategies = sample.STRATEGIES if args.compare else (args.strategy,)
     rows = sample.compare(model, tokenizer, args.prompt, config, strategies)
     if args.json:

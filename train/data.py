@@ -50,7 +50,7 @@ import torch
 import xxhash
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 from mdr.train.tokenizer import (DataError, load_tokenizer, open_parquet, open_text_parquet, read_texts,
                                  resolve_parquet_files)
 
@@ -211,7 +211,7 @@ class _WorkerStream:
         its reason travels as an item instead, and the trainer raises it (one line)."""
         try:
             yield from self._items()
-        except (DataError, RecipeError) as error:  # RecipeError: a file replaced by a non-Parquet one since listed
+        except (DataError, UsageError) as error:  # UsageError: a file replaced by a non-Parquet one since listed
             yield "error", str(error)
 
     def _items(self):
@@ -363,16 +363,16 @@ class TokenLoader:
                  shuffle: bool = True, text_column: str = "text", pin_memory: bool = False,
                  prefetch_factor: int = 4):
         if split not in ("train", "val"):
-            raise RecipeError(f"split must be 'train' or 'val', got {split!r}")
+            raise UsageError(f"split must be 'train' or 'val', got {split!r}")
         if not 0.0 <= val_fraction < 1.0 or (split == "val" and val_fraction == 0.0):
-            raise RecipeError(f"val_fraction must be in [0, 1) and above 0 for the val split, got {val_fraction}")
+            raise UsageError(f"val_fraction must be in [0, 1) and above 0 for the val split, got {val_fraction}")
         for name, value in (("seq_len", seq_len), ("batch_size", batch_size), ("world_size", world_size)):
             if value < 1:
-                raise RecipeError(f"{name} must be at least 1, got {value}")
+                raise UsageError(f"{name} must be at least 1, got {value}")
         if not 0 <= rank < world_size:
-            raise RecipeError(f"rank must be in [0, {world_size}), got {rank}")
+            raise UsageError(f"rank must be in [0, {world_size}), got {rank}")
         if num_workers < 0 or seed < 0 or (epochs is not None and epochs < 1):
-            raise RecipeError(f"num_workers and seed must be >= 0 and epochs None or >= 1 "
+            raise UsageError(f"num_workers and seed must be >= 0 and epochs None or >= 1 "
                               f"(got {num_workers}, {seed}, {epochs})")
         self.files = resolve_parquet_files(files)
         self.tokenizer = load_tokenizer(tokenizer_path)
@@ -388,7 +388,7 @@ class TokenLoader:
         global_workers = self._spec.global_workers
         first = rank * self.workers_per_rank
         if len(pieces) <= first:
-            raise RecipeError(f"rank {rank} gets no data: {len(pieces)} piece(s) of documents in {len(self.files)} "
+            raise UsageError(f"rank {rank} gets no data: {len(pieces)} piece(s) of documents in {len(self.files)} "
                               f"file(s) for {world_size} rank(s) × {self.workers_per_rank} worker(s); use fewer ranks "
                               "or workers, or more data")
         if len(pieces) < global_workers:
@@ -471,10 +471,10 @@ class TokenLoader:
     def load_state_dict(self, state: dict) -> None:
         """Continues where `state` was taken: the next batch is the one that would have come next."""
         if state.get("version") != STATE_VERSION:
-            raise RecipeError(f"loader state version {state.get('version')!r}, expected {STATE_VERSION}")
+            raise UsageError(f"loader state version {state.get('version')!r}, expected {STATE_VERSION}")
         for key, value in self._identity().items():
             if state.get(key) != value:
-                raise RecipeError(f"cannot restore the loader: {key} was {state.get(key)!r}, now {value!r} "
+                raise UsageError(f"cannot restore the loader: {key} was {state.get(key)!r}, now {value!r} "
                                   "(resume with the same data, tokenizer, seed, split, ranks and workers)")
         self._positions = [[int(v) for v in p] for p in state["positions"]]
         self._finished = [bool(f) for f in state["finished"]]

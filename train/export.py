@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 from mdr.train.model import GPT
 from mdr.train.tokenizer import EOS_TOKEN
 from mdr.train.trainer import TOKENIZER, load_model
@@ -42,14 +42,14 @@ def export_hf(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     try:
         from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
     except ImportError:
-        raise RecipeError("export needs Hugging Face transformers: pip install 'mdr[export]'") from None
+        raise UsageError("export needs Hugging Face transformers: pip install 'mdr[export]'") from None
     from transformers.utils import logging as hf_logging
 
     from mdr.train.tokenizer import load_tokenizer
 
     hf_logging.disable_progress_bar()
     if Path(out).exists() and not Path(out).is_dir():
-        raise RecipeError(f"--hf {out} is a file, not a directory")
+        raise UsageError(f"--hf {out} is a file, not a directory")
     model, _ = load_model(run)
     tokenizer = load_tokenizer(str(Path(run) / TOKENIZER))
     hf_model = GPT2LMHeadModel(hf_config(model, tokenizer.eos_id))

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 
 EOS_TOKEN = "<|endoftext|>"
 BYTE_ALPHABET_SIZE = 256  # byte-level BPE starts from one token per byte
@@ -66,16 +66,16 @@ def resolve_parquet_files(data: list[str] | str | os.PathLike) -> list[str]:
 
     Directories are searched recursively for *.parquet. An HTTP(S) URL must name a file (a server cannot be listed);
     object stores (s3://, gs://, hf://...) take directories and globs too. Returns a sorted list without duplicates;
-    raises RecipeError (one line) when an item names no Parquet file.
+    raises UsageError (one line) when an item names no Parquet file.
     """
     items = [os.fspath(item) for item in ([data] if isinstance(data, (str, os.PathLike)) else data)]
     if not items:
-        raise RecipeError("no data given: pass --data with Parquet files, directories, globs or URLs")
+        raise UsageError("no data given: pass --data with Parquet files, directories, globs or URLs")
     files: set[str] = set()
     for item in items:
         found = _fsspec_files(item) if _is_url(item) else _local_files(item)
         if not found:
-            raise RecipeError(f"no Parquet files found at {item!r}: give Parquet files, a directory of them, a glob, "
+            raise UsageError(f"no Parquet files found at {item!r}: give Parquet files, a directory of them, a glob, "
                               "an fsspec URL or an `mdr run` output directory")
         files.update(found)
     return sorted(files)
@@ -83,7 +83,7 @@ def resolve_parquet_files(data: list[str] | str | os.PathLike) -> list[str]:
 
 class DataError(RuntimeError):
     """Input data found unreadable while running (a corrupt row group behind a valid footer, a file gone): the run
-    fails with this one-line reason (exit code 1), unlike what is checked before anything runs (RecipeError)."""
+    fails with this one-line reason (exit code 1), unlike what is checked before anything runs (UsageError)."""
 
 
 def one_line(error: BaseException) -> str:
@@ -95,7 +95,7 @@ def one_line(error: BaseException) -> str:
 
 def open_parquet(path: str):
     """A pyarrow ParquetFile for a local path or an fsspec URL (read with range requests, not downloaded whole).
-    A file that is not Parquet (empty, truncated, garbage) or cannot be opened is a one-line RecipeError."""
+    A file that is not Parquet (empty, truncated, garbage) or cannot be opened is a one-line UsageError."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -106,23 +106,23 @@ def open_parquet(path: str):
 
         return pq.ParquetFile(fsspec.open(path, "rb").open())
     except (OSError, pa.ArrowException) as error:  # ArrowInvalid: "Parquet magic bytes not found in footer", ...
-        raise RecipeError(f"{path} is not a readable Parquet file: {one_line(error)}") from None
+        raise UsageError(f"{path} is not a readable Parquet file: {one_line(error)}") from None
 
 
 def open_text_parquet(path: str, text_column: str = "text"):
     """open_parquet, after checking that the file has the text column and that it holds strings (else a one-line
-    RecipeError)."""
+    UsageError)."""
     import pyarrow as pa
 
     parquet = open_parquet(path)
     schema = parquet.schema_arrow
     if text_column not in schema.names:
-        raise RecipeError(f"{path} has no {text_column!r} column (columns: {', '.join(schema.names)})")
+        raise UsageError(f"{path} has no {text_column!r} column (columns: {', '.join(schema.names)})")
     kind = schema.field(text_column).type
     if pa.types.is_dictionary(kind):  # a categorical column reads back as its values
         kind = kind.value_type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise RecipeError(f"{path}: column {text_column!r} holds {kind}, not text (strings)")
+        raise UsageError(f"{path}: column {text_column!r} holds {kind}, not text (strings)")
     return parquet
 
 
@@ -191,9 +191,9 @@ def train_tokenizer(files: list[str], vocab_size: int, out: str, text_column: st
 
     minimum = BYTE_ALPHABET_SIZE + 1
     if vocab_size < minimum:
-        raise RecipeError(f"--vocab-size must be at least {minimum} (256 bytes + {EOS_TOKEN}), got {vocab_size}")
+        raise UsageError(f"--vocab-size must be at least {minimum} (256 bytes + {EOS_TOKEN}), got {vocab_size}")
     if max_docs is not None and max_docs < 1:
-        raise RecipeError(f"--max-docs must be at least 1, got {max_docs}")
+        raise UsageError(f"--max-docs must be at least 1, got {max_docs}")
     paths = resolve_parquet_files(files)
     if os.path.isdir(out) or out.endswith(("/", os.sep)):
         out = os.path.join(out, TOKENIZER_FILE)
@@ -218,7 +218,7 @@ def train_tokenizer(files: list[str], vocab_size: int, out: str, text_column: st
 
     tokenizer.train_from_iterator(counted(), trainer=trainer)
     if documents == 0:
-        raise RecipeError(f"no text to train on: the {text_column!r} column of {len(paths)} file(s) is empty")
+        raise UsageError(f"no text to train on: the {text_column!r} column of {len(paths)} file(s) is empty")
     write_atomically(out, tokenizer.to_str(pretty=True))
     return out
 
@@ -236,12 +236,12 @@ class MdrTokenizer:
         try:
             self._tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
         except Exception as error:  # noqa: BLE001 -- the Rust side raises a bare Exception ("expected value at ...")
-            raise RecipeError(f"{self.path} is not a tokenizer file ({one_line(error)}): train one with "
+            raise UsageError(f"{self.path} is not a tokenizer file ({one_line(error)}): train one with "
                               "`mdr tokenizer train`") from None
         self._tokenizer.encode_special_tokens = True  # a literal "<|endoftext|>" in a document is text
         eos_id = self._tokenizer.token_to_id(EOS_TOKEN)
         if eos_id is None:
-            raise RecipeError(f"{self.path} has no {EOS_TOKEN} token: train it with `mdr tokenizer train`")
+            raise UsageError(f"{self.path} has no {EOS_TOKEN} token: train it with `mdr tokenizer train`")
         self.eos_id: int = eos_id
         self.vocab_size: int = self._tokenizer.get_vocab_size(with_added_tokens=True)
 
@@ -264,7 +264,7 @@ def load_tokenizer(path: str) -> MdrTokenizer:
     if os.path.isdir(path):
         path = os.path.join(path, TOKENIZER_FILE)
     if not os.path.isfile(path):
-        raise RecipeError(f"tokenizer {path!r} not found: train one with `mdr tokenizer train`")
+        raise UsageError(f"tokenizer {path!r} not found: train one with `mdr tokenizer train`")
     return MdrTokenizer(path)
 
 

@@ -47,7 +47,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 from mdr.train import objective
 from mdr.train.data import TokenLoader
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
@@ -112,45 +112,45 @@ class TrainConfig:
                          "out")
 
     def validate(self) -> None:
-        """Every option in its valid range, before anything runs (one-line RecipeError). Comparisons are written so
+        """Every option in its valid range, before anything runs (one-line UsageError). Comparisons are written so
         that NaN fails them: `--lr nan` trained a model of NaNs to the end."""
         if self.preset not in PRESETS:
-            raise RecipeError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+            raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "checkpoint_interval",
                     "log_interval")
         for name in positive:
             if getattr(self, name) < 1:
-                raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("seq_len", "vocab_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         minimum_vocabulary = BYTE_ALPHABET_SIZE + 1
         if self.tokenizer_vocab_size is not None and self.tokenizer_vocab_size < minimum_vocabulary:
-            raise RecipeError(f"tokenizer_vocab_size must be at least {minimum_vocabulary} (256 bytes + "
+            raise UsageError(f"tokenizer_vocab_size must be at least {minimum_vocabulary} (256 bytes + "
                               f"{EOS_TOKEN}), got {self.tokenizer_vocab_size}")
         for name in ("num_workers", "keep_checkpoints"):
             if getattr(self, name) < 0:
-                raise RecipeError(f"{name} must be at least 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 0, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**64:  # numpy's seeds are non-negative; torch's at most 64 bits
-            raise RecipeError(f"seed must be in [0, 2^64), got {self.seed}")
+            raise UsageError(f"seed must be in [0, 2^64), got {self.seed}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0.0):
-            raise RecipeError(f"lr must be a positive number, got {self.lr}")
+            raise UsageError(f"lr must be a positive number, got {self.lr}")
         for name in ("weight_decay", "entropy_reg", "grad_clip"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
-                raise RecipeError(f"{name} must be a number >= 0, got {value}")
+                raise UsageError(f"{name} must be a number >= 0, got {value}")
         for name in ("warmup_fraction", "label_smoothing", "val_fraction", "beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise RecipeError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise UsageError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise RecipeError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+            raise UsageError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.resume not in (False, True, "auto"):
-            raise RecipeError(f"resume must be False, True or 'auto', got {self.resume!r}")
+            raise UsageError(f"resume must be False, True or 'auto', got {self.resume!r}")
         if self.device != "auto":
             try:
                 torch.device(self.device)
             except RuntimeError:
-                raise RecipeError(f"unknown device {self.device!r}: use auto, cpu, cuda or cuda:N") from None
+                raise UsageError(f"unknown device {self.device!r}: use auto, cpu, cuda or cuda:N") from None
 
 
 def lr_multiplier(step: int, max_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -214,7 +214,7 @@ def _setup_distributed(device_option: str) -> tuple[int, int, torch.device, bool
     """(rank, world_size, device, whether we started the process group). torchrun sets RANK/WORLD_SIZE."""
     cuda = torch.cuda.is_available() if device_option == "auto" else device_option.startswith("cuda")
     if cuda and not torch.cuda.is_available():
-        raise RecipeError(f"--device {device_option}: torch sees no CUDA device here")
+        raise UsageError(f"--device {device_option}: torch sees no CUDA device here")
     started = False
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
@@ -360,7 +360,7 @@ CHECKPOINT_KEYS = ("format", "step", "config", "model_config", "model", "optimiz
 
 def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     """A checkpoint file, loaded with weights_only=True; one that is empty, truncated, not torch.save's or not a
-    trainer checkpoint is a one-line RecipeError. Failing to read it (EIO, EACCES) or to hold it in memory is no
+    trainer checkpoint is a one-line UsageError. Failing to read it (EIO, EACCES) or to hold it in memory is no
     fault of the file's: that OSError or MemoryError propagates, a failure while running (exit code 1)."""
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
@@ -378,12 +378,12 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         # not the file itself under another name: the newest kept checkpoint is a hard link of ckpt.pt's
         kept = [p for p in kept_checkpoints(Path(path).parent) if not _same_file(p, path)]
         hint = f" (newest kept checkpoint: {kept[-1]})" if kept else ""
-        raise RecipeError(f"{path} is not a readable checkpoint ({reason}): was it cut short by a full disk or a "
+        raise UsageError(f"{path} is not a readable checkpoint ({reason}): was it cut short by a full disk or a "
                           f"copy?{hint}") from None
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
-        raise RecipeError(f"{path} is not an mdr train checkpoint")
+        raise UsageError(f"{path} is not an mdr train checkpoint")
     if checkpoint["format"] != CHECKPOINT_FORMAT:
-        raise RecipeError(f"{path} has checkpoint format {checkpoint['format']!r}; this mdr reads {CHECKPOINT_FORMAT}")
+        raise UsageError(f"{path} has checkpoint format {checkpoint['format']!r}; this mdr reads {CHECKPOINT_FORMAT}")
     return checkpoint
 
 
@@ -398,7 +398,7 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     path = Path(run) / CHECKPOINT
     if not path.is_file():
-        raise RecipeError(f"no checkpoint at {path}: train with `mdr train --out {run}` first")
+        raise UsageError(f"no checkpoint at {path}: train with `mdr train --out {run}` first")
     return read_checkpoint(path, device)
 
 
@@ -409,7 +409,7 @@ def load_model(run: str | os.PathLike, device: str | torch.device = "cpu") -> tu
         model = GPT(GPTConfig(**checkpoint["model_config"]))
         model.load_state_dict(checkpoint["model"])
     except (TypeError, RuntimeError, AttributeError) as error:  # other keys or shapes than this GPT's
-        raise RecipeError(f"{Path(run) / CHECKPOINT} does not hold a model this mdr can build "
+        raise UsageError(f"{Path(run) / CHECKPOINT} does not hold a model this mdr can build "
                           f"({one_line(error)[:160]})") from None
     return model.to(device).eval(), checkpoint["config"]
 
@@ -465,10 +465,10 @@ def _check_resume(stored: dict, config: TrainConfig, world: int, stored_world: i
     current = dataclasses.asdict(config)
     changed = sorted(k for k in current if k not in TrainConfig.RESUMABLE_CHANGES and stored.get(k) != current[k])
     if changed:
-        raise RecipeError("cannot resume with a different " + ", ".join(
+        raise UsageError("cannot resume with a different " + ", ".join(
             f"{k} (checkpoint {stored.get(k)!r}, now {current[k]!r})" for k in changed))
     if stored_world != world:
-        raise RecipeError(f"the checkpoint was written by {stored_world} rank(s); resume with {stored_world}, not {world}")
+        raise UsageError(f"the checkpoint was written by {stored_world} rank(s); resume with {stored_world}, not {world}")
 
 
 class _Progress:
@@ -551,7 +551,7 @@ def train(config: TrainConfig, stop_at: int | None = None) -> dict:
         before = {TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD, CHECKPOINTS}
     try:
         return _train(config, stop_at, rank, world, device)
-    except RecipeError:
+    except UsageError:
         if rank == 0 and not (run / CHECKPOINT).exists():
             _undo_fresh_start(run, before)
         raise
@@ -601,32 +601,32 @@ def _run_directory(config: TrainConfig, given_tokenizer) -> bool:
     run = Path(config.out)
     checkpoint_path = run / CHECKPOINT
     if run.exists() and not run.is_dir():
-        raise RecipeError(f"--out {run} is a file, not a run directory")
+        raise UsageError(f"--out {run} is a file, not a run directory")
     if run.is_dir() and not os.access(run, os.W_OK | os.X_OK):
-        raise RecipeError(f"--out {run} is not writable")
+        raise UsageError(f"--out {run} is not writable")
     resuming = checkpoint_path.is_file() if config.resume == "auto" else bool(config.resume)
     if resuming and not checkpoint_path.is_file():
-        raise RecipeError(f"nothing to resume: no {checkpoint_path}")
+        raise UsageError(f"nothing to resume: no {checkpoint_path}")
     if resuming:
         return True
     if checkpoint_path.exists():
-        raise RecipeError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+        raise UsageError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
     if kept_checkpoints(run):
-        raise RecipeError(f"{run / CHECKPOINTS} holds checkpoints but there is no {checkpoint_path}: copy the one to "
+        raise UsageError(f"{run / CHECKPOINTS} holds checkpoints but there is no {checkpoint_path}: copy the one to "
                           "continue from to ckpt.pt and pass --resume, or choose another --out")
     if config.resume != "auto":
         mine = (TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD)
         leftovers = [name for name in mine if (run / name).exists()
                      and not (name == TOKENIZER and _is_given_tokenizer(run / name, given_tokenizer))]
         if leftovers:
-            raise RecipeError(f"{run} holds {', '.join(leftovers)} but no checkpoint (a run that stopped before its "
+            raise UsageError(f"{run} holds {', '.join(leftovers)} but no checkpoint (a run that stopped before its "
                               "first one?): pass --resume auto to start it afresh, or choose another --out")
     return False
 
 
 def _check_vocab_size(vocab_size: int | None, tokenizer_vocab_size: int) -> None:
     if vocab_size is not None and vocab_size < tokenizer_vocab_size:
-        raise RecipeError(f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_vocab_size}")
+        raise UsageError(f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_vocab_size}")
 
 
 def _prepare_tokenizer(config: TrainConfig, run: Path, files: list[str], given, progress: _Progress) -> None:
@@ -642,7 +642,7 @@ def _prepare_tokenizer(config: TrainConfig, run: Path, files: list[str], given, 
     try:
         recorded = json.loads(record.read_text())
         reuse = recorded["settings"] == settings and recorded["sha256"] == load_tokenizer(str(run_tokenizer)).sha256
-    except (OSError, ValueError, KeyError, TypeError, RecipeError):  # no record, or no tokenizer beside it
+    except (OSError, ValueError, KeyError, TypeError, UsageError):  # no record, or no tokenizer beside it
         reuse = False
     if reuse:
         progress.note(f"mdr: reusing {run_tokenizer}, trained with the same settings by an earlier attempt")
@@ -667,7 +667,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights and moments to the model's device
     checkpoint = read_checkpoint(run / CHECKPOINT) if resuming else None
     if checkpoint is not None and given is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
-        raise RecipeError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
+        raise UsageError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
     files = resolve_parquet_files(config.data)
     for path in files:  # each a Parquet file with a text column of strings, before anything is written
         open_text_parquet(path)
@@ -684,7 +684,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         try:
             run.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise RecipeError(f"cannot create the run directory {run}: {error.strerror}") from None
+            raise UsageError(f"cannot create the run directory {run}: {error.strerror}") from None
         for stale in [*run.glob(f".{CHECKPOINT}.*.tmp"), *(run / CHECKPOINTS).glob(".step_*.tmp")]:
             stale.unlink()  # a save cut short by a kill
         if not resuming:  # starting afresh: nothing of an earlier attempt stays in the logs
@@ -696,7 +696,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         dist.barrier()
     tokenizer = load_tokenizer(str(run_tokenizer))
     if checkpoint is not None and tokenizer.sha256 != checkpoint["tokenizer_sha256"]:
-        raise RecipeError(f"{run_tokenizer} is not the tokenizer {run / CHECKPOINT} was trained with")
+        raise UsageError(f"{run_tokenizer} is not the tokenizer {run / CHECKPOINT} was trained with")
 
     model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
     _check_vocab_size(model_config.vocab_size, tokenizer.vocab_size)
@@ -771,7 +771,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         try:
             micro_batches = [next(batches) for _ in range(config.grad_accum)]
         except StopIteration:
-            raise RecipeError(f"rank {rank} has no training data: every document is in the held-out split, or "
+            raise UsageError(f"rank {rank} has no training data: every document is in the held-out split, or "
                              "the shards are empty") from None
         lr = optimizer.param_groups[0]["lr"]
         loss, nll = train_step(train_model, optimizer, scheduler, micro_batches, config, device)

@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 from string import Template
 
-from mdr.pipeline.errors import naming_file
+from mdr.errors import naming_file
 from mdr.pipeline.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES, svg
 from mdr.pipeline.report.collect import LID_SCORE_BINS, collect
 from mdr.pipeline.report.table import human, partial_note, text_base

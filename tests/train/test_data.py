@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 from mdr.train.data import TokenLoader, in_val_split, list_pieces
 from mdr.train.tokenizer import load_tokenizer, resolve_parquet_files, train_tokenizer
 from tests.train.shards import SHAKESPEARE, samples_run, shakespeare_shards
@@ -164,7 +164,7 @@ def test_a_worker_without_documents_does_not_block_the_others(two_documents, sam
 
 
 def test_a_rank_without_data_is_refused(two_documents, samples_tokenizer):
-    with pytest.raises(RecipeError, match="rank 2 gets no data"):
+    with pytest.raises(UsageError, match="rank 2 gets no data"):
         TokenLoader([str(two_documents)], samples_tokenizer, 16, 2, rank=2, world_size=3)
 
 
@@ -272,9 +272,9 @@ def test_resume_near_the_end_of_a_finite_run(aligned_shards, shakespeare_tokeniz
 
 def test_a_state_from_another_configuration_is_refused(samples, samples_tokenizer):
     state = TokenLoader([str(samples)], samples_tokenizer, 16, 2, seed=1).state_dict()
-    with pytest.raises(RecipeError, match="seed was 1, now 2"):
+    with pytest.raises(UsageError, match="seed was 1, now 2"):
         TokenLoader([str(samples)], samples_tokenizer, 16, 2, seed=2).load_state_dict(state)
-    with pytest.raises(RecipeError, match="workers_per_rank"):
+    with pytest.raises(UsageError, match="workers_per_rank"):
         TokenLoader([str(samples)], samples_tokenizer, 16, 2, seed=1, num_workers=2).load_state_dict(state)
 
 
@@ -336,9 +336,9 @@ def test_resolve_parquet_files(samples, shakespeare, tmp_path):
     assert resolve_parquet_files([str(shakespeare / "*.parquet")]) == files
     assert resolve_parquet_files([files[1], files[0], files[1]]) == files[:2]
     assert resolve_parquet_files(f"file://{shakespeare}") == [f"file://{p}" for p in files]
-    with pytest.raises(RecipeError, match="no Parquet files found at"):
+    with pytest.raises(UsageError, match="no Parquet files found at"):
         resolve_parquet_files([str(tmp_path)])
-    with pytest.raises(RecipeError, match="no data given"):
+    with pytest.raises(UsageError, match="no data given"):
         resolve_parquet_files([])
 
 
@@ -398,7 +398,7 @@ def test_missing_text_column_is_one_line(tmp_path, samples_tokenizer):
     import pyarrow as pa
 
     pq.write_table(pa.table({"body": ["a"]}), tmp_path / "x.parquet")
-    with pytest.raises(RecipeError, match="has no 'text' column"):
+    with pytest.raises(UsageError, match="has no 'text' column"):
         TokenLoader([str(tmp_path)], samples_tokenizer, 8, 1)
 
 
@@ -431,7 +431,7 @@ def test_unreadable_or_mistyped_parquet_is_one_line(shakespeare, shakespeare_tok
                 "garbage": "not a readable Parquet file", "int text": "holds int64, not text",
                 "no text": "has no 'text' column"}
     for name, directory in _broken_shards(tmp_path, shakespeare).items():
-        with pytest.raises(RecipeError, match=expected[name]):
+        with pytest.raises(UsageError, match=expected[name]):
             TokenLoader([str(directory)], shakespeare_tokenizer, 8, 1)
         for tokenizer in (["--tokenizer", shakespeare_tokenizer], []):  # given, or to be trained on the data
             run = tmp_path / f"run-{directory.name}"

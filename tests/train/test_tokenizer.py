@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 from mdr.train.tokenizer import EOS_TOKEN, load_tokenizer, train_tokenizer
 from tests.train.shards import SHAKESPEARE, samples_run, shakespeare_shards
 
@@ -70,11 +70,11 @@ def test_training_is_deterministic_and_atomic(samples, tokenizer_path, tmp_path)
 
 
 def test_bad_requests_are_one_line(samples, tmp_path):
-    with pytest.raises(RecipeError, match="at least 257"):
+    with pytest.raises(UsageError, match="at least 257"):
         train_tokenizer([str(samples)], 256, str(tmp_path / "t.json"))
-    with pytest.raises(RecipeError, match="no Parquet files found"):
+    with pytest.raises(UsageError, match="no Parquet files found"):
         train_tokenizer([str(tmp_path / "missing")], 1000, str(tmp_path / "t.json"))
-    with pytest.raises(RecipeError, match="not found"):
+    with pytest.raises(UsageError, match="not found"):
         load_tokenizer(str(tmp_path / "missing.json"))
     assert not (tmp_path / "t.json").exists()
 
@@ -104,6 +104,6 @@ def test_a_corrupt_tokenizer_file_is_one_line(tmp_path):
     for name, content in (("truncated", raw[: len(raw) // 2]), ("empty", b""), ("binary", bytes(range(256)))):
         path = tmp_path / f"{name}.json"
         path.write_bytes(content)
-        with pytest.raises(RecipeError, match="is not a tokenizer file") as error:
+        with pytest.raises(UsageError, match="is not a tokenizer file") as error:
             load_tokenizer(str(path))
         assert "\n" not in str(error.value)

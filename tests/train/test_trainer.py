@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mdr.pipeline.cli import main
-from mdr.pipeline.recipe import RecipeError
+from mdr.errors import UsageError
 from mdr.train.data import TokenLoader
 from mdr.train.model import GPT, config_for
 from mdr.train.tokenizer import load_tokenizer
@@ -89,14 +89,14 @@ def test_checkpoint_holds_every_component_and_loads_weights_only(tmp_path):
 def test_resume_refusals(tmp_path):
     run = tmp_path / "run"
     config = dict(data=shakespeare_data(), out=str(run), tokenizer=shakespeare_tokenizer(), **SMALL)
-    with pytest.raises(RecipeError, match="nothing to resume"):
+    with pytest.raises(UsageError, match="nothing to resume"):
         train(TrainConfig(max_steps=2, resume=True, **config))
     train(TrainConfig(max_steps=2, **config))
-    with pytest.raises(RecipeError, match="already holds a checkpoint"):
+    with pytest.raises(UsageError, match="already holds a checkpoint"):
         train(TrainConfig(max_steps=2, **config))
-    with pytest.raises(RecipeError, match="different lr"):
+    with pytest.raises(UsageError, match="different lr"):
         train(TrainConfig(max_steps=4, lr=1e-2, resume=True, **config))
-    with pytest.raises(RecipeError, match="another tokenizer"):
+    with pytest.raises(UsageError, match="another tokenizer"):
         train(TrainConfig(**{**config, "tokenizer": shakespeare_tokenizer(300)}, max_steps=4, resume=True))
 
 
@@ -490,7 +490,7 @@ def test_a_mistake_found_after_the_first_writes_does_not_block_the_corrected_com
     a mistake that can only show later (no training data: every document held out) removes what the fresh start
     wrote."""
     data, run, tokenizer = shakespeare_data(), tmp_path / "run", shakespeare_tokenizer()
-    with pytest.raises(RecipeError, match="vocab_size 100 is smaller than the tokenizer's 512"):
+    with pytest.raises(UsageError, match="vocab_size 100 is smaller than the tokenizer's 512"):
         train(TrainConfig(data=data, out=str(run), tokenizer=tokenizer, max_steps=1, vocab_size=100, **SMALL))
     assert not run.exists()
     assert main(_quick_cli(data, run, "--tokenizer", tokenizer, "--max-steps", "1")) == 0
@@ -524,7 +524,7 @@ def test_the_hint_of_an_unreadable_checkpoint_never_names_the_same_file(tmp_path
                       keep_checkpoints=2, **{**SMALL, "checkpoint_interval": 1, "eval_interval": 1000}))
     with open(run / "ckpt.pt", "r+b") as handle:  # cut short in place: step_000002.pt with it
         handle.truncate(os.path.getsize(run / "ckpt.pt") // 2)
-    with pytest.raises(RecipeError, match="is not a readable checkpoint") as raised:
+    with pytest.raises(UsageError, match="is not a readable checkpoint") as raised:
         read_checkpoint(run / "ckpt.pt")
     assert str(raised.value).endswith(f"(newest kept checkpoint: {run / 'checkpoints' / 'step_000001.pt'})")
 
