@@ -130,7 +130,10 @@ def set_console_level(level: str) -> None:
     """Console logging of datatrove (loguru) at `level`, through `add_console_sink`, in place of every sink there was
     (datatrove's raw stderr sink at DEBUG, added when loguru is imported); task logs are added after it, per task.
     `mdr` calls it first thing, so the driver process too prints only neutralised warnings and errors."""
-    from loguru import logger
+    # datatrove's logging module, not loguru's: importing it the first time runs datatrove's setup_default_logger,
+    # which replaces every sink with a raw stderr one; it must run before this, not later (on the first import of
+    # datatrove by a verb or by _ToLoguru.emit).
+    from datatrove.utils.logging import logger
 
     logger.remove()
     add_console_sink(level)
