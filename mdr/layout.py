@@ -1,0 +1,147 @@
+"""A run's output directory, the one place its layout is spelled, and the plan types that carry it to the phases.
+
+    OUT/run.json              what this directory is a run of (recipe, inputs, tasks); a rerun must match it,
+                              and its inputs must still have the sizes and modification times recorded there
+    OUT/.lock                 locked by the `mdr run` writing OUT: a second one into OUT is refused
+    OUT/data/*.parquet        kept documents (the only final output)
+    OUT/excluded/<stage>/     documents each stage dropped, with reason and measured value
+    OUT/logs/<phase>/         the phase's logging dir: datatrove's stats/, completions/, logs/ and stats.json, the
+                              reader's progress/, MinHash clustering's cluster_sizes.json
+With dedup stages in the recipe, the filter phase writes OUT/filtered/ instead of OUT/data/, each dedup stage but the
+last writes OUT/deduped/<stage>/, and their phases keep work files (signatures, pairs, removal lists, span lists)
+in OUT/work/<stage>/ (the names inside are each stage's own).
+
+`RunLayout` gives every one of these paths; nothing else in mdr spells them (tests/test_layout.py checks it). A
+phase's logging dir is also opened by name through datatrove's DataFolder (local or remote): `task_stats_name` and
+`task_log_name` give those names.
+
+`Phase` and `DedupContext` are what the runner hands to the executors and to the dedup stages. This module imports
+nothing but the standard library: the CLI, the dedup stages and the trainer import it without pulling in datatrove,
+pyarrow or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mdr.pipeline.writer import WriterConfig
+
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+
+# Inside a phase's logging dir. datatrove's executors write stats/<rank>.json for every completed task,
+# completions/<rank> to mark it done (what a resume skips) and, through mdr's task logger, logs/task_<rank>.log;
+# mdr merges the stats into stats.json.
+STATS_DIR = "stats"
+COMPLETIONS_DIR = "completions"
+TASK_LOGS_DIR = "logs"
+MERGED_STATS_FILE = "stats.json"
+PROGRESS_DIR = "progress"  # the reader's progress/<rank>.json, polled by `mdr run`'s progress line
+CLUSTER_SIZES_FILE = "cluster_sizes.json"  # MinHash clustering's histogram {cluster size: clusters}
+
+
+def task_stats_name(rank: int) -> str:
+    """A task's stats file, relative to its phase's logging dir (datatrove's name)."""
+    return f"{STATS_DIR}/{rank:05d}.json"
+
+
+def task_log_name(rank: int) -> str:
+    """A task's log file, relative to its phase's logging dir (datatrove's name)."""
+    return f"{TASK_LOGS_DIR}/task_{rank:05d}.log"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of run directory `root` (OUT)."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def data(self) -> Path:
+        """The kept documents: the last phase's output."""
+        return self.root / "data"
+
+    @property
+    def filtered(self) -> Path:
+        """The filter phase's output when dedup stages follow it."""
+        return self.root / "filtered"
+
+    def deduped(self, stage: str) -> Path:
+        """The output of a dedup stage that another dedup stage follows."""
+        return self.root / "deduped" / stage
+
+    @property
+    def excluded_dir(self) -> Path:
+        """Holds one folder per stage that dropped documents."""
+        return self.root / "excluded"
+
+    def excluded(self, stage: str) -> Path:
+        return self.excluded_dir / stage
+
+    @property
+    def logs_dir(self) -> Path:
+        """Holds one logging dir per phase."""
+        return self.root / "logs"
+
+    def logs(self, phase: str) -> Path:
+        """The phase's datatrove logging dir."""
+        return self.logs_dir / phase
+
+    def stats(self, phase: str) -> Path:
+        """The folder of the phase's per-task stats files."""
+        return self.logs(phase) / STATS_DIR
+
+    def completions(self, phase: str) -> Path:
+        return self.logs(phase) / COMPLETIONS_DIR
+
+    def progress(self, phase: str) -> Path:
+        return self.logs(phase) / PROGRESS_DIR
+
+    def cluster_sizes(self, phase: str) -> Path:
+        return self.logs(phase) / CLUSTER_SIZES_FILE
+
+    def work(self, stage: str) -> Path:
+        """A dedup stage's work files."""
+        return self.root / "work" / stage
+
+
+@dataclass
+class Phase:
+    """A list of datatrove steps run as `tasks` tasks, with a logging dir of its own (`RunLayout.logs`)."""
+
+    name: str
+    pipeline: list
+    tasks: int
+    logging_dir: str
+
+
+@dataclass
+class DedupContext:
+    """Where a dedup stage reads and writes, and how many tasks its per-shard phases run."""
+
+    layout: RunLayout  # OUT
+    input_folder: str  # the shards the stage deduplicates
+    output_folder: str  # where it writes the documents it keeps
+    tasks: int  # tasks of the phases that read the shards (the run's --tasks)
+    input_files: list[str]  # the run's inputs, in order: DocumentOrder
+    writer: WriterConfig | None = None  # of the shards the stage writes; None: the writer's defaults
+
+    def work_dir(self, stage: str) -> str:
+        return str(self.layout.work(stage))
+
+    def logging_dir(self, phase: str) -> str:
+        return str(self.layout.logs(phase))
