@@ -1,19 +1,12 @@
-"""The `mdr` command.
+"""The curation verbs of the `mdr` command (mdr/cli.py holds the root parser and the exit codes).
 
     mdr run RECIPE --input PATH... --output DIR [--executor local|ray|slurm] [--tasks N] [--workers N]
     mdr stats DIR [DIR_B] [--json]
-    mdr report DIR -o report.html [--samples N] [--seed S]
-    mdr inspect DIR --stage S [--reason R] [-n N] [--random] [--seed S]
     mdr recipes [NAME]
-
-Exit codes: 0 success, 1 a run that failed while running, 2 a request that cannot run (bad recipe, missing
-input, output directory of another run); the error is one line on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import math
 import os
@@ -22,20 +15,11 @@ import resource
 import sys
 from pathlib import Path
 
-from mdr.errors import PhaseFailedError, UsageError
 from mdr.pipeline.recipe import MAX_TASKS, RecipeError
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
-# Modules with a `register(verbs)` function adding their own verbs (argparse subparsers with a `handler` default).
-PLUGGED_VERBS: list[str] = ["mdr.train.tokenizer", "mdr.pipeline.report.cli", "mdr.train.cli"]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mdr", description="Macrodata Refinement: curate WARCs into Parquet shards.")
-    verbs = parser.add_subparsers(dest="verb", required=True)
-
+def register(verbs) -> None:
+    """Adds run, stats and recipes to the mdr CLI (mdr/cli.py)."""
     run = verbs.add_parser("run", help="curate WARC/ARC/WET files with a recipe")
     run.add_argument("recipe", help="built-in recipe (refinedweb, fineweb) or a path to a recipe YAML")
     run.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH", help="files or directories")
@@ -61,9 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     stats.set_defaults(handler=cmd_stats)
     recipes.set_defaults(handler=cmd_recipes)
-    for module in PLUGGED_VERBS:  # other parts of mdr add their verbs with register(verbs)
-        importlib.import_module(module).register(verbs)
-    return parser
 
 
 def _positive(value: int | None, flag: str, most: int | None = None, why: str = "") -> int | None:
@@ -132,6 +113,21 @@ def _skipped_lines(skipped: list, shown: int = 5) -> list[str]:
     return lines
 
 
+def _executor_options(args, workers: int):
+    """The executor options of `mdr run`'s flags. `workers` (the CPU-count default) applies to local runs only, unless
+    --workers was given: on Ray and Slurm the cluster decides how many tasks run at once."""
+    from mdr.pipeline.executors import ExecutorOptions, RayOptions, SlurmOptions
+
+    return ExecutorOptions(
+        kind=args.executor,
+        workers=workers if args.executor == "local" or args.workers is not None else -1,
+        wait=not args.no_wait,
+        slurm=SlurmOptions(partition=args.slurm_partition, time=args.slurm_time,
+                           cpus_per_task=args.slurm_cpus_per_task, mem_per_cpu_gb=args.slurm_mem_per_cpu_gb),
+        ray=RayOptions(address=args.ray_address),
+    )
+
+
 def cmd_run(args) -> int:
     from mdr.pipeline.recipe import load_recipe
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
@@ -145,9 +141,7 @@ def cmd_run(args) -> int:
     _check_run_resources(args, recipe, tasks, workers)
     plan = RunPlan(recipe, files, Path(args.output), tasks)
     resuming = check_output_dir(plan)  # refuse before anything is written
-    from mdr.pipeline.executors import ExecutorOptions
-
-    options = ExecutorOptions.from_cli(args, workers=workers)
+    options = _executor_options(args, workers)
     for line in _skipped_lines(skipped):
         _tell(line)
     _tell(f"{'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
@@ -157,7 +151,7 @@ def cmd_run(args) -> int:
         _tell(f"submitted; follow it with `mdr stats {plan.output}`")
         return 0
     problems = check_invariants(result)
-    _tell(f"{result['input_records']:,} records in, {result['output_docs']:,} documents out -> {plan.output / 'data'}")
+    _tell(f"{result['input_records']:,} records in, {result['output_docs']:,} documents out -> {plan.layout.data}")
     if problems:
         _tell(f"warning: stats inconsistent: {'; '.join(problems)}")
     return 0
@@ -189,56 +183,3 @@ def cmd_recipes(args) -> int:
         for name in builtin_recipes():
             print(name)
     return 0
-
-
-def _os_error_line(error: OSError, args) -> str:
-    """One line for an OSError met while running (a disk that filled up, a file removed meanwhile): the cause and
-    the path, or the output directory when the failing call named none (a write() names no file)."""
-    import errno
-
-    paths = [os.fsdecode(name) if isinstance(name, bytes) else str(name)
-             for name in (error.filename, error.filename2) if name is not None]
-    line = error.strerror or str(error) or type(error).__name__
-    if paths:
-        line += f": {' -> '.join(paths)}"
-    elif getattr(args, "output", None):
-        line += f" (writing {args.output})"
-    if error.errno == errno.ENOSPC and args.verb == "run":
-        line += "; free some space and rerun the same command to resume"
-    return line
-
-
-def _error(message: str) -> None:
-    from mdr.pipeline.terminal import safe
-
-    print(safe(f"mdr: error: {message}").replace("\n", " "), file=sys.stderr)  # one line, whatever it quotes
-
-
-def main(argv: list[str] | None = None) -> int:
-    from mdr.pipeline.terminal import set_console_level
-
-    # This process too logs through loguru (datatrove's driver code, libraries routed to it): its console shows
-    # neutralised warnings and errors, not loguru's raw DEBUG sink nor Python logging's raw last resort.
-    set_console_level("WARNING")
-    args = _parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except UsageError as error:  # RecipeError and the trainer's user errors
-        _error(str(error))
-        return EXIT_USAGE
-    except PhaseFailedError as error:  # a task failed while running; its log file is named in the message
-        _error(str(error))
-        return EXIT_FAILED
-    except BrokenPipeError:  # `mdr stats OUT | head`
-        sys.stderr.close()
-        return 0
-    except OSError as error:  # foreseeable, not a bug: a full disk, a read-only mount, a file removed meanwhile
-        _error(_os_error_line(error, args))
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("mdr: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,15 +1,8 @@
 """Turns a recipe into datatrove phases and runs them with a datatrove executor, resumably.
 
-Output directory layout:
-    OUT/run.json              what this directory is a run of (recipe, inputs, tasks); a rerun must match it,
-                              and its inputs must still have the sizes and modification times recorded there
-    OUT/.lock                 locked by the `mdr run` writing OUT: a second one into OUT is refused
-    OUT/data/*.parquet        kept documents (the only final output)
-    OUT/excluded/<stage>/     documents each stage dropped, with reason and measured value
-    OUT/logs/<phase>/         datatrove logging dir: stats/, completions/, logs/, progress/
-With dedup stages in the recipe, the filter phase writes OUT/filtered/ instead of OUT/data/, each dedup stage but the
-last writes OUT/deduped/<stage>/, and their phases keep work files (signatures, pairs, removal lists, span lists)
-in OUT/work/<stage>/.
+The output directory's layout (run.json, the lock, data/, excluded/, logs/, and with dedup stages filtered/,
+deduped/ and work/) is mdr/layout.py's `RunLayout`. This module checks that OUT may be written (unwritable, locked,
+another run's, changed inputs), holds its lock and records the run in its run.json.
 """
 
 from __future__ import annotations
@@ -22,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 
-from mdr.errors import naming_file
+from mdr.atomic import is_temporary, write_atomically
+from mdr.layout import DedupContext, Phase, RunLayout
 from mdr.pipeline.recipe import HTML_STAGES, Recipe, RecipeError
 from mdr.pipeline.writer import ParquetShardWriter, remove_temporary_files
 
 # File name endings the reader understands; other files found inside an input directory are skipped.
 INPUT_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
-RUN_FILE = "run.json"
 FILTER_PHASE = "filter"
 
 
@@ -183,8 +176,9 @@ class RunPlan:
             "tasks": self.tasks,
         }))
 
-    def phase_dir(self, phase: str) -> Path:
-        return self.output / "logs" / phase
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.output)
 
     def input_stats(self) -> list[dict | None]:
         """Size and modification time of each input, in the order of identity["inputs"] (None for a URL): stored in
@@ -208,7 +202,7 @@ _RUN_FILE_KEYS = ({"recipe", "inputs", "phases"}, {"recipe", "inputs", "tasks"})
 def is_run_dir(folder: Path) -> bool:
     """Whether `folder` holds an mdr run: a run.json that parses as a JSON object with mdr's keys."""
     try:
-        recorded = json.loads((folder / RUN_FILE).read_text())
+        recorded = json.loads(RunLayout(folder).run_file.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     return isinstance(recorded, dict) and any(keys <= recorded.keys() for keys in _RUN_FILE_KEYS)
@@ -232,12 +226,11 @@ def unwritable_reason(path: Path) -> str | None:
     return None
 
 
-# OUT/.lock: held (fcntl.flock, exclusive) by the `mdr run` process writing OUT for as long as it runs. Never removed:
-# removing a lock file lets two processes each lock a different file of the same name.
-LOCK_FILE = ".lock"
-# What OUT may hold before a first run wrote its run.json (a lock, a run.json being written when the disk filled up):
-# such a directory is still empty, so that the run can start again.
-_BEFORE_RUN_FILE = {LOCK_FILE, f".{RUN_FILE}.tmp"}
+def _is_before_run_file(layout: RunLayout, name: str) -> bool:
+    """Whether `name` is something OUT may hold before a first run wrote its run.json (the lock, a temporary of a
+    run.json whose writer was killed): a directory holding only these is still empty, so that the run can start
+    again."""
+    return name == layout.lock.name or is_temporary(name) and name.startswith(f".{layout.run_file.name}.")
 
 
 def _lock_holder(lock: Path) -> str:
@@ -248,25 +241,25 @@ def _lock_holder(lock: Path) -> str:
     return f" (pid {int(pid)})" if pid.isdigit() else ""
 
 
-def _in_use(out: Path) -> RecipeError:
-    """The refusal of an output directory whose lock another process holds."""
-    return RecipeError(f"output directory {out} is in use by another mdr run{_lock_holder(out / LOCK_FILE)}: wait "
-                       f"for it to end or choose another --output")
-
-
-def _refuse_if_locked(out: Path) -> None:
-    """RecipeError when another process holds OUT's lock; opens an existing lock file only, so writes nothing."""
+def _lock(fd: int, layout: RunLayout) -> None:
+    """Takes the lock of OUT's lock file open as `fd`, or refuses (RecipeError) when another process holds it."""
     import fcntl
 
-    lock = out / LOCK_FILE
-    try:
-        fd = os.open(lock, os.O_RDWR)  # O_RDWR: an exclusive flock over NFS needs a file open for writing
-    except OSError:
-        return  # no lock file (no run ever started here), or one we may not open: `output_lock` will say
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise _in_use(out) from None
+        raise RecipeError(f"output directory {layout.root} is in use by another mdr run{_lock_holder(layout.lock)}: "
+                          f"wait for it to end or choose another --output") from None
+
+
+def _refuse_if_locked(layout: RunLayout) -> None:
+    """RecipeError when another process holds OUT's lock; opens an existing lock file only, so writes nothing."""
+    try:
+        fd = os.open(layout.lock, os.O_RDWR)  # O_RDWR: an exclusive flock over NFS needs a file open for writing
+    except OSError:
+        return  # no lock file (no run ever started here), or one we may not open: `output_lock` will say
+    try:
+        _lock(fd, layout)
     finally:
         os.close(fd)  # releases the probe's lock
 
@@ -274,21 +267,19 @@ def _refuse_if_locked(out: Path) -> None:
 @contextmanager
 def output_lock(out: Path):
     """Holds OUT/.lock for the block: a second `mdr run` into OUT is refused (RecipeError) instead of running the same
-    tasks at once (two concurrent runs crashed each other and once corrupted a stats file).
+    tasks at once (two concurrent runs crashed each other and once corrupted a stats file). The lock is an exclusive
+    fcntl.flock held for as long as the process runs; the file is never removed: removing a lock file lets two
+    processes each lock a different file of the same name.
 
-    The lock belongs to this (driver) process: the local executor's task processes end with it (executors.py,
+    The lock belongs to this (driver) process: the local executor's task processes end with it (executors/tasks.py,
     _exit_with_driver), so none writes OUT once the lock is free. On Ray and Slurm it guards the driver only; with
     Slurm --no-wait the driver returns once the jobs are submitted and the lock goes with it, and a second
     submission is refused by run_phases while the first one's jobs are queued."""
-    import fcntl
-
+    layout = RunLayout(out)
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _in_use(out) from None
+        _lock(fd, layout)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # for the refusal's message
         yield
@@ -300,22 +291,22 @@ def check_output_dir(plan: RunPlan, locked: bool = False) -> bool:
     """Returns True when OUT holds an earlier, unfinished or finished, run of the same plan (a resume). Refuses
     (RecipeError) an output that cannot be written, one another run is writing (unless `locked`: this process holds
     the lock), one of another plan, and a resume whose inputs changed since the run started."""
-    out = plan.output
+    out, layout = plan.output, plan.layout
     problem = unwritable_reason(out)
     if problem:
         raise RecipeError(f"cannot write output directory {out}: {problem}")
     if not locked and out.is_dir():
-        _refuse_if_locked(out)
-    if not out.exists() or not set(os.listdir(out)) - _BEFORE_RUN_FILE:
+        _refuse_if_locked(layout)
+    if not out.exists() or all(_is_before_run_file(layout, name) for name in os.listdir(out)):
         return False
-    run_file = out / RUN_FILE
+    run_file = layout.run_file
     if not run_file.is_file():
         raise RecipeError(f"output directory {out} is not empty and holds no mdr run: choose another --output")
     try:
         previous = json.loads(run_file.read_text())
     except (ValueError, UnicodeDecodeError) as error:  # run.json is written atomically: edited or damaged by hand
-        raise RecipeError(f"output directory {out} has an unreadable {RUN_FILE} ({error}): choose another --output") \
-            from None
+        raise RecipeError(f"output directory {out} has an unreadable {run_file.name} ({error}): choose another "
+                          f"--output") from None
     for key, value in plan.identity.items():
         if previous.get(key) != value:
             which = _inputs_difference(previous.get(key), value) if key == "inputs" else ""
@@ -373,14 +364,9 @@ def write_run_file(plan: RunPlan, phases: list):
     """Records the plan's identity, its inputs' sizes and modification times, and, per phase, its task count and
     which of its steps are funnel stages."""
     plan.output.mkdir(parents=True, exist_ok=True)
-    tmp = plan.output / f".{RUN_FILE}.tmp"
     described = [{"name": p.name, "tasks": p.tasks, "stages": funnel_stages(p.pipeline)} for p in phases]
-    try:
-        tmp.write_text(json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2))
-    except OSError as error:  # a full disk: the write names no file
-        tmp.unlink(missing_ok=True)
-        raise naming_file(error, tmp) from None
-    os.replace(tmp, plan.output / RUN_FILE)
+    write_atomically(plan.layout.run_file,
+                     json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2))
 
 
 def funnel_stages(pipeline: list) -> list[str]:
@@ -394,11 +380,11 @@ def build_filter_pipeline(plan: RunPlan, output: Path | None = None) -> list:
     filter stage write what they drop to OUT/excluded/<stage>/."""
     from mdr.pipeline.reader import WarcRecordReader
 
-    out = plan.output
+    layout = plan.layout
     pipeline = [
         WarcRecordReader(
-            plan.files, config=plan.recipe.reader, progress_dir=str(plan.phase_dir(FILTER_PHASE) / "progress"),
-            exclusion_writer=ParquetShardWriter(str(out / "excluded" / WarcRecordReader.name),
+            plan.files, config=plan.recipe.reader, progress_dir=str(layout.progress(FILTER_PHASE)),
+            exclusion_writer=ParquetShardWriter(str(layout.excluded(WarcRecordReader.name)),
                                                 stage=WarcRecordReader.name, config=plan.recipe.output),
         )
     ]
@@ -406,26 +392,23 @@ def build_filter_pipeline(plan: RunPlan, output: Path | None = None) -> list:
         if stage.is_dedup:
             continue
         excluded = ParquetShardWriter(
-            str(out / "excluded" / stage.key), stage=stage.key, html=stage.key in HTML_STAGES, config=plan.recipe.output
+            str(layout.excluded(stage.key)), stage=stage.key, html=stage.key in HTML_STAGES, config=plan.recipe.output
         )
         pipeline.append(stage.build(exclusion_writer=excluded))
-    pipeline.append(ParquetShardWriter(str(output or out / "data"), config=plan.recipe.output))
+    pipeline.append(ParquetShardWriter(str(output or layout.data), config=plan.recipe.output))
     return pipeline
 
 
 def build_phases(plan: RunPlan) -> list:
     """The filter phase, then each dedup stage's phases, chained through OUT/filtered/ and OUT/deduped/<stage>/;
     the last phase writes OUT/data/."""
-    from mdr.dedup.shards import DedupContext
-    from mdr.pipeline.executors import Phase
-
-    out = plan.output
+    layout = plan.layout
     dedups = [stage for stage in plan.recipe.stages if stage.is_dedup]
-    source = out / "filtered" if dedups else out / "data"
-    phases = [Phase(FILTER_PHASE, build_filter_pipeline(plan, source), plan.tasks, str(plan.phase_dir(FILTER_PHASE)))]
+    source = layout.filtered if dedups else layout.data
+    phases = [Phase(FILTER_PHASE, build_filter_pipeline(plan, source), plan.tasks, str(layout.logs(FILTER_PHASE)))]
     for number, stage in enumerate(dedups):
-        target = out / "data" if number == len(dedups) - 1 else out / "deduped" / stage.key
-        context = DedupContext(output=out, input_folder=str(source), output_folder=str(target), tasks=plan.tasks,
+        target = layout.data if number == len(dedups) - 1 else layout.deduped(stage.key)
+        context = DedupContext(layout=layout, input_folder=str(source), output_folder=str(target), tasks=plan.tasks,
                                input_files=plan.files, writer=plan.recipe.output)
         phases.extend(stage.build_phases(context))
         source = target

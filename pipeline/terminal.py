@@ -141,7 +141,7 @@ def set_console_level(level: str) -> None:
 
 def add_console_sink(level: str, **options) -> None:
     """The console sink of every mdr process: this, not datatrove's `logger.add(sys.stderr)` (datatrove.utils.logging
-    setup_default_logger and add_task_logger, which set_console_level and _add_task_logger replace). Log messages
+    setup_default_logger and add_task_logger, which set_console_level and mdr.patches.datatrove replace). Log messages
     name input files and quote records (warcio's "Replacing spaces in invalid WARC-Target-URI: <URI>", the reader's
     warnings), so the sink writes through terminal.ConsoleStream: no escape sequence of a page reaches the terminal.
     Task log files keep messages as they were; records of libraries routed with terminal.log_only go there only, and

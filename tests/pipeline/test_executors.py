@@ -1,23 +1,24 @@
-"""pipeline/executors.py on real executors: local processes, a local Ray cluster, the local Slurm cluster."""
+"""pipeline/executors/ on real executors: local processes, a local Ray cluster, the local Slurm cluster; and the
+version check of the patches they rely on (mdr/patches/datatrove.py, mdr/patches/ray.py)."""
 
-import argparse
 import json
+import os
 import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from mdr.pipeline.executors import (
-    ExecutorOptions,
-    Phase,
-    PhaseFailedError,
-    RayOptions,
-    SlurmOptions,
-    make_executor,
-    run_phases,
-)
+from mdr.errors import PhaseFailedError
+from mdr.layout import Phase
+from mdr.patches import UntestedVersionError
+from mdr.patches.datatrove import rank_worker
+from mdr.patches.ray import token_auth_like_ray_start
+from mdr import cli
+from mdr.pipeline.cli import _executor_options
+from mdr.pipeline.executors import ExecutorOptions, RayOptions, SlurmOptions, make_executor, run_phases
 from tests.pipeline.tiny_steps import copy_parquet, generate_filter_write
 
 TASKS = 3
@@ -115,13 +116,18 @@ def test_local_phases_run_in_order(tmp_path, job_pythonpath):
     assert output_ids(tmp_path / "copy") == KEPT_IDS
 
 
-def test_options_from_cli():
-    args = argparse.Namespace(executor="slurm", workers=None, no_wait=True, ray_address=None, slurm_partition=None,
-                              slurm_time="1:00:00", slurm_cpus_per_task=2, slurm_mem_per_cpu_gb=1.5)
-    options = ExecutorOptions.from_cli(args, workers=8)
+def run_args(*flags: str):
+    return cli.parser().parse_args(["run", "refinedweb", "--input", "in", "--output", "out", *flags])
+
+
+def test_cli_builds_the_executor_options():
+    args = run_args("--executor", "slurm", "--no-wait", "--slurm-time", "1:00:00", "--slurm-cpus-per-task", "2",
+                    "--slurm-mem-per-cpu-gb", "1.5")
+    options = _executor_options(args, workers=8)
     assert (options.kind, options.workers, options.wait) == ("slurm", -1, False)  # the cluster decides, not nproc
     assert (options.slurm.time, options.slurm.cpus_per_task, options.slurm.mem_per_cpu_gb) == ("1:00:00", 2, 1.5)
-    assert ExecutorOptions.from_cli(argparse.Namespace(executor="local", workers=None), workers=8).workers == 8
+    assert _executor_options(run_args(), workers=8).workers == 8
+    assert _executor_options(run_args("--executor", "ray", "--workers", "3"), workers=3).workers == 3
     with pytest.raises(ValueError, match="unknown executor 'dask'"):
         ExecutorOptions("dask")
 
@@ -134,6 +140,44 @@ def test_slurm_sbatch_script_without_partition_and_with_memory_in_megabytes(tmp_
     assert "#SBATCH --mem-per-cpu=1536M" in script and "#SBATCH --account=lab" in script
     assert "#SBATCH --array=0-2\n" in script
     assert f"export PATH={Path(options.slurm.python_env) / 'bin'}:$PATH" in script
+
+
+# --- patches of datatrove's and Ray's internals ----------------------------------------------------------------------
+
+
+def installed_version(monkeypatch, distribution: str, version: str) -> None:
+    """importlib.metadata reports `version` for `distribution` (what require_tested reads)."""
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: version if name == distribution else real(name))
+
+
+def test_untested_datatrove_fails_loudly_and_patches_nothing(monkeypatch):
+    from datatrove.executor import ray as datatrove_ray
+
+    original = datatrove_ray.RankWorker
+    installed_version(monkeypatch, "datatrove", "0.11.0")
+    with pytest.raises(UntestedVersionError, match=r"tested with datatrove 0\.10\.x; 0\.11\.0 is installed"):
+        with rank_worker(object):
+            pass
+    assert datatrove_ray.RankWorker is original
+
+
+def test_local_run_on_an_untested_datatrove_fails_naming_both_versions(tmp_path, job_pythonpath, monkeypatch):
+    installed_version(monkeypatch, "datatrove", "0.11.0")  # "fork": the task process sees it too
+    with pytest.raises(PhaseFailedError, match=r"^phase 'tiny': task 0 exited with code 1: mdr patches datatrove's "
+                                               r"internals .* tested with datatrove 0\.10\.x; 0\.11\.0 is installed"):
+        run_phases([tiny_phase(tmp_path)], ExecutorOptions("local", workers=1, start_method="fork"))
+
+
+def test_untested_ray_fails_loudly_before_setting_token_auth(tmp_path, monkeypatch):
+    token = tmp_path / "auth_token"
+    token.write_text("x")
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    installed_version(monkeypatch, "ray", "2.61.0")
+    with pytest.raises(UntestedVersionError, match=r"tested with ray 2\.60\.x; 2\.61\.0 is installed"):
+        token_auth_like_ray_start()
+    assert "RAY_AUTH_MODE" not in os.environ
 
 
 # --- Ray -------------------------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_progress_line_names_no_escape_sequence(tmp_path):
 _LOG_FROM_LIBRARIES = f"""
 import logging
 from datatrove.utils.logging import logger
-from mdr.pipeline.executors import set_console_level
+from mdr.pipeline.terminal import set_console_level
 import mdr.pipeline.warc_records  # routes warcio's logger
 
 set_console_level("WARNING")
@@ -91,6 +91,7 @@ logging.getLogger("warcio.recordloader").warning("Replacing spaces in invalid WA
 _LOG_IN_THE_DRIVER = f"""
 import logging, sys
 from loguru import logger
+from mdr.cli import main
 from mdr.pipeline import cli
 
 def handler(args):  # stands for driver code that logs while `mdr` runs a verb
@@ -101,7 +102,7 @@ def handler(args):  # stands for driver code that logs while `mdr` runs a verb
     return 0
 
 cli.cmd_recipes = handler
-sys.exit(cli.main(["recipes"]))
+sys.exit(main(["recipes"]))
 """
 
 
@@ -153,7 +154,7 @@ def hostile_run(tmp_path_factory):
     (root / "in" / f"evil{EVIL}.warc").write_bytes(hostile + b"junk " + EVIL.encode() + b"\r\n\r\n")
     (root / "in" / f"notes{EVIL}.txt").write_text("not an archive")
     shutil.copy(IANA, os.fsdecode(bytes(root) + b"/in/bad\xff.warc"))
-    result = subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", "run", "refinedweb", "--input", "in",
+    result = subprocess.run([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", "in",
                              "--output", "out", "--workers", "1"], capture_output=True, cwd=root)
     return root, result
 
@@ -181,9 +182,9 @@ def test_run_of_a_file_name_that_is_not_utf8_completes_with_stats_and_report(hos
     shards = [*out.glob("data/*.parquet"), *out.glob("excluded/*/*.parquet")]
     sources = {s for p in shards for s in pq.read_table(p)["source_file"].to_pylist()}
     assert sources == {"in/bad\\xff.warc", f"in/evil{EVIL}.warc"}  # as given: --input in
-    stats = subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", "stats", str(out)], capture_output=True)
+    stats = subprocess.run([sys.executable, "-m", "mdr", "stats", str(out)], capture_output=True)
     assert stats.returncode == 0 and not TERMINAL_CONTROLS.search(stats.stdout.decode()), stats.stderr
-    report = subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", "report", str(out), "-o",
+    report = subprocess.run([sys.executable, "-m", "mdr", "report", str(out), "-o",
                              str(root / "report.html")], capture_output=True)
     assert report.returncode == 0, report.stderr.decode(errors="replace")
     html = (root / "report.html").read_text(encoding="utf-8")
@@ -191,7 +192,7 @@ def test_run_of_a_file_name_that_is_not_utf8_completes_with_stats_and_report(hos
 
 
 def test_mdr_sample_output_holds_no_terminal_control(capsys):
-    from mdr.pipeline.cli import main
+    from mdr.cli import main
     from tests.train.runs import tiny_run
 
     run = str(tiny_run())

@@ -1,0 +1,102 @@
+"""mdr's changes to datatrove's executors, which offer no public way to make them (tested with datatrove 0.10).
+
+- Task loggers: datatrove's `add_task_logger` prints every INFO record of every task, and full tracebacks with
+  variable values, on the console. `QuietConsole` runs each rank with mdr's in its place: one neutralised line per
+  record at the run's console level; the task log keeps everything. datatrove looks it up as a module global of
+  datatrove.executor.base and .ray at each call, so it is swapped there for the time of one rank.
+- Ray rank workers: datatrove's Ray executor looks its actor class `RankWorker` up as a module global when it
+  submits tasks; `rank_worker` swaps in mdr's (whose rank processes fail the task when they die) for one run.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, suppress
+from functools import partial
+
+from datatrove.executor import base as datatrove_base
+from datatrove.executor import ray as datatrove_ray
+from datatrove.utils.logging import DATATROVE_COLORIZE_LOG_FILES, logger
+from datatrove.utils.stats import PipelineStats
+
+from mdr.layout import task_log_name
+from mdr.patches import require_tested
+from mdr.pipeline.terminal import add_console_sink, set_console_level
+
+_TESTED = ("0.10",)
+
+# datatrove's task log format; mdr.pipeline.executors.tasks.error_summary reads its "| ERROR " records
+_TASK_LOG_FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} | <level>{level: <8}</level> | {name}:{function}:{line} - <level>{message}</level>"
+)
+
+
+def _add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1, *, console_level: str):
+    """datatrove's add_task_logger, except that the console gets one line per record at `console_level` and up
+    (datatrove prints every INFO record and full tracebacks with variable values); the log file keeps everything."""
+    logger.remove()
+    logfile = _LogFile(logging_dir.open(task_log_name(rank), "w"))
+    node = f"[NODE {node_rank}] " if node_rank != -1 else ""
+    add_console_sink(console_level,
+                     format=lambda record: f"{node}{{time:HH:mm:ss}} | {{level: <8}} | task {rank} | {{message}}\n")
+    logger.add(logfile, level="DEBUG", colorize=DATATROVE_COLORIZE_LOG_FILES, format=node + _TASK_LOG_FORMAT)
+    logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+class _LogFile:
+    """A task's log file that a full disk cannot turn into tracebacks: loguru prints one on the console for every
+    record it fails to write, and datatrove closes the file in a `finally` whose error would replace the task's own
+    ("No space left on device" naming the shard it was writing). What does not fit is lost from the log only."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, text: str) -> None:
+        with suppress(OSError):
+            self.file.write(text)
+
+    def flush(self) -> None:
+        with suppress(OSError):
+            self.file.flush()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.file.close()
+
+
+@contextmanager
+def _task_loggers(console_level: str):
+    """datatrove's executors add mdr's task logger (at `console_level` on the console) while this lasts."""
+    require_tested("datatrove", _TESTED, "the task logger of datatrove.executor.base and .ray")
+    original = datatrove_base.add_task_logger
+    datatrove_base.add_task_logger = datatrove_ray.add_task_logger = partial(_add_task_logger,
+                                                                             console_level=console_level)
+    try:
+        yield
+    finally:
+        datatrove_base.add_task_logger = datatrove_ray.add_task_logger = original
+
+
+class QuietConsole:
+    """Runs each task with _add_task_logger in place of datatrove's (looked up as a module global at each call)."""
+
+    console_level = "WARNING"
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
+        try:
+            with _task_loggers(self.console_level):
+                return super()._run_for_rank(rank, local_rank, node_rank)
+        finally:
+            set_console_level(self.console_level)  # datatrove resets the console to DEBUG after each task
+
+
+@contextmanager
+def rank_worker(worker: type[datatrove_ray.RankWorker]):
+    """datatrove's Ray executor runs its ranks in `worker` actors while this lasts."""
+    require_tested("datatrove", _TESTED, "the RankWorker actor of datatrove.executor.ray")
+    original = datatrove_ray.RankWorker
+    datatrove_ray.RankWorker = worker  # looked up as a module global when tasks are submitted
+    try:
+        yield
+    finally:
+        datatrove_ray.RankWorker = original

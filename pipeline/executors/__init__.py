@@ -1,0 +1,67 @@
+"""Runs the phases of a run with datatrove's local, Ray or Slurm executor, in order and resumably.
+
+A phase is a list of datatrove steps run as `tasks` tasks with a logging dir of its own (stats/, completions/, logs/).
+Resuming comes from datatrove's completions: a rank with `completions/<rank>` is never run again, on any executor.
+
+What we add to datatrove's executors:
+- a phase that ends with ranks missing from completions/ raises `PhaseFailedError`, one line naming the failing task's
+  log (datatrove's Ray executor only logs a warning; its local executor hangs forever when a worker process dies);
+- task logs stay in `<logging_dir>/logs/`, the console shows warnings and errors only;
+- Slurm phases are all submitted at once, chained with `afterok` dependencies, then polled until done or failed;
+- `stats.json` is merged from every rank's stats file, so it is right after a resume too.
+
+    options.py  ExecutorOptions (with SlurmOptions, RayOptions): what the CLI or a caller chooses
+    local.py    one process per task
+    ray.py      datatrove's Ray executor, and the connection to the cluster
+    slurm.py    job arrays chained with `afterok`, polled with squeue
+    tasks.py    what they share: a rank in a process of its own, task logs and errors, completion, merged stats
+The changes to datatrove's and Ray's internals they rely on live in mdr/patches/.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from datatrove.executor.base import PipelineExecutor
+
+from mdr.errors import PhaseFailedError
+from mdr.layout import Phase
+from mdr.pipeline.executors.local import LocalExecutor, local_executor
+from mdr.pipeline.executors.options import EXECUTOR_KINDS, ExecutorOptions, RayOptions, SlurmOptions
+from mdr.pipeline.executors.ray import ray_connection, ray_executor
+from mdr.pipeline.executors.slurm import run_slurm, slurm_executor
+from mdr.pipeline.executors.tasks import check_complete, merge_stats
+from mdr.pipeline.terminal import set_console_level
+
+__all__ = ["EXECUTOR_KINDS", "ExecutorOptions", "LocalExecutor", "RayOptions", "SlurmOptions", "make_executor",
+           "run_phases"]
+
+
+def make_executor(phase: Phase, options: ExecutorOptions, depends: PipelineExecutor | None = None) -> PipelineExecutor:
+    """The datatrove executor that runs `phase`; `depends` must be an executor of the same kind (Slurm: the job
+    array starts after that executor's jobs succeeded)."""
+    make = {"local": local_executor, "ray": ray_executor, "slurm": slurm_executor}[options.kind]
+    return make(phase, options, depends)
+
+
+def run_phases(phases: list[Phase], options: ExecutorOptions, wait: bool | None = None) -> list[PipelineExecutor]:
+    """Runs the phases in order, skipping completed ranks; raises PhaseFailedError when a phase does not complete.
+
+    Local and Ray run one phase after the other. Slurm submits every phase at once (each depending on the previous
+    one) and, when waiting (`wait`, default `options.wait`), polls until all are done. Returns the executors.
+    """
+    set_console_level(options.console_level)
+    if options.kind == "slurm":
+        return run_slurm(phases, options, options.wait if wait is None else wait)
+    executors = []
+    with ray_connection(options) if options.kind == "ray" else nullcontext():
+        for phase in phases:
+            executor = make_executor(phase, options)
+            try:
+                executor.run()
+            except PhaseFailedError as error:
+                raise PhaseFailedError(f"phase {phase.name!r}: {error}") from None
+            check_complete(phase, executor)
+            merge_stats(executor)
+            executors.append(executor)
+    return executors
