@@ -1,22 +1,16 @@
-"""pipeline/executors/ on real executors: local processes, a local Ray cluster, the local Slurm cluster; and the
-version check of the patches they rely on (mdr/patches/datatrove.py, mdr/patches/ray.py)."""
+"""pipeline/executors/ on real executors: local processes, a local Ray cluster, the local Slurm cluster."""
 
 import json
-import os
 import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from mdr import cli
 from mdr.errors import PhaseFailedError
 from mdr.layout import Phase
-from mdr.patches import UntestedVersionError
-from mdr.patches.datatrove import rank_worker
-from mdr.patches.ray import token_auth_like_ray_start
-from mdr import cli
 from mdr.pipeline.cli import _executor_options
 from mdr.pipeline.executors import ExecutorOptions, RayOptions, SlurmOptions, make_executor, run_phases
 from tests.pipeline.tiny_steps import copy_parquet, generate_filter_write
@@ -140,44 +134,6 @@ def test_slurm_sbatch_script_without_partition_and_with_memory_in_megabytes(tmp_
     assert "#SBATCH --mem-per-cpu=1536M" in script and "#SBATCH --account=lab" in script
     assert "#SBATCH --array=0-2\n" in script
     assert f"export PATH={Path(options.slurm.python_env) / 'bin'}:$PATH" in script
-
-
-# --- patches of datatrove's and Ray's internals ----------------------------------------------------------------------
-
-
-def installed_version(monkeypatch, distribution: str, version: str) -> None:
-    """importlib.metadata reports `version` for `distribution` (what require_tested reads)."""
-    real = metadata.version
-    monkeypatch.setattr(metadata, "version", lambda name: version if name == distribution else real(name))
-
-
-def test_untested_datatrove_fails_loudly_and_patches_nothing(monkeypatch):
-    from datatrove.executor import ray as datatrove_ray
-
-    original = datatrove_ray.RankWorker
-    installed_version(monkeypatch, "datatrove", "0.11.0")
-    with pytest.raises(UntestedVersionError, match=r"tested with datatrove 0\.10\.x; 0\.11\.0 is installed"):
-        with rank_worker(object):
-            pass
-    assert datatrove_ray.RankWorker is original
-
-
-def test_local_run_on_an_untested_datatrove_fails_naming_both_versions(tmp_path, job_pythonpath, monkeypatch):
-    installed_version(monkeypatch, "datatrove", "0.11.0")  # "fork": the task process sees it too
-    with pytest.raises(PhaseFailedError, match=r"^phase 'tiny': task 0 exited with code 1: mdr patches datatrove's "
-                                               r"internals .* tested with datatrove 0\.10\.x; 0\.11\.0 is installed"):
-        run_phases([tiny_phase(tmp_path)], ExecutorOptions("local", workers=1, start_method="fork"))
-
-
-def test_untested_ray_fails_loudly_before_setting_token_auth(tmp_path, monkeypatch):
-    token = tmp_path / "auth_token"
-    token.write_text("x")
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
-    installed_version(monkeypatch, "ray", "2.61.0")
-    with pytest.raises(UntestedVersionError, match=r"tested with ray 2\.60\.x; 2\.61\.0 is installed"):
-        token_auth_like_ray_start()
-    assert "RAY_AUTH_MODE" not in os.environ
 
 
 # --- Ray -------------------------------------------------------------------------------------------------------------
