@@ -5,7 +5,7 @@ A patch reaches into private names that a new release may rename or change in me
 `require_tested(...)`: an installed version outside the series the patch was tested with fails loudly, naming both,
 instead of patching blindly. pyproject.toml bounds each such library to the same series.
 
-    datatrove.py    task loggers with mdr's console sinks; Ray rank workers that end with their driver
+    datatrove.py    task loggers with mdr's console sinks; Ray rank workers whose dead task processes fail the task
     ray.py          token authentication the way `ray start` sets it up
     trafilatura.py  its boilerplate XPath lists replaced by compiled Python predicates
     warcio.py       strict readers: a cut gzip member or a lying length is an error, not a short record
