@@ -128,7 +128,7 @@ def timed_mdr(*args: str) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of `mdr ARGS` in a child process limited to 2 polars threads."""
     env = {**os.environ, "POLARS_MAX_THREADS": "2"}
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", *args], env=env,
+    child = subprocess.Popen([sys.executable, "-m", "mdr", *args], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start

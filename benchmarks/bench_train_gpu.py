@@ -33,7 +33,7 @@ WARMUP_STEPS = 20  # steps left out of the timing: compilation and allocator war
 
 def curate_samples(out: Path) -> str:
     """`mdr run refinedweb --input data_samples --output OUT`; returns OUT."""
-    command = [sys.executable, "-m", "mdr.pipeline.cli", "run", "refinedweb", "--input", str(REPO / "data_samples"),
+    command = [sys.executable, "-m", "mdr", "run", "refinedweb", "--input", str(REPO / "data_samples"),
                "--output", str(out), "--no-progress"]
     subprocess.run(command, check=True)
     return str(out)

@@ -6,10 +6,10 @@
     mdr sample RUN --prompt TEXT [--prompt TEXT ...] [--strategy S | --compare] [--json]
     mdr export RUN --hf DIR
 
-`torchrun --nproc-per-node N -m mdr.pipeline.cli train ...` trains with DDP, one process per GPU (or CPU rank);
+`torchrun --nproc-per-node N -m mdr train ...` trains with DDP, one process per GPU (or CPU rank);
 with `--max-restarts M ... train --resume auto ...` torchrun restarts a failed run from its last checkpoint.
 A mistaken request is one line and exit code 2; a failure while running (unreadable data, a full disk) one line
-and exit code 1.
+and exit code 1. These verbs need the `train` extra (torch, tensorboard): without it they say so in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib.util
 import json
 import sys
 
@@ -102,15 +103,23 @@ def register(verbs) -> None:
     export.set_defaults(handler=cmd_export)
 
 
+def _require_train_extra(verb: str, *modules: str) -> None:
+    """The `train` extra's modules a verb needs (pyproject.toml): a curation-only install lacks them."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"mdr {verb} needs {' and '.join(missing)}, which the train extra installs: "
+                         "pip install 'mdr[train]'")
+
+
 def _reported(handler):
     """A verb whose failures while running are one line on stderr and exit code 1, not a traceback: input data
     found unreadable mid-run, memory exhausted (torch's CUDA one included). An OSError (a full disk, EIO) goes on
-    to `mdr`'s main(), which words it for every verb (pipeline/cli.py, _os_error_line). Mistakes in the request
+    to `mdr`'s main(), which words it for every verb (mdr/cli.py, _os_error_line). Mistakes in the request
     itself are UsageErrors, exit code 2, raised before anything is written."""
 
     @functools.wraps(handler)
     def run(args) -> int:
-        from mdr.pipeline.cli import _error
+        from mdr.cli import print_error
         from mdr.train.tokenizer import DataError, one_line
 
         try:
@@ -118,7 +127,7 @@ def _reported(handler):
         except Exception as error:
             if not isinstance(error, (DataError, MemoryError, *_out_of_memory_errors())):
                 raise
-            _error(one_line(error))  # through terminal.safe: DataError quotes file names, which are data
+            print_error(one_line(error))  # through terminal.safe: DataError quotes file names, which are data
             return 1
 
     return run
@@ -165,6 +174,7 @@ def _option_name(flag: str) -> str:
 
 @_reported
 def cmd_train(args) -> int:
+    _require_train_extra("train", "torch", "tensorboard")
     from mdr.train.trainer import TrainConfig, train
 
     options = {_option_name(f): getattr(args, _option_name(f)) for f in _TRAIN_OPTIONS}
@@ -185,6 +195,7 @@ def cmd_train(args) -> int:
 
 @_reported
 def cmd_eval(args) -> int:
+    _require_train_extra("eval", "torch")
     from pathlib import Path
 
     from mdr.train.data import TokenLoader
@@ -215,6 +226,7 @@ def cmd_eval(args) -> int:
 
 @_reported
 def cmd_sample(args) -> int:
+    _require_train_extra("sample", "torch")
     from pathlib import Path
 
     from mdr.pipeline.terminal import safe
@@ -250,6 +262,7 @@ def cmd_sample(args) -> int:
 
 @_reported
 def cmd_export(args) -> int:
+    _require_train_extra("export", "torch")
     from mdr.train.export import export_hf
 
     out = export_hf(args.run, args.hf)

@@ -146,7 +146,7 @@ def test_unreadable_files_and_directories_are_named(tmp_path):
 
 def test_mdr_run_reads_linked_directories_and_names_what_it_skips(tree):
     """End to end: the linked directory's records are read, each skipped path is on stderr with its reason."""
-    result = subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", "run", "refinedweb", "--input", "in",
+    result = subprocess.run([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", "in",
                              "--output", "out", "--tasks", "1", "--workers", "1", "--no-progress"],
                             capture_output=True, text=True, cwd=tree)
     err = result.stderr

@@ -38,7 +38,7 @@ stages:
 
 
 def mdr(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True)
 
 
 def make_inputs(folder: Path) -> list[Path]:

@@ -142,7 +142,7 @@ def test_mdr_run_counts_every_record_of_damaged_and_real_files(tmp_path):
     recipe = tmp_path / "read-only.yaml"
     recipe.write_text("name: read-only\nstages:\n  - url: {}\n")  # the read step, and one cheap stage after it
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "mdr.pipeline.cli"]
+    command = [sys.executable, "-m", "mdr"]
     result = subprocess.run([*command, "run", str(recipe), "--input", str(inputs), *map(str, real),
                              "--output", str(out), "--no-progress", "--workers", "2", "--tasks", "2"],
                             capture_output=True, text=True)

@@ -88,7 +88,7 @@ def test_every_registered_config_has_defaults():
 
 
 def _mdr(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_cli_bad_recipe_exits_2_with_one_line_and_writes_nothing(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mdr.cli import main
 from mdr.dedup.exact_substring import ExactSubstringConfig
 from mdr.dedup.minhash import MinhashConfig, MinhashSignature
 from mdr.dedup.url_dedup import UrlDedupConfig
@@ -180,8 +181,8 @@ def _run(tmp_path, capsys, recipe: dict, *flags: str) -> tuple[int, str]:
     path.write_text(yaml.safe_dump(recipe))
     warc = tmp_path / "in.warc.gz"
     warc.write_bytes(b"")
-    code = cli.main(["run", str(path), "--input", str(warc), "--output", str(tmp_path / "out"), "--workers", "1",
-                     *flags])
+    code = main(["run", str(path), "--input", str(warc), "--output", str(tmp_path / "out"), "--workers", "1",
+                 *flags])
     return code, capsys.readouterr().err
 
 
@@ -308,7 +309,7 @@ def test_workers_beyond_the_process_limit_exit_2(tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
     limit = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
     result = subprocess.run(
-        [sys.executable, "-c", "import resource, sys; from mdr.pipeline.cli import main; "
+        [sys.executable, "-c", "import resource, sys; from mdr.cli import main; "
          f"resource.setrlimit(resource.RLIMIT_NPROC, ({limit}, {hard})); sys.exit(main(sys.argv[1:]))",
          "run", str(recipe), "--input", str(tmp_path / "in.warc.gz"), "--output", str(tmp_path / "out"),
          "--workers", str(limit + 1)], capture_output=True, text=True)

@@ -20,7 +20,7 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real data not pr
 
 
 def mdr(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", *args], capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True, **kwargs)
 
 
 def stats_json(out: Path) -> dict:
@@ -166,7 +166,7 @@ def test_kill_and_resume_gives_the_same_ids(tmp_path, reference_run, phase):
     it with exactly the ids of an unkilled run."""
     args, reference = KILL_RESUME_ARGS, reference_run
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", "run", *args, "--output", str(out)],
+    process = subprocess.Popen([sys.executable, "-m", "mdr", "run", *args, "--output", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     completions = out / "logs" / phase / "completions"
     started = wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=300)

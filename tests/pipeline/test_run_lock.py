@@ -19,7 +19,7 @@ BIG_WARC = SHARED / "warc/pages/dev-pages-531.warc.gz"  # 27 MB: a task of minut
 
 
 def start_run(out: Path, warc: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", "run", "refinedweb", "--input", str(warc),
+    return subprocess.Popen([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", str(warc),
                              "--output", str(out), "--tasks", "2", "--workers", "1", "--no-progress", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 

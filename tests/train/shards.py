@@ -30,7 +30,7 @@ def _scratch() -> Path:
 def samples_run() -> Path:
     """OUT directory of `mdr run refinedweb --input data_samples` (3 shards, one row group each)."""
     out = _scratch() / "samples-run"
-    result = subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", "run", "refinedweb", "--input", str(SAMPLES),
+    result = subprocess.run([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", str(SAMPLES),
                              "--output", str(out), "--no-progress"], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"mdr run failed: {result.stderr[-2000:]}")

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from mdr.pipeline.cli import main
+from mdr.cli import main
 from mdr.train.data import in_val_split
 from mdr.train.sample import STRATEGIES
 from mdr.train.tokenizer import iter_texts, load_tokenizer, resolve_parquet_files

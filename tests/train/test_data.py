@@ -425,7 +425,7 @@ def _broken_shards(tmp_path: Path, shakespeare: Path) -> dict[str, Path]:
 def test_unreadable_or_mistyped_parquet_is_one_line(shakespeare, shakespeare_tokenizer, tmp_path, capsys):
     """Empty, truncated or garbage files and a text column of ints used to end `mdr train` in a pyarrow or tokenizers
     traceback; now a one-line error (exit code 2) before the run directory is made."""
-    from mdr.pipeline.cli import main
+    from mdr.cli import main
 
     expected = {"empty": "not a readable Parquet file", "truncated": "not a readable Parquet file",
                 "garbage": "not a readable Parquet file", "int text": "holds int64, not text",
@@ -460,7 +460,7 @@ def _corrupt_row_group(shakespeare: Path, tmp_path: Path) -> Path:
 def test_a_corrupt_row_group_fails_the_run_in_one_line(shakespeare, shakespeare_tokenizer, tmp_path, capsys, workers):
     """A page that cannot be decoded is found only when it is read, mid-run: the run fails with one line naming the
     file and row group (exit code 1), not with pyarrow's traceback wrapped in the DataLoader worker's."""
-    from mdr.pipeline.cli import main
+    from mdr.cli import main
 
     directory = _corrupt_row_group(shakespeare, tmp_path)
     tokenizer = ["--tokenizer", shakespeare_tokenizer] if workers else []  # and while training the tokenizer

@@ -35,7 +35,7 @@ def test_exported_model_gives_our_logits(tmp_path):
 
 
 def test_hf_naming_a_file_is_one_line(tmp_path, capsys):
-    from mdr.pipeline.cli import main
+    from mdr.cli import main
 
     (tmp_path / "file").write_text("")
     assert main(["export", str(tiny_run()), "--hf", str(tmp_path / "file")]) == 2

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mdr.pipeline.cli import main
+from mdr.cli import main
 from mdr.train import sample
 from mdr.train.model import GPT, GPTConfig
 from mdr.train.sample import DecodeConfig, generate, seq_rep_n, distinct_n

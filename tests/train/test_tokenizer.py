@@ -82,7 +82,7 @@ def test_bad_requests_are_one_line(samples, tmp_path):
 @pytest.mark.skipif(not SHAKESPEARE.is_file(), reason=f"real text not present at {SHAKESPEARE}")
 def test_cli_trains_on_shards(tmp_path):
     out = tmp_path / "tok.json"
-    command = [sys.executable, "-m", "mdr.pipeline.cli", "tokenizer", "train", "--data", str(shakespeare_shards()),
+    command = [sys.executable, "-m", "mdr", "tokenizer", "train", "--data", str(shakespeare_shards()),
                "--vocab-size", "500", "--out", str(out), "--max-docs", "3000"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mdr.pipeline.cli import main
+from mdr.cli import main
 from mdr.errors import UsageError
 from mdr.train.data import TokenLoader
 from mdr.train.model import GPT, config_for
@@ -109,7 +109,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 
 def _cli_train(data, tokenizer, run, max_steps, *extra):
-    return [PYTHON, "-m", "mdr.pipeline.cli", "train", "--data", *data, "--out", str(run), "--tokenizer", tokenizer,
+    return [PYTHON, "-m", "mdr", "train", "--data", *data, "--out", str(run), "--tokenizer", tokenizer,
             "--preset", "tiny", "--seq-len", "32", "--batch-size", "4", "--max-steps", str(max_steps),
             "--val-fraction", "0.05", "--eval-interval", "1000", "--eval-batches", "2", "--log-interval", "1",
             "--no-progress", *extra]
@@ -148,7 +148,7 @@ def test_ddp_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     """torchrun 2 ranks × batch 4 (gloo) against one process stepping on both ranks' batches as 2 micro-batches."""
     data, tokenizer, steps = shakespeare_data(), shakespeare_tokenizer(), 6
     run = tmp_path / "ddp"
-    command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "mdr.pipeline.cli", "train",
+    command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "mdr", "train",
                *_cli_train(data, tokenizer, run, steps)[4:]]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -285,7 +285,7 @@ def test_killed_mdr_train_leaves_no_loader_process(tmp_path):
     its process group must be gone within seconds. Measured on a 2-core machine at load 8: the group empty 2 s after
     the kill (before: the forkserver and worker still there minutes later)."""
     run = tmp_path / "run"
-    command = [PYTHON, "-m", "mdr.pipeline.cli", *_quick_cli(shakespeare_data(), run, "--tokenizer",
+    command = [PYTHON, "-m", "mdr", *_quick_cli(shakespeare_data(), run, "--tokenizer",
                shakespeare_tokenizer(), "--max-steps", "100000", "--num-workers", "1", "--log-interval", "1")]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -367,7 +367,7 @@ def _ranks(torchrun: int) -> list[int]:
             command = (entry / "cmdline").read_bytes() if stat else b""
         except OSError:
             continue
-        if stat and int(stat[stat.rindex(")") + 2:].split()[1]) == torchrun and b"mdr.pipeline.cli" in command:
+        if stat and int(stat[stat.rindex(")") + 2:].split()[1]) == torchrun and b"-m\0mdr\0" in command:
             found.append(int(entry.name))
     return found
 
@@ -379,7 +379,7 @@ def test_torchrun_max_restarts_with_resume_auto_finishes_a_killed_run(tmp_path):
     restarts it from the last checkpoint. Measured: about 50 s on a loaded 2-core machine."""
     data, tokenizer, steps = shakespeare_data(), shakespeare_tokenizer(), 200
     run = tmp_path / "run"
-    command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "1", "--max-restarts", "1", "-m", "mdr.pipeline.cli",
+    command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "1", "--max-restarts", "1", "-m", "mdr",
                "train", *_cli_train(data, tokenizer, run, steps, "--checkpoint-interval", "2", "--resume", "auto")[4:]]
     torchrun = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -67,12 +67,12 @@ def write_planted_warc(path: Path) -> None:
 
 def mdr(*args, **kwargs) -> subprocess.CompletedProcess:
     """`mdr ARGS` in its own process (runs, and checks of the real entry point)."""
-    return subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", *args], capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True, **kwargs)
 
 
 def mdr_here(*args: str) -> subprocess.CompletedProcess:
     """`mdr ARGS` in this process (stdout and stderr captured, so not a terminal): no interpreter start per call."""
-    from mdr.pipeline.cli import main
+    from mdr.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):

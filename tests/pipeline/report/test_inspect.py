@@ -45,7 +45,7 @@ def inspect_tty(out: Path, *args: str, pager: str) -> subprocess.CompletedProces
     """Runs `mdr inspect` with a terminal as stdout and `pager` as $PAGER."""
     primary, secondary = pty.openpty()
     try:
-        return subprocess.run([sys.executable, "-m", "mdr.pipeline.cli", "inspect", str(out), *args],
+        return subprocess.run([sys.executable, "-m", "mdr", "inspect", str(out), *args],
                               stdout=secondary, stderr=subprocess.PIPE, text=True, timeout=120,
                               env={**os.environ, "PAGER": pager})
     finally:

@@ -119,7 +119,7 @@ def test_stats_of_a_killed_then_resumed_run(run_dir, inputs, tmp_path):
     out = tmp_path / "resumed"
     args = ["run", "refinedweb", "--input", *inputs, "--output", str(out), "--tasks", "8", "--workers", "1",
             "--no-progress"]
-    process = subprocess.Popen([sys.executable, "-m", "mdr.pipeline.cli", *args], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "mdr", *args], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     completions = out / "logs" / "filter" / "completions"
     started = wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=180)
