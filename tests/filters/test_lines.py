@@ -1,10 +1,7 @@
-import gzip
-import json
-
 import pytest
 
 from mdr.filters.lines import LinesConfig, LinesStage, count_words
-from tests.filters.texts import reloaded, run, shared_file
+from tests.filters.texts import CORPORA, corpus_texts, reloaded, run
 
 # 40 lines of 5 plain words: enough words that removing one short line stays under 5%.
 BODY = "\n".join(f"this is body line {i}" for i in range(40))
@@ -99,12 +96,11 @@ def test_untouched_document_keeps_its_text():
     assert (result, doc.text, doc.metadata["lines_removed"]) == (True, text, 0)
 
 
-def test_real_documents_lose_at_most_five_percent_of_their_words():
-    path = shared_file("text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_real_documents_lose_at_most_five_percent_of_their_words(corpus):
     stage = LinesStage()
     kept = dropped = 0
-    for line in gzip.open(path, "rt"):
-        text = json.loads(line)["text"]
+    for text in corpus_texts(corpus):
         result, doc = run(stage, text)
         if result is True:
             kept += 1

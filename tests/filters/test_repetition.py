@@ -4,7 +4,7 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplica
 from datatrove.utils.text import split_into_words
 
 from mdr.filters.repetition import NGrams, RepetitionConfig, RepetitionStage
-from tests.filters.texts import decisions, pad_to, real_texts, reloaded, run
+from tests.filters.texts import CORPORA, corpus_texts, decisions, pad_to, reloaded, run
 
 RULES_OFF = dict(
     dup_line_frac=None,
@@ -95,13 +95,16 @@ def test_empty_text_is_dropped():
     assert run(RepetitionStage(), "")[0] == "empty"
 
 
-def test_same_decisions_as_datatrove_on_real_documents():
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_same_decisions_as_datatrove_on_real_documents(corpus):
     ours, theirs = RepetitionStage(), GopherRepetitionFilter()
-    assert len(decisions(ours, theirs, real_texts(200))) >= 4  # the sample exercises several rules
+    seen = decisions(ours, theirs, corpus_texts(corpus, 200))
+    assert True in seen and len(seen) >= 4  # the sample exercises several rules
 
 
-def test_n_gram_measures_equal_datatrove_on_real_documents():
-    texts = real_texts(300)
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_n_gram_measures_equal_datatrove_on_real_documents(corpus):
+    texts = corpus_texts(corpus, 300)
     for words in [split_into_words(text) for text in texts] + [[], ["one"], ["ab", "c", "a", "bc", "ab", "c"]]:
         n_grams = NGrams(words)
         for n in (2, 3, 4):

@@ -1,16 +1,13 @@
-import gzip
-import json
-
+import pytest
 from datatrove.utils.text import split_into_words as datatrove_split_into_words
 
 from mdr.filters import words
-from tests.filters.texts import shared_file
+from tests.filters.texts import CORPORA, corpus_texts
 
 
-def test_same_words_as_datatrove_on_real_documents():
-    path = shared_file("text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")
-    texts = [json.loads(line)["text"] for line in gzip.open(path, "rt")]
-    for text in texts:
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_same_words_as_datatrove_on_real_documents(corpus):
+    for text in corpus_texts(corpus):
         assert words.split_into_words(text) == datatrove_split_into_words(text)
 
 

@@ -1,4 +1,5 @@
-"""Builders for filter tests: texts of an exact length made of words that never repeat, and shared-data paths."""
+"""Builders for filter tests: texts of an exact length made of words that never repeat, shared-data paths, and the
+corpora the tests that compare a stage with datatrove's filter run on."""
 
 import gzip
 import itertools
@@ -12,6 +13,10 @@ from datatrove.data import Document
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 DOLMA_CC_SAMPLE = "text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+SAMPLE_TEXTS = Path(__file__).resolve().parents[2] / "data_samples" / "texts"
+# `pytest.mark.parametrize("corpus", CORPORA)`: real Common Crawl text where ../shared/data is, and the bundled
+# sample texts always, so that a bare clone checks the comparisons with datatrove too (issue 11.9).
+CORPORA = ("shared", "samples")
 
 
 def shared_file(relative: str) -> Path:
@@ -52,10 +57,25 @@ def reloaded(stage):
     return pickle.loads(pickle.dumps(stage))
 
 
-def real_texts(count: int) -> list[str]:
-    """The first `count` documents of a real Common Crawl extraction sample (skips when shared data is absent)."""
+def real_texts(count: int | None = None) -> list[str]:
+    """The first `count` documents (all by default) of a real Common Crawl extraction sample (skips when shared data
+    is absent)."""
     with gzip.open(shared_file(DOLMA_CC_SAMPLE), "rt") as lines:
         return [json.loads(line)["text"] for line in itertools.islice(lines, count)]
+
+
+def sample_texts() -> list[str]:
+    """Every page text of data_samples/texts/ (articles, and the pages planted for the filters to drop: repeated
+    lines, a price list, a short page, French, German, Spanish), twice: its paragraphs on lines of their own, as
+    extraction gives them, and a blank line apart, so that the paragraph rules see several paragraphs."""
+    pages = [[" ".join(block.split()) for block in path.read_text(encoding="utf-8").split("\n\n")]
+             for path in sorted(SAMPLE_TEXTS.glob("*.txt"))]
+    return [separator.join(paragraphs) for separator in ("\n", "\n\n") for paragraphs in pages]
+
+
+def corpus_texts(corpus: str, count: int | None = None) -> list[str]:
+    """The texts of one of CORPORA: `real_texts(count)` (skips when shared data is absent), or every sample text."""
+    return real_texts(count) if corpus == "shared" else sample_texts()
 
 
 def decisions(ours, theirs, texts: list[str]) -> set:
