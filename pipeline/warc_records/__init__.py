@@ -1,7 +1,15 @@
-"""Records of one WARC/ARC/WET file (moved from pipeline/warc_records.py; split into modules in the next commit)."""
+"""Records of one WARC/ARC/WET file (plain or gzip): warcio while it copes, then a tolerant parser.
 
-from mdr.pipeline.warc_records.tolerant import (COMPACT_BYTES, LENGTH_SLACK_BYTES, READ_BYTES, ArchiveRecords, Record,
-                                                TolerantParser, _StrictArchiveIterator, arc_date_to_iso, is_arc_date)
+    records.py   `ArchiveRecords`: the facade the reader iterates; warcio's strict readers (mdr.patches.warcio)
+                 first, the tolerant parser from the record where warcio would skip or mangle bytes
+    tolerant.py  `TolerantParser`: records of a damaged file, a declared length checked, not trusted; every
+                 problem an item of its own
+    inflater.py  `Inflater`: the decompressed bytes of a plain or gzip file, resynced after corrupt gzip data
+    headers.py   `Record`, the item both yield, and WARC/ARC record header lines: recognised, parsed, searched for
+"""
 
-__all__ = ["COMPACT_BYTES", "LENGTH_SLACK_BYTES", "READ_BYTES", "ArchiveRecords", "Record", "TolerantParser",
-           "_StrictArchiveIterator", "arc_date_to_iso", "is_arc_date"]
+from mdr.pipeline.warc_records.headers import Record, arc_date_to_iso, is_arc_date
+from mdr.pipeline.warc_records.records import ArchiveRecords
+from mdr.pipeline.warc_records.tolerant import TolerantParser
+
+__all__ = ["ArchiveRecords", "Record", "TolerantParser", "arc_date_to_iso", "is_arc_date"]

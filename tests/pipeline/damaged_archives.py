@@ -31,7 +31,7 @@ import random
 import zlib
 from dataclasses import dataclass, field
 
-from mdr.pipeline.warc_records import LENGTH_SLACK_BYTES as SLACK
+from mdr.pipeline.warc_records.headers import LENGTH_SLACK_BYTES as SLACK
 
 FORMATS = ("warc", "arc")
 LAYOUTS = ("plain", "per_record", "single")  # plain; gzip, one member per record; gzip, one member for the file

@@ -38,21 +38,27 @@ class Scan:
     gzip_members: int  # 0 for a plain file
 
 
-def inflate(data: bytes) -> tuple[bytes, int]:
-    """(decompressed bytes of all gzip members, number of members); plain data is returned as it is."""
-    if not data.startswith(GZIP_MAGIC):
-        return data, 0
-    out, members = [], 0
+def gzip_members(data: bytes) -> list[bytes]:
+    """The decompressed bytes of each gzip member of `data`; a member cut short, or bytes after the last member that
+    are not one, raise ValueError."""
+    out = []
     while data.startswith(GZIP_MAGIC):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out.append(inflater.decompress(data))
         if not inflater.eof:
-            raise ValueError(f"gzip member {members} is cut short")
-        members += 1
+            raise ValueError(f"gzip member {len(out) - 1} is cut short")
         data = inflater.unused_data.lstrip(b"\x00")  # zero padding after the last member is allowed
     if data:
-        raise ValueError(f"{len(data)} bytes after gzip member {members} are not a gzip member")
-    return b"".join(out), members
+        raise ValueError(f"{len(data)} bytes after gzip member {len(out)} are not a gzip member")
+    return out
+
+
+def inflate(data: bytes) -> tuple[bytes, int]:
+    """(decompressed bytes of all gzip members, number of members); plain data is returned as it is."""
+    if not data.startswith(GZIP_MAGIC):
+        return data, 0
+    members = gzip_members(data)
+    return b"".join(members), len(members)
 
 
 def _warc_headers(text: bytes) -> int:

@@ -7,7 +7,6 @@ import re
 import tempfile
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,12 @@ from hypothesis import strategies as st
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from mdr.patches.warcio import StrictArchiveIterator
 from mdr.pipeline.reader import WarcRecordReader
-from mdr.pipeline.warc_records import (COMPACT_BYTES, LENGTH_SLACK_BYTES, READ_BYTES, ArchiveRecords,
-                                       TolerantParser, _StrictArchiveIterator)
+from mdr.pipeline.warc_records import ArchiveRecords, TolerantParser
+from mdr.pipeline.warc_records.headers import LENGTH_SLACK_BYTES, WARC_VERSION_LINE
+from mdr.pipeline.warc_records.inflater import COMPACT_BYTES, READ_BYTES
+from tests.pipeline.record_scan import gzip_members
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "warc"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
@@ -54,7 +56,7 @@ def test_tolerant_parser_reads_sound_files_exactly_like_warcio(name):
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
     with open(path, "rb") as handle:
-        iterator = _StrictArchiveIterator(handle, gzipped, "warc")
+        iterator = StrictArchiveIterator(handle, gzipped, "warc", WARC_VERSION_LINE.match)
         with_warcio = []
         for record in iterator:
             offset = iterator.offset
@@ -172,15 +174,6 @@ REAL_ARC = "quirks/CC-2008-broken-small-sample-1262850551027_8.arc.gz"  # one gz
 LIE = 99999999
 
 
-def _members(data):
-    members = []
-    while data:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        members.append(inflater.decompress(data))
-        data = inflater.unused_data
-    return members
-
-
 def _with_lie(data, index, length=LIE):
     """The file with the declared length of its `index`-th record replaced (plain WARC, gzip WARC with one member
     per record, or an ARC gzipped as one member), as the issue's reproduction does it."""
@@ -194,7 +187,7 @@ def _with_lie(data, index, length=LIE):
 
     if not data.startswith(b"\x1f\x8b"):
         return lie_in(data, [m.start() for m in re.finditer(rb"(?m)^WARC/1\.0\r$", data)][index])
-    members = _members(data)
+    members = gzip_members(data)
     if len(members) > 1:
         members[index] = lie_in(members[index], 0)
         return b"".join(gzip.compress(member, mtime=0) for member in members)
@@ -249,7 +242,7 @@ def test_length_landing_off_a_record_boundary_is_corrupt(gzipped, delta):
     """Past the slack, a length that ends inside the next record (or inside its own) is a lie, wherever it lands."""
     data = _sample_warc(6, gzipped)
     sound = _outcomes(data)
-    first = re.search(rb"Content-Length: (\d+)", _members(data)[2] if gzipped else data[data.find(b"x.example/1"):])
+    first = re.search(rb"Content-Length: (\d+)", gzip_members(data)[2] if gzipped else data[data.find(b"x.example/1"):])
     got = _outcomes(_with_lie(data, 2, int(first.group(1)) + delta))
     assert got == sound[:2] + [sound[2][:2] + ("corrupt",)] + sound[3:]
 
@@ -258,7 +251,7 @@ def test_gzip_length_ending_exactly_on_a_later_record_is_a_lie():
     """With one gzip member per record, a length swallowing whole records runs past its member: a lie, even though
     it ends on a record boundary (a plain file cannot tell it from a record holding records)."""
     data = _sample_warc(6, gzipped=True)
-    members = _members(data)
+    members = gzip_members(data)
     swallowed = len(members[2]) - members[2].index(b"\r\n\r\n") - 4 - 4 + len(members[3]) + len(members[4])
     got = _outcomes(_with_lie(data, 2, swallowed))
     sound = _outcomes(data)
@@ -299,7 +292,7 @@ def test_lie_over_more_than_the_buffer_is_judged_in_one_pass(kind, opener):
             writer.write_record(writer.create_warc_record(f"http://x.example/{i}", "response",
                                                           payload=io.BytesIO(page), http_headers=http))
         data = out.getvalue()
-    assert len(b"".join(_members(data)) if data.startswith(b"\x1f\x8b") else data) > COMPACT_BYTES * 3 // 2
+    assert len(b"".join(gzip_members(data)) if data.startswith(b"\x1f\x8b") else data) > COMPACT_BYTES * 3 // 2
     sound = _outcomes(data)
     lying = _with_lie(data, 5)
     opener.seeks, opener.opens = [], 0
