@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
+DATA_DIR = "data"  # by name too, for an OUT that is an fsspec URL (`RunLayout` is local paths)
 
 # Inside a phase's logging dir. datatrove's executors write stats/<rank>.json for every completed task,
 # completions/<rank> to mark it done (what a resume skips) and, through mdr's task logger, logs/task_<rank>.log;
@@ -73,7 +74,7 @@ class RunLayout:
     @property
     def data(self) -> Path:
         """The kept documents: the last phase's output."""
-        return self.root / "data"
+        return self.root / DATA_DIR
 
     @property
     def filtered(self) -> Path:
@@ -145,3 +146,69 @@ class DedupContext:
 
     def logging_dir(self, phase: str) -> str:
         return str(self.layout.logs(phase))
+
+
+@dataclass(frozen=True)
+class TrainLayout:
+    """The paths of training run directory `root` (`mdr train --out RUN`), which eval, sample, export and the sweeps
+    built on training runs find their files by:
+
+        RUN/ckpt.pt         model, optimizer, scheduler, every rank's RNG states and loader position, step and config
+        RUN/checkpoints/    with keep_checkpoints=K, the last K checkpoints as step_NNNNNN.pt (hard links of
+                            ckpt.pt's); a resume from an older step moves those of later steps to abandoned/ in it
+        RUN/metrics.jsonl   one line per logged step and per held-out evaluation
+        RUN/tensorboard/    the same scalars as TensorBoard event files
+        RUN/manifest.json   what reproduces the run (LLM360): config, git commit, tokenizer and shard hashes, versions
+        RUN/tokenizer.json  the tokenizer, so the run directory is all that eval, sample and export need
+        RUN/tokenizer.settings.json  what a tokenizer trained into the run was trained with (vocabulary size, shards)
+    """
+
+    root: Path
+
+    TOKENIZER = "tokenizer.json"  # also the name `mdr tokenizer train` writes into a directory, and loads from one
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "ckpt.pt"
+
+    @property
+    def checkpoints(self) -> Path:
+        """The kept checkpoints (keep_checkpoints=K)."""
+        return self.root / "checkpoints"
+
+    def kept_checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:06d}.pt"
+
+    @property
+    def abandoned(self) -> Path:
+        """Kept checkpoints past the step a resume went back to."""
+        return self.checkpoints / "abandoned"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / self.TOKENIZER
+
+    @property
+    def tokenizer_settings(self) -> Path:
+        return self.root / "tokenizer.settings.json"
+
+    @property
+    def written(self) -> tuple[Path, ...]:
+        """What a run writes besides its checkpoints: what a failed fresh start removes, and what, found without a
+        checkpoint, marks RUN as holding another run's leftovers."""
+        return self.tokenizer, self.tokenizer_settings, self.manifest, self.metrics, self.tensorboard

@@ -196,16 +196,15 @@ def cmd_train(args) -> int:
 @_reported
 def cmd_eval(args) -> int:
     _require_train_extra("eval", "torch")
-    from pathlib import Path
-
+    from mdr.layout import TrainLayout
+    from mdr.train.checkpointing import load_model
     from mdr.train.data import TokenLoader
     from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
-    from mdr.train.trainer import TOKENIZER, load_model
 
     _at_least_one(args.max_batches, "--max-batches")
     _at_least_one(args.batch_size, "--batch-size")
     model, config = load_model(args.run, _device(args.device))
-    tokenizer = str(Path(args.run) / TOKENIZER)
+    tokenizer = str(TrainLayout(args.run).tokenizer)
     split, val_fraction = ("val", config["val_fraction"]) if args.split == "val" else ("train", 0.0)
     if split == "val" and val_fraction == 0.0:
         raise UsageError(f"{args.run} held nothing out (val_fraction 0): use --split all")
@@ -227,15 +226,14 @@ def cmd_eval(args) -> int:
 @_reported
 def cmd_sample(args) -> int:
     _require_train_extra("sample", "torch")
-    from pathlib import Path
-
+    from mdr.layout import TrainLayout
     from mdr.pipeline.terminal import safe
     from mdr.train import sample
+    from mdr.train.checkpointing import load_model
     from mdr.train.tokenizer import load_tokenizer
-    from mdr.train.trainer import TOKENIZER, load_model
 
     model, _ = load_model(args.run, _device(args.device))
-    tokenizer = load_tokenizer(str(Path(args.run) / TOKENIZER))
+    tokenizer = load_tokenizer(str(TrainLayout(args.run).tokenizer))
     chosen = {k: getattr(args, k) for k in ("max_new_tokens", "top_k", "top_p", "temperature", "beam_width",
                                             "length_penalty", "min_new_tokens", "seed")}
     try:

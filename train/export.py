@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 
 from mdr.errors import UsageError
+from mdr.layout import TrainLayout
+from mdr.train.checkpointing import load_model
 from mdr.train.model import GPT
 from mdr.train.tokenizer import EOS_TOKEN
-from mdr.train.trainer import TOKENIZER, load_model
 
 # Parameters stored in Hugging Face's GPT-2 as Conv1D weights, transposed relative to nn.Linear.
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -51,7 +52,7 @@ def export_hf(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--hf {out} is a file, not a directory")
     model, _ = load_model(run)
-    tokenizer = load_tokenizer(str(Path(run) / TOKENIZER))
+    tokenizer = load_tokenizer(str(TrainLayout(run).tokenizer))
     hf_model = GPT2LMHeadModel(hf_config(model, tokenizer.eos_id))
     hf_model.load_state_dict(hf_state_dict(model), strict=True)
     out = Path(out)

@@ -3,7 +3,7 @@
 GPTConfig -> CausalSelfAttention, MLP -> Block -> GPT. Pre-LayerNorm residual blocks, causal self-attention through
 F.scaled_dot_product_attention (flash kernels on GPU), a GELU MLP, and the token embedding tied to the output head.
 The layout and parameter names follow GPT-2, so `mdr export` maps the weights onto Hugging Face's GPT2LMHeadModel.
-Decoding lives in sample.py; the objective in objective.py; data parallelism in trainer.py (this file knows none).
+Decoding lives in sample.py; the objective in objective.py; data parallelism in distributed.py (this file knows none).
 """
 
 from __future__ import annotations

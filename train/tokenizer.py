@@ -17,12 +17,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from mdr.atomic import write_atomically
 from mdr.errors import UsageError
+from mdr.layout import DATA_DIR, RUN_FILE, RunLayout, TrainLayout
 
 EOS_TOKEN = "<|endoftext|>"
 BYTE_ALPHABET_SIZE = 256  # byte-level BPE starts from one token per byte
-TOKENIZER_FILE = "tokenizer.json"
-RUN_FILE = "run.json"  # marks an `mdr run` output directory, whose shards are in data/
 _GLOB_CHARS = set("*?[")
 _TEXT_BATCH_ROWS = 1000  # rows handed to the BPE trainer at a time
 
@@ -41,8 +41,8 @@ def _fsspec_files(url: str) -> list[str]:
         found = [path] if fs.exists(path) else []
     elif fs.isdir(path):
         base = path.rstrip("/")
-        data = base + "/data"
-        if fs.exists(base + "/" + RUN_FILE) and fs.isdir(data):
+        data = f"{base}/{DATA_DIR}"
+        if fs.exists(f"{base}/{RUN_FILE}") and fs.isdir(data):  # `mdr run` OUT: its kept documents only
             base = data
         found = [p for p in fs.find(base) if p.endswith(".parquet")]
     else:
@@ -55,8 +55,9 @@ def _local_files(item: str) -> list[str]:
         return [p for p in glob.glob(item, recursive=True) if p.endswith(".parquet") and os.path.isfile(p)]
     path = Path(item)
     if path.is_dir():
-        if (path / RUN_FILE).is_file() and (path / "data").is_dir():  # `mdr run` OUT: its kept documents only
-            path = path / "data"
+        run = RunLayout(path)
+        if run.run_file.is_file() and run.data.is_dir():  # `mdr run` OUT: its kept documents only
+            path = run.data
         return [str(p) for p in path.rglob("*.parquet") if p.is_file() and not p.name.startswith(".")]
     return [str(path)] if path.is_file() else []
 
@@ -168,18 +169,6 @@ def iter_texts(files: list[str], text_column: str = "text", max_docs: int | None
                 return
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, flushed to disk, then renames it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def train_tokenizer(files: list[str], vocab_size: int, out: str, text_column: str = "text",
                     max_docs: int | None = None) -> str:
     """Trains a byte-level BPE with `<|endoftext|>` on the shards' text; writes tokenizer.json atomically.
@@ -196,7 +185,7 @@ def train_tokenizer(files: list[str], vocab_size: int, out: str, text_column: st
         raise UsageError(f"--max-docs must be at least 1, got {max_docs}")
     paths = resolve_parquet_files(files)
     if os.path.isdir(out) or out.endswith(("/", os.sep)):
-        out = os.path.join(out, TOKENIZER_FILE)
+        out = os.path.join(out, TrainLayout.TOKENIZER)
 
     tokenizer = Tokenizer(models.BPE())
     # GPT-2's byte-level scheme: no prefix space, so decode(encode(s)) == s for every s.
@@ -219,7 +208,8 @@ def train_tokenizer(files: list[str], vocab_size: int, out: str, text_column: st
     tokenizer.train_from_iterator(counted(), trainer=trainer)
     if documents == 0:
         raise UsageError(f"no text to train on: the {text_column!r} column of {len(paths)} file(s) is empty")
-    write_atomically(out, tokenizer.to_str(pretty=True))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_atomically(out, tokenizer.to_str(pretty=True), durable=True)  # training it can take hours
     return out
 
 
@@ -262,7 +252,7 @@ class MdrTokenizer:
 def load_tokenizer(path: str) -> MdrTokenizer:
     """Loads tokenizer.json (a file, or a directory holding one)."""
     if os.path.isdir(path):
-        path = os.path.join(path, TOKENIZER_FILE)
+        path = os.path.join(path, TrainLayout.TOKENIZER)
     if not os.path.isfile(path):
         raise UsageError(f"tokenizer {path!r} not found: train one with `mdr tokenizer train`")
     return MdrTokenizer(path)

@@ -6,17 +6,9 @@ One process, or one per GPU under `torchrun --nproc-per-node N` (DDP: gloo on CP
 knows. AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping and accumulation, bf16 autocast on
 GPU, optional torch.compile. The step is `train_step`; `train` around it loads data, evaluates, logs and saves.
 
-RUN/ holds:
-    ckpt.pt         model, optimizer, scheduler, every rank's RNG states and loader position, step and config:
-                    written to a temporary file, flushed and renamed, loaded with torch.load(weights_only=True)
-    checkpoints/    with keep_checkpoints=K, the last K checkpoints as step_NNNNNN.pt (hard links of ckpt.pt's)
-                    (a resume from an older step moves those of later steps to checkpoints/abandoned/)
-    metrics.jsonl   one line per logged step: {"split": "train", step, loss, nll, lr, tokens_per_s, ...} and per
-                    evaluation {"split": "val", step, nll, ppl, bpb, entropy, ece, gap, tokens}
-    tensorboard/    the same scalars as TensorBoard event files
-    manifest.json   what reproduces the run (LLM360): config, git commit, tokenizer and shard hashes, seed, versions
-    tokenizer.json  the tokenizer, so the run directory is all that eval, sample and export need
-    tokenizer.settings.json  what a tokenizer trained here was trained with (vocabulary size, shards)
+RUN/ holds the checkpoint (train/checkpointing.py), the run's records (train/runlog.py: manifest, metrics.jsonl,
+TensorBoard) and its tokenizer; `mdr.layout.TrainLayout` names them all. A checkpoint holds the model, optimizer,
+scheduler, every rank's RNG states and loader position, step and config.
 A resumed run (`resume=True`) continues the identical trajectory: on CPU, bitwise. `resume="auto"` resumes when
 RUN/ckpt.pt exists and starts afresh otherwise, so that `torchrun --max-restarts N` restarts a run by itself. A RUN
 holding files of a run but no checkpoint is refused unless resume="auto".
@@ -26,43 +18,34 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import itertools
 import json
 import math
 import os
-import platform
-import random
-import re
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from mdr.atomic import write_atomically
 from mdr.errors import UsageError
+from mdr.layout import TrainLayout
 from mdr.train import objective
+from mdr.train.checkpointing import (CHECKPOINT_FORMAT, kept_checkpoints, read_checkpoint, remove_stale_temporaries,
+                                     rng_state, same_file, save_checkpoint, set_aside_abandoned, set_rng_state)
 from mdr.train.data import TokenLoader
+from mdr.train.distributed import gather, setup_distributed, unwrap
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
-from mdr.train.model import GPT, PRESETS, GPTConfig, config_for
-from mdr.train.tokenizer import (BYTE_ALPHABET_SIZE, EOS_TOKEN, load_tokenizer, one_line, open_text_parquet,
-                                 resolve_parquet_files, train_tokenizer, write_atomically)
+from mdr.train.model import GPT, PRESETS, config_for
+from mdr.train.runlog import MetricsLog, Progress, write_manifest
+from mdr.train.tokenizer import (BYTE_ALPHABET_SIZE, EOS_TOKEN, load_tokenizer, open_text_parquet,
+                                 resolve_parquet_files, train_tokenizer)
 
-CHECKPOINT = "ckpt.pt"
-CHECKPOINTS = "checkpoints"  # RUN/checkpoints/step_NNNNNN.pt: the last --keep-checkpoints K checkpoints
-METRICS = "metrics.jsonl"
-MANIFEST = "manifest.json"
-TOKENIZER = "tokenizer.json"
-TOKENIZER_SETTINGS = "tokenizer.settings.json"  # what a tokenizer trained into the run was trained with
-TENSORBOARD = "tensorboard"
-CHECKPOINT_FORMAT = 1
 # Vocabulary of a tokenizer trained by `train` when none is given: GPT-2's 50,257 for GPT-2; a small one for the CPU
 # preset, whose embedding would otherwise outweigh the rest of the model.
 TOKENIZER_VOCAB_SIZE = {"tiny": 4096, "gpt2-124m": 50257}
@@ -210,257 +193,6 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
 # the run around the step: setup, data, evaluation, logging, checkpoints
 
 
-def _setup_distributed(device_option: str) -> tuple[int, int, torch.device, bool]:
-    """(rank, world_size, device, whether we started the process group). torchrun sets RANK/WORLD_SIZE."""
-    cuda = torch.cuda.is_available() if device_option == "auto" else device_option.startswith("cuda")
-    if cuda and not torch.cuda.is_available():
-        raise UsageError(f"--device {device_option}: torch sees no CUDA device here")
-    started = False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-        started = True
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    if cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device(f"cuda:{local_rank}" if device_option in ("auto", "cuda") else device_option)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu" if device_option == "auto" else device_option)
-    return rank, world, device, started
-
-
-def _rng_state() -> dict:
-    numpy_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _gather(obj, world: int) -> list:
-    """Every rank's `obj` on every rank (plain data)."""
-    if world == 1:
-        return [obj]
-    gathered = [None] * world
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
-def _unwrap(model: torch.nn.Module) -> GPT:
-    model = model.module if isinstance(model, DistributedDataParallel) else model
-    return getattr(model, "_orig_mod", model)  # torch.compile's wrapper
-
-
-def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
-    """torch.save to a temporary file beside `path`, flushed to disk, then renamed: a kill or a power cut never
-    leaves a half-written checkpoint. With keep > 0, the checkpoint is also kept as CHECKPOINTS/step_NNNNNN.pt
-    beside `path` (a hard link: no second copy on disk, and ckpt.pt is replaced by a rename, never rewritten), and
-    only the `keep` latest of those remain (LLM360 publishes intermediate checkpoints)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(path.parent)  # the rename itself survives a power cut only once its directory is on disk
-    except BaseException as error:  # a full disk, an interrupt: leave no partial file taking the space
-        temporary.unlink(missing_ok=True)
-        failed_write = _os_error(error)
-        if failed_write is not None and failed_write is not error:
-            # torch's zip writer reports a failed write as "RuntimeError: [enforce fail at inline_container.cc]
-            # unexpected pos ...", the OSError (ENOSPC, EFBIG, EIO) only in its context
-            raise OSError(failed_write.errno, failed_write.strerror, str(path)) from None
-        raise
-    if keep > 0:
-        kept = path.parent / CHECKPOINTS
-        kept.mkdir(exist_ok=True)
-        target = kept / f"step_{state['step']:06d}.pt"
-        temporary = kept / f".{target.name}.{os.getpid()}.tmp"
-        try:
-            os.link(path, temporary)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(path, temporary)
-        os.replace(temporary, target)
-        _fsync_directory(kept)
-        # the `keep` newest by step, the one just written always among them: after a resume from an older step, a
-        # file of a higher step could only come from the abandoned trajectory (_set_aside_abandoned moves those)
-        others = [p for p in kept_checkpoints(path.parent) if p.name != target.name]
-        for old in others[:max(0, len(others) - (keep - 1))]:
-            old.unlink()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Flushes a directory's entries (a rename, a new link) to disk: fsync of the file alone does not (fsync(2),
-    "calling fsync() on a file descriptor for the directory is also needed")."""
-    try:
-        handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except (AttributeError, OSError):  # O_DIRECTORY is POSIX; Windows cannot open a directory
-        return
-    try:
-        os.fsync(handle)
-    except OSError as error:  # some file systems (and FUSE mounts) refuse fsync on a directory: EINVAL
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(handle)
-
-
-def _set_aside_abandoned(run: Path, resumed_step: int) -> list[Path]:
-    """Moves RUN/checkpoints/step_NNNNNN.pt of steps above the resumed one into RUN/checkpoints/abandoned/ (an
-    older abandoned file of the same name is replaced) and returns their new paths. After a resume from an older
-    checkpoint (a step_N.pt copied to ckpt.pt), they belong to the trajectory given up: left among the kept ones they
-    outranked the new checkpoints in the keep-K pruning by step. Moved rather than deleted, since they are the user's
-    results; moved out of checkpoints/, since `kept_checkpoints` is the run's own trajectory."""
-    abandoned = run / CHECKPOINTS / "abandoned"
-    moved = []
-    for path in kept_checkpoints(run):
-        if int(path.stem.removeprefix("step_")) > resumed_step:
-            abandoned.mkdir(exist_ok=True)
-            os.replace(path, abandoned / path.name)
-            moved.append(abandoned / path.name)
-    if moved:
-        _fsync_directory(abandoned)
-        _fsync_directory(run / CHECKPOINTS)
-    return moved
-
-
-def _os_error(error: BaseException | None) -> OSError | None:
-    """The OSError that `error` is or was raised while handling, if any."""
-    for _ in range(8):
-        if error is None or isinstance(error, OSError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def kept_checkpoints(run: str | os.PathLike) -> list[Path]:
-    """RUN/checkpoints/step_NNNNNN.pt, oldest step first."""
-    found = [(int(match.group(1)), p) for p in (Path(run) / CHECKPOINTS).glob("step_*.pt")
-             if (match := re.fullmatch(r"step_(\d+)\.pt", p.name))]
-    return [p for _, p in sorted(found)]
-
-
-# What every checkpoint holds; a file without them was not written by save_checkpoint.
-CHECKPOINT_KEYS = ("format", "step", "config", "model_config", "model", "optimizer", "scheduler", "ranks",
-                   "tokenizer_sha256")
-
-
-def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """A checkpoint file, loaded with weights_only=True; one that is empty, truncated, not torch.save's or not a
-    trainer checkpoint is a one-line UsageError. Failing to read it (EIO, EACCES) or to hold it in memory is no
-    fault of the file's: that OSError or MemoryError propagates, a failure while running (exit code 1)."""
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as error:  # noqa: BLE001 -- EOFError, RuntimeError (zip), UnpicklingError...
-        failed_read = _os_error(error)
-        if failed_read is not None:  # torch's zip reader may wrap it, as its writer does (save_checkpoint)
-            if failed_read is error:
-                raise
-            raise OSError(failed_read.errno, failed_read.strerror, str(path)) from None
-        # the first sentence: torch's messages go on about weights_only and miniz internals
-        empty = os.path.isfile(path) and os.path.getsize(path) == 0
-        reason = "the file is empty" if empty else one_line(error).split(". ")[0][:200]
-        # not the file itself under another name: the newest kept checkpoint is a hard link of ckpt.pt's
-        kept = [p for p in kept_checkpoints(Path(path).parent) if not _same_file(p, path)]
-        hint = f" (newest kept checkpoint: {kept[-1]})" if kept else ""
-        raise UsageError(f"{path} is not a readable checkpoint ({reason}): was it cut short by a full disk or a "
-                          f"copy?{hint}") from None
-    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
-        raise UsageError(f"{path} is not an mdr train checkpoint")
-    if checkpoint["format"] != CHECKPOINT_FORMAT:
-        raise UsageError(f"{path} has checkpoint format {checkpoint['format']!r}; this mdr reads {CHECKPOINT_FORMAT}")
-    return checkpoint
-
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one file (hard links included, which resolve() does not see)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them is gone
-        return False
-
-
-def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    path = Path(run) / CHECKPOINT
-    if not path.is_file():
-        raise UsageError(f"no checkpoint at {path}: train with `mdr train --out {run}` first")
-    return read_checkpoint(path, device)
-
-
-def load_model(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
-    """The trained model of a run directory (eval mode) and its checkpoint's config."""
-    checkpoint = load_checkpoint(run)  # on the CPU, then moved: a CUDA-written checkpoint loads without CUDA
-    try:
-        model = GPT(GPTConfig(**checkpoint["model_config"]))
-        model.load_state_dict(checkpoint["model"])
-    except (TypeError, RuntimeError, AttributeError) as error:  # other keys or shapes than this GPT's
-        raise UsageError(f"{Path(run) / CHECKPOINT} does not hold a model this mdr can build "
-                          f"({one_line(error)[:160]})") from None
-    return model.to(device).eval(), checkpoint["config"]
-
-
-def _sha256(path: str) -> str:
-    import fsspec
-
-    digest = hashlib.sha256()
-    with fsspec.open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _git_commit() -> dict | None:
-    source = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": bool(dirty)}
-
-
-def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, tokenizer, files: list[str],
-                   device: torch.device, world: int, resumed_at: int | None) -> None:
-    """RUN/manifest.json: what reproduces the run (LLM360). A resume appends its step to `resumes`."""
-    path = run / MANIFEST
-    previous = json.loads(path.read_text()) if resumed_at is not None and path.is_file() else {}
-    import mdr
-
-    manifest = {
-        "config": dataclasses.asdict(config),
-        "model_config": dataclasses.asdict(model_config),
-        "git": _git_commit(),
-        "tokenizer": {"path": str(run / TOKENIZER), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
-        "shards": previous.get("shards") or [{"path": f, "sha256": _sha256(f)} for f in files],
-        "data_order_seed": config.seed,
-        "versions": {"mdr": mdr.__version__, "torch": torch.__version__, "python": platform.python_version()},
-        "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else platform.processor() or platform.machine(), "world_size": world},
-        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-        "resumes": previous.get("resumes", []) + ([resumed_at] if resumed_at is not None else []),
-    }
-    temporary = path.with_name(f".{MANIFEST}.tmp")
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(temporary, path)
-
-
 def _check_resume(stored: dict, config: TrainConfig, world: int, stored_world: int) -> None:
     current = dataclasses.asdict(config)
     changed = sorted(k for k in current if k not in TrainConfig.RESUMABLE_CHANGES and stored.get(k) != current[k])
@@ -471,112 +203,45 @@ def _check_resume(stored: dict, config: TrainConfig, world: int, stored_world: i
         raise UsageError(f"the checkpoint was written by {stored_world} rank(s); resume with {stored_world}, not {world}")
 
 
-class _Progress:
-    """One line on stderr: step, loss, tokens/s and ETA; rewritten in place on a terminal."""
-
-    def __init__(self, max_steps: int, enabled: bool):
-        self.max_steps, self.enabled = max_steps, enabled
-        self.terminal = sys.stderr.isatty()
-
-    def show(self, step: int, loss: float, nll: float, tokens_per_s: float, seconds_per_step: float) -> None:
-        if not self.enabled:
-            return
-        eta = int((self.max_steps - step) * seconds_per_step)
-        line = (f"step {step:>{len(str(self.max_steps))}}/{self.max_steps}  loss {loss:.4f}  nll {nll:.4f}  "
-                f"{tokens_per_s:,.0f} tok/s  ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
-        print(("\r" + line + "\033[K") if self.terminal else line, end="" if self.terminal else "\n", file=sys.stderr,
-              flush=True)
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            print(("\n" if self.terminal else "") + text, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled and self.terminal:
-            print(file=sys.stderr)
-
-
-def _step_of(line: str) -> float:
-    """The step of a metrics.jsonl line; infinite for a line cut short by a kill, so that it is dropped."""
-    try:
-        return json.loads(line)["step"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return math.inf
-
-
-class _Log:
-    """metrics.jsonl and TensorBoard, rank 0 only. On resume, lines after the checkpoint's step are dropped, so the
-    log holds one trajectory."""
-
-    def __init__(self, run: Path, resumed_step: int | None, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        self.path = run / METRICS
-        if resumed_step is not None and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resumed_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
-        elif self.path.exists():
-            self.path.unlink()
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tensorboard = SummaryWriter(str(run / TENSORBOARD),
-                                         purge_step=resumed_step + 1 if resumed_step is not None else None)
-
-    def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        for key, value in record.items():
-            if key not in ("step", "split") and isinstance(value, (int, float)):
-                self.tensorboard.add_scalar(f"{record['split']}/{key}", value, record["step"])
-
-    def close(self) -> None:
-        if self.enabled:
-            self.tensorboard.close()
-
-
 def train(config: TrainConfig, stop_at: int | None = None) -> dict:
     """Trains to config.max_steps (or, if stop_at, saves a checkpoint after step stop_at and returns, as if
     killed there). Returns the last held-out evaluation (or {} if none ran) with the step reached."""
     config.validate()
     if config.lr is None:
         config = dataclasses.replace(config, lr=PEAK_LR[config.preset])
-    rank, world, device, started_group = _setup_distributed(config.device)
-    run = Path(config.out)
+    rank, world, device, started_group = setup_distributed(config.device)
+    layout = TrainLayout(config.out)
     try:  # what RUN holds before this attempt writes anything (None: no RUN yet)
-        before = {p.name for p in run.iterdir()} if run.is_dir() else None
+        before = {p.name for p in layout.root.iterdir()} if layout.root.is_dir() else None
     except OSError:  # unlistable: _run_directory says why; nothing would be removed
-        before = {TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD, CHECKPOINTS}
+        before = {p.name for p in (*layout.written, layout.checkpoints)}
     try:
         return _train(config, stop_at, rank, world, device)
     except UsageError:
-        if rank == 0 and not (run / CHECKPOINT).exists():
-            _undo_fresh_start(run, before)
+        if rank == 0 and not layout.checkpoint.exists():
+            _undo_fresh_start(layout, before)
         raise
     finally:
         if started_group:
             dist.destroy_process_group()
 
 
-def _undo_fresh_start(run: Path, before: set[str] | None) -> None:
+def _undo_fresh_start(layout: TrainLayout, before: set[str] | None) -> None:
     """After a user's mistake found only once a fresh start had begun writing (no training data for a rank, say),
     removes the run's files it created (`before`: RUN's entries beforehand, None if there was no RUN), so that the
     corrected command is not refused for the leftovers of a run that never reached a checkpoint."""
-    if not run.is_dir():
+    if not layout.root.is_dir():
         return
-    for name in (TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD, CHECKPOINTS):
-        if before is not None and name in before:
+    for path in (*layout.written, layout.checkpoints):
+        if before is not None and path.name in before:
             continue
-        path = run / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
     if before is None:
         with contextlib.suppress(OSError):  # not empty: someone else's file; leave it
-            run.rmdir()
+            layout.root.rmdir()
 
 
 def _is_given_tokenizer(path: Path, given) -> bool:
@@ -584,7 +249,7 @@ def _is_given_tokenizer(path: Path, given) -> bool:
     there first): then it is no leftover of another run."""
     if given is None:
         return False
-    if _same_file(path, given.path):
+    if same_file(path, given.path):
         return True
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest() == given.sha256
@@ -598,8 +263,8 @@ def _run_directory(config: TrainConfig, given_tokenizer) -> bool:
     A RUN without a checkpoint is either started afresh by intent (--resume auto: what an earlier attempt left is
     replaced, its tokenizer reused only if trained with the same settings) or refused: otherwise a failed run's
     tokenizer.json was silently reused, whatever --tokenizer-vocab-size said (issue 10, point 9a)."""
-    run = Path(config.out)
-    checkpoint_path = run / CHECKPOINT
+    layout = TrainLayout(config.out)
+    run, checkpoint_path = layout.root, layout.checkpoint
     if run.exists() and not run.is_dir():
         raise UsageError(f"--out {run} is a file, not a run directory")
     if run.is_dir() and not os.access(run, os.W_OK | os.X_OK):
@@ -612,12 +277,11 @@ def _run_directory(config: TrainConfig, given_tokenizer) -> bool:
     if checkpoint_path.exists():
         raise UsageError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
     if kept_checkpoints(run):
-        raise UsageError(f"{run / CHECKPOINTS} holds checkpoints but there is no {checkpoint_path}: copy the one to "
+        raise UsageError(f"{layout.checkpoints} holds checkpoints but there is no {checkpoint_path}: copy the one to "
                           "continue from to ckpt.pt and pass --resume, or choose another --out")
     if config.resume != "auto":
-        mine = (TOKENIZER, TOKENIZER_SETTINGS, MANIFEST, METRICS, TENSORBOARD)
-        leftovers = [name for name in mine if (run / name).exists()
-                     and not (name == TOKENIZER and _is_given_tokenizer(run / name, given_tokenizer))]
+        leftovers = [path.name for path in layout.written if path.exists()
+                     and not (path == layout.tokenizer and _is_given_tokenizer(path, given_tokenizer))]
         if leftovers:
             raise UsageError(f"{run} holds {', '.join(leftovers)} but no checkpoint (a run that stopped before its "
                               "first one?): pass --resume auto to start it afresh, or choose another --out")
@@ -629,10 +293,10 @@ def _check_vocab_size(vocab_size: int | None, tokenizer_vocab_size: int) -> None
         raise UsageError(f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_vocab_size}")
 
 
-def _prepare_tokenizer(config: TrainConfig, run: Path, files: list[str], given, progress: _Progress) -> None:
+def _prepare_tokenizer(config: TrainConfig, layout: TrainLayout, files: list[str], given, progress: Progress) -> None:
     """RUN/tokenizer.json: the given one copied, or one trained on the data, unless the one there was trained with
     the same settings (RUN/tokenizer.settings.json records them; an earlier attempt of the run trained it)."""
-    run_tokenizer, record = run / TOKENIZER, run / TOKENIZER_SETTINGS
+    run_tokenizer, record = layout.tokenizer, layout.tokenizer_settings
     if given is not None:
         if Path(given.path).resolve() != run_tokenizer.resolve():
             shutil.copyfile(given.path, run_tokenizer)
@@ -650,14 +314,15 @@ def _prepare_tokenizer(config: TrainConfig, run: Path, files: list[str], given, 
     record.unlink(missing_ok=True)
     progress.note(f"mdr: training a {settings['vocab_size']:,}-token tokenizer on the data -> {run_tokenizer}")
     train_tokenizer(files, settings["vocab_size"], str(run_tokenizer))
-    write_atomically(str(record), json.dumps({"settings": settings,
-                                              "sha256": load_tokenizer(str(run_tokenizer)).sha256}, indent=2) + "\n")
+    write_atomically(record, json.dumps({"settings": settings, "sha256": load_tokenizer(str(run_tokenizer)).sha256},
+                                        indent=2) + "\n", durable=True)
 
 
 def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, device: torch.device) -> dict:
-    run = Path(config.out)
+    layout = TrainLayout(config.out)
+    run = layout.root
     master = rank == 0
-    progress = _Progress(config.max_steps, config.progress and master)
+    progress = Progress(config.max_steps, config.progress and master)
     given = load_tokenizer(config.tokenizer) if config.tokenizer is not None else None
     resuming = _run_directory(config, given)
     if device.type == "cuda":
@@ -665,7 +330,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         torch.backends.cudnn.allow_tf32 = True
 
     # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights and moments to the model's device
-    checkpoint = read_checkpoint(run / CHECKPOINT) if resuming else None
+    checkpoint = read_checkpoint(layout.checkpoint) if resuming else None
     if checkpoint is not None and given is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
         raise UsageError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
     files = resolve_parquet_files(config.data)
@@ -679,24 +344,23 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         dist.barrier()  # every rank has checked RUN before rank 0 writes to it
 
     # the tokenizer travels with the run: copied there, or trained there on the data
-    run_tokenizer = run / TOKENIZER
+    run_tokenizer = layout.tokenizer
     if master:
         try:
             run.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"cannot create the run directory {run}: {error.strerror}") from None
-        for stale in [*run.glob(f".{CHECKPOINT}.*.tmp"), *(run / CHECKPOINTS).glob(".step_*.tmp")]:
-            stale.unlink()  # a save cut short by a kill
+        remove_stale_temporaries(run)  # saves cut short by a kill
         if not resuming:  # starting afresh: nothing of an earlier attempt stays in the logs
-            shutil.rmtree(run / TENSORBOARD, ignore_errors=True)
-            (run / METRICS).unlink(missing_ok=True)
+            shutil.rmtree(layout.tensorboard, ignore_errors=True)
+            layout.metrics.unlink(missing_ok=True)
         if given is not None or not resuming:
-            _prepare_tokenizer(config, run, files, given, progress)
+            _prepare_tokenizer(config, layout, files, given, progress)
     if world > 1:
         dist.barrier()
     tokenizer = load_tokenizer(str(run_tokenizer))
     if checkpoint is not None and tokenizer.sha256 != checkpoint["tokenizer_sha256"]:
-        raise UsageError(f"{run_tokenizer} is not the tokenizer {run / CHECKPOINT} was trained with")
+        raise UsageError(f"{run_tokenizer} is not the tokenizer {layout.checkpoint} was trained with")
 
     model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
     _check_vocab_size(model_config.vocab_size, tokenizer.vocab_size)
@@ -717,7 +381,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         scheduler.load_state_dict(checkpoint["scheduler"])
         mine = checkpoint["ranks"][rank]
         loader.load_state_dict(mine["loader"])
-        _set_rng_state(mine["rng"])
+        set_rng_state(mine["rng"])
         step = resumed_step = checkpoint["step"]
         # the same learning rate as saved, or the new schedule's if max_steps changed
         for group, base, schedule in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
@@ -725,7 +389,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         checkpoint = None
     if master:
         if resumed_step is not None:
-            for moved in _set_aside_abandoned(run, resumed_step):
+            for moved in set_aside_abandoned(run, resumed_step):
                 progress.note(f"mdr: {moved.name} is past the resumed step {resumed_step}: moved to {moved.parent}")
         write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step)
 
@@ -734,7 +398,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
     token_bytes = token_byte_lengths(str(run_tokenizer), model_config.vocab_size)
     tokens_per_step = config.batch_size * seq_len * config.grad_accum * world
-    log = _Log(run, resumed_step, master)
+    log = MetricsLog(run, resumed_step, master)
     last_eval: dict = {}
     eval_enabled = config.val_fraction > 0.0
 
@@ -755,11 +419,11 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             return {}
 
     def checkpoint_now() -> None:
-        ranks = _gather({"loader": loader.state_dict(), "rng": _rng_state()}, world)
+        ranks = gather({"loader": loader.state_dict(), "rng": rng_state()}, world)
         if master:
-            save_checkpoint(run / CHECKPOINT, {
+            save_checkpoint(layout.checkpoint, {
                 "format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
-                "model_config": dataclasses.asdict(model_config), "model": _unwrap(train_model).state_dict(),
+                "model_config": dataclasses.asdict(model_config), "model": unwrap(train_model).state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ranks": ranks,
                 "tokenizer_sha256": tokenizer.sha256,
             }, keep=config.keep_checkpoints)

@@ -13,7 +13,7 @@ from mdr.train import objective
 from mdr.train.data import TokenLoader
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
 from mdr.train.tokenizer import load_tokenizer
-from mdr.train.trainer import load_model
+from mdr.train.checkpointing import load_model
 from tests.train.runs import shakespeare_data, shakespeare_tokenizer, tiny_run
 
 

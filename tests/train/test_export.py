@@ -7,7 +7,7 @@ import torch
 
 from mdr.train.export import export_hf
 from mdr.train.tokenizer import load_tokenizer
-from mdr.train.trainer import load_model
+from mdr.train.checkpointing import load_model
 from tests.train.runs import tiny_run
 
 transformers = pytest.importorskip("transformers", reason="export needs the `export` extra (transformers)")

@@ -245,12 +245,13 @@ def test_beam_never_returns_an_empty_continuation_unless_asked():
 def test_beam_on_a_trained_model_shows_degeneration_not_empty_strings():
     # after 8 steps on tinyshakespeare the model is near uniform (entropy 6.2 nats of ln 512 = 6.24): ending at once
     # (log P −5.5) beats every longer continuation, and plain beam search (b = 16) returned "" for these prompts
+    from mdr.layout import TrainLayout
+    from mdr.train.checkpointing import load_model
     from mdr.train.tokenizer import load_tokenizer
-    from mdr.train.trainer import TOKENIZER, load_model
 
     run = tiny_run()
     model, _ = load_model(str(run), "cpu")
-    tokenizer = load_tokenizer(str(run / TOKENIZER))
+    tokenizer = load_tokenizer(str(TrainLayout(run).tokenizer))
     for prompt in ("ROMEO:", "The king"):
         ids = tokenizer.encode(prompt)
         beam = generate(model, ids, DecodeConfig(strategy="beam", max_new_tokens=24), tokenizer.eos_id)

@@ -423,7 +423,8 @@ def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_partial_file(tmp_pa
 
 # ---------------------------------------------------------------------------------------------------------------
 # review of the issue-10 trainer changes: keep-K after a resume from an older step, a fresh start refused for its
-# own leftovers, hard links in read_checkpoint's hint, directory fsync, OSError from a checkpoint read, older torch
+# own leftovers, OSError from a checkpoint read, older torch (hard links in read_checkpoint's hint and directory
+# fsync: test_checkpointing.py)
 
 
 def _kept_steps(run: Path) -> list[int]:
@@ -452,36 +453,6 @@ def test_resume_from_an_older_kept_checkpoint_keeps_the_new_trajectory(tmp_path,
         "step_000003.pt", "step_000004.pt", "step_000005.pt"]
     moved = torch.load(run / "checkpoints" / "abandoned" / "step_000005.pt", weights_only=True)
     assert torch.equal(moved["model"]["lm_head.weight"], abandoned_5)
-
-
-def test_pruning_never_deletes_the_checkpoint_just_written(tmp_path):
-    """Whatever else lies in checkpoints/ (here a higher step that no resume set aside), the file just written
-    stays: keep-K used to keep the K highest steps, deleting the new step_000003.pt at once."""
-    from mdr.train.trainer import save_checkpoint
-
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "step_000009.pt").write_bytes(b"not mine")
-    save_checkpoint(tmp_path / "ckpt.pt", {"step": 3, "weights": torch.ones(2)}, keep=1)
-    assert _kept_steps(tmp_path) == [3]
-    assert os.path.samefile(tmp_path / "checkpoints" / "step_000003.pt", tmp_path / "ckpt.pt")
-
-
-def test_save_checkpoint_fsyncs_the_directories_it_renames_into(tmp_path, monkeypatch):
-    """fsync of the file does not make its rename (or its new hard link) durable: its directory must be fsynced too
-    (fsync(2)). The real fsync runs; the spy only records which files it was given."""
-    from mdr.train.trainer import save_checkpoint
-
-    synced, real_fsync = [], os.fsync
-
-    def spy(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        return real_fsync(fd)
-
-    if not Path("/proc/self/fd").is_dir():
-        pytest.skip("names the fsynced descriptors through Linux's /proc")
-    monkeypatch.setattr(os, "fsync", spy)
-    save_checkpoint(tmp_path / "ckpt.pt", {"step": 1, "weights": torch.ones(2)}, keep=1)
-    assert str(tmp_path) in synced and str(tmp_path / "checkpoints") in synced, synced
 
 
 def test_a_mistake_found_after_the_first_writes_does_not_block_the_corrected_command(tmp_path, capsys):
@@ -514,27 +485,12 @@ def test_a_tokenizer_identical_to_the_given_one_is_no_leftover(tmp_path):
     assert main(_quick_cli(shakespeare_data(), run, "--tokenizer", tokenizer, "--max-steps", "1")) == 0
 
 
-def test_the_hint_of_an_unreadable_checkpoint_never_names_the_same_file(tmp_path, capsys):
-    """ckpt.pt and the newest checkpoints/step_N.pt are one file (a hard link): the hint suggested the corrupt file
-    itself. Now it names the newest kept checkpoint that is another file."""
-    from mdr.train.trainer import read_checkpoint
-
-    run = tmp_path / "run"
-    train(TrainConfig(data=shakespeare_data(), out=str(run), tokenizer=shakespeare_tokenizer(), max_steps=2,
-                      keep_checkpoints=2, **{**SMALL, "checkpoint_interval": 1, "eval_interval": 1000}))
-    with open(run / "ckpt.pt", "r+b") as handle:  # cut short in place: step_000002.pt with it
-        handle.truncate(os.path.getsize(run / "ckpt.pt") // 2)
-    with pytest.raises(UsageError, match="is not a readable checkpoint") as raised:
-        read_checkpoint(run / "ckpt.pt")
-    assert str(raised.value).endswith(f"(newest kept checkpoint: {run / 'checkpoints' / 'step_000001.pt'})")
-
-
 @pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="reads Linux's /proc/self/mem for a real EIO")
 def test_a_checkpoint_that_cannot_be_read_is_a_failure_not_a_bad_file(tmp_path, capsys):
     """An I/O error reading ckpt.pt is no fault of the file's: it was reported as "not a readable checkpoint" (exit
     code 2); now the OSError goes on, one line with its reason and exit code 1. /proc/self/mem gives a real EIO at
     offset 0 (an unmapped address)."""
-    from mdr.train.trainer import read_checkpoint
+    from mdr.train.checkpointing import read_checkpoint
     from tests.train.runs import tiny_run
 
     run = tmp_path / "run"

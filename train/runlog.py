@@ -1,0 +1,137 @@
+"""What a training run records about itself, rank 0 only: the manifest that reproduces it (LLM360: config, git
+commit, tokenizer and shard hashes, seed, versions), the metrics log and the progress line on stderr.
+
+RUN/metrics.jsonl holds one line per logged step, {"split": "train", step, loss, nll, lr, tokens_per_s, ...}, and
+per evaluation, {"split": "val", step, nll, ppl, bpb, entropy, ece, gap, tokens}; RUN/tensorboard/ the same scalars
+as TensorBoard event files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from mdr.atomic import write_atomically
+from mdr.formatting import StatusLine, duration, rate
+from mdr.layout import TrainLayout
+from mdr.train.model import GPTConfig
+
+if TYPE_CHECKING:
+    from mdr.train.trainer import TrainConfig
+
+
+def _sha256(path: str) -> str:
+    import fsspec
+
+    digest = hashlib.sha256()
+    with fsspec.open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git_commit() -> dict | None:
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, tokenizer, files: list[str],
+                   device: torch.device, world: int, resumed_at: int | None) -> None:
+    """RUN/manifest.json: what reproduces the run (LLM360). A resume appends its step to `resumes`. Written
+    atomically but not flushed to disk (mdr.atomic's bookkeeping files): every start and resume rewrites it."""
+    layout = TrainLayout(run)
+    path = layout.manifest
+    previous = json.loads(path.read_text()) if resumed_at is not None and path.is_file() else {}
+    import mdr
+
+    manifest = {
+        "config": dataclasses.asdict(config),
+        "model_config": dataclasses.asdict(model_config),
+        "git": _git_commit(),
+        "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
+        "shards": previous.get("shards") or [{"path": f, "sha256": _sha256(f)} for f in files],
+        "data_order_seed": config.seed,
+        "versions": {"mdr": mdr.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or platform.machine(), "world_size": world},
+        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        "resumes": previous.get("resumes", []) + ([resumed_at] if resumed_at is not None else []),
+    }
+    write_atomically(path, json.dumps(manifest, indent=2) + "\n")
+
+
+class Progress:
+    """One line on stderr: step, loss, tokens/s and ETA; rewritten in place on a terminal."""
+
+    def __init__(self, max_steps: int, enabled: bool):
+        self.max_steps = max_steps
+        self.line = StatusLine(enabled)
+
+    def show(self, step: int, loss: float, nll: float, tokens_per_s: float, seconds_per_step: float) -> None:
+        eta = (self.max_steps - step) * seconds_per_step
+        self.line.draw(f"step {step:>{len(str(self.max_steps))}}/{self.max_steps}  loss {loss:.4f}  nll {nll:.4f}  "
+                       f"{rate(tokens_per_s, 'tok')}  ETA {duration(eta)}")
+
+    def note(self, text: str) -> None:
+        self.line.note(text)
+
+    def close(self) -> None:
+        self.line.close()
+
+
+def _step_of(line: str) -> float:
+    """The step of a metrics.jsonl line; infinite for a line cut short by a kill, so that it is dropped."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
+
+
+class MetricsLog:
+    """metrics.jsonl and TensorBoard, rank 0 only. On resume, lines after the checkpoint's step are dropped, so the
+    log holds one trajectory."""
+
+    def __init__(self, run: Path, resumed_step: int | None, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        layout = TrainLayout(run)
+        self.path = layout.metrics
+        if resumed_step is not None and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resumed_step]
+            write_atomically(self.path, "".join(line + "\n" for line in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard = SummaryWriter(str(layout.tensorboard),
+                                         purge_step=resumed_step + 1 if resumed_step is not None else None)
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key not in ("step", "split") and isinstance(value, (int, float)):
+                self.tensorboard.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.tensorboard.close()
