@@ -22,6 +22,7 @@ pyarrow or torch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,6 +182,12 @@ class TrainLayout:
 
     def kept_checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:06d}.pt"
+
+    def kept_checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) of every kept checkpoint, oldest step first."""
+        found = [(int(match.group(1)), path) for path in self.checkpoints.glob("step_*.pt")
+                 if (match := re.fullmatch(r"step_(\d+)\.pt", path.name))]
+        return sorted(found)
 
     @property
     def abandoned(self) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
         fsync_directory(layout.checkpoints)
         # the `keep` newest by step, the one just written always among them: after a resume from an older step, a
         # file of a higher step could only come from the abandoned trajectory (set_aside_abandoned moves those)
-        others = [p for p in kept_checkpoints(layout.root) if p.name != target.name]
+        others = [p for _, p in layout.kept_checkpoints() if p != target]
         for old in others[:max(0, len(others) - (keep - 1))]:
             old.unlink()
 
@@ -99,12 +98,12 @@ def set_aside_abandoned(run: Path, resumed_step: int) -> list[Path]:
     older abandoned file of the same name is replaced) and returns their new paths. After a resume from an older
     checkpoint (a step_N.pt copied to ckpt.pt), they belong to the trajectory given up: left among the kept ones they
     outranked the new checkpoints in the keep-K pruning by step. Moved rather than deleted, since they are the user's
-    results; moved out of checkpoints/, since `kept_checkpoints` is the run's own trajectory."""
+    results; moved out of checkpoints/, since the kept checkpoints are the run's own trajectory."""
     layout = TrainLayout(run)
     abandoned = layout.abandoned
     moved = []
-    for path in kept_checkpoints(run):
-        if int(path.stem.removeprefix("step_")) > resumed_step:
+    for step, path in layout.kept_checkpoints():
+        if step > resumed_step:
             abandoned.mkdir(exist_ok=True)
             os.replace(path, abandoned / path.name)
             moved.append(abandoned / path.name)
@@ -121,13 +120,6 @@ def _os_error(error: BaseException | None) -> OSError | None:
             return error
         error = error.__cause__ or error.__context__
     return None
-
-
-def kept_checkpoints(run: str | os.PathLike) -> list[Path]:
-    """RUN/checkpoints/step_NNNNNN.pt, oldest step first."""
-    found = [(int(match.group(1)), p) for p in TrainLayout(run).checkpoints.glob("step_*.pt")
-             if (match := re.fullmatch(r"step_(\d+)\.pt", p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
@@ -148,7 +140,7 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         empty = os.path.isfile(path) and os.path.getsize(path) == 0
         reason = "the file is empty" if empty else one_line(error).split(". ")[0][:200]
         # not the file itself under another name: the newest kept checkpoint is a hard link of ckpt.pt's
-        kept = [p for p in kept_checkpoints(Path(path).parent) if not same_file(p, path)]
+        kept = [p for _, p in TrainLayout(Path(path).parent).kept_checkpoints() if not same_file(p, path)]
         hint = f" (newest kept checkpoint: {kept[-1]})" if kept else ""
         raise UsageError(f"{path} is not a readable checkpoint ({reason}): was it cut short by a full disk or a "
                           f"copy?{hint}") from None

@@ -36,8 +36,8 @@ from mdr.atomic import write_atomically
 from mdr.errors import UsageError
 from mdr.layout import TrainLayout
 from mdr.train import objective
-from mdr.train.checkpointing import (CHECKPOINT_FORMAT, kept_checkpoints, read_checkpoint, remove_stale_temporaries,
-                                     rng_state, same_file, save_checkpoint, set_aside_abandoned, set_rng_state)
+from mdr.train.checkpointing import (CHECKPOINT_FORMAT, read_checkpoint, remove_stale_temporaries, rng_state,
+                                     same_file, save_checkpoint, set_aside_abandoned, set_rng_state)
 from mdr.train.data import TokenLoader
 from mdr.train.distributed import gather, setup_distributed, unwrap
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
@@ -276,7 +276,7 @@ def _run_directory(config: TrainConfig, given_tokenizer) -> bool:
         return True
     if checkpoint_path.exists():
         raise UsageError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
-    if kept_checkpoints(run):
+    if layout.kept_checkpoints():
         raise UsageError(f"{layout.checkpoints} holds checkpoints but there is no {checkpoint_path}: copy the one to "
                           "continue from to ckpt.pt and pass --resume, or choose another --out")
     if config.resume != "auto":
