@@ -105,6 +105,7 @@ def test_start_up_loads_no_executor_torch_nor_pyarrow(argv):
     assert heavy == []
 
 
+@pytest.mark.slow
 def test_curation_runs_without_the_train_extra(tmp_path):
     """A curation-only install: `mdr run` curates, `mdr stats` reads the run and `mdr tokenizer` trains on it; no
     module of mdr's, in any process, so much as looks for torch."""
