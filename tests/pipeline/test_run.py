@@ -4,29 +4,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from mdr.pipeline.stats import check_invariants, funnel
+from tests.pipeline.commands import mdr, start_mdr, stats_json
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
 SHARED = REPO.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real data not present at {SHARED}")
-
-
-def mdr(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True, **kwargs)
-
-
-def stats_json(out: Path) -> dict:
-    result = mdr("stats", str(out), "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def assert_invariants(stats: dict, out: Path):
@@ -166,8 +156,7 @@ def test_kill_and_resume_gives_the_same_ids(tmp_path, reference_run, phase):
     it with exactly the ids of an unkilled run."""
     args, reference = KILL_RESUME_ARGS, reference_run
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "mdr", "run", *args, "--output", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = start_mdr("run", *args, "--output", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = out / "logs" / phase / "completions"
     started = wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=300)
     os.killpg(process.pid, signal.SIGKILL)

@@ -3,34 +3,22 @@ report aimed into a run, inputs changed before a resume. Each is one line on std
 before anything is written and 1 for a failure while running, never a traceback; a run the disk filled up resumes
 once there is space.
 
-Read-only and full disks are real: tmpfs mounts (`mount -t tmpfs -o ro` / `-o size=...`); chmod would not stop root,
-which the tests run as. Without permission to mount, those tests skip with the reason."""
+Read-only and full disks are real: tmpfs mounts (`mount -t tmpfs -o ro` / `-o size=...`, tests/disks.py); chmod
+would not stop root, which the tests run as. Without permission to mount, those tests skip with the reason."""
 
 import json
 import os
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_run import SHARED, assert_invariants, mdr, needs_shared, output_ids, stats_json
+from tests.disks import tmpfs
+from tests.pipeline.commands import mdr, run_args, stats_json
+from tests.pipeline.test_run import SHARED, assert_invariants, needs_shared, output_ids
 
 WARC = SHARED / "warc/commoncrawl/CC-MAIN-2020-34-sample.warc.gz"  # 50 records, 16 kept by the url stage
 QUICK_RECIPE = "name: quick\nstages:\n  - url: {}\n"  # one phase: a run takes seconds
-
-
-@contextmanager
-def tmpfs(path: Path, options: str):
-    path.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs ({mounted.stderr.strip()}): these tests need root with CAP_SYS_ADMIN")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
 
 
 @pytest.fixture
@@ -56,8 +44,7 @@ def one_error_line(result, code: int) -> str:
 
 
 def run_quick(recipe: Path, out: Path, *inputs: Path):
-    return mdr("run", str(recipe), "--input", *map(str, inputs or [WARC]), "--output", str(out), "--tasks", "1",
-               "--workers", "1", "--no-progress")
+    return mdr(*run_args(recipe, out, *(inputs or [WARC]), tasks=1, workers=1))
 
 
 # --- point 5: one line instead of a traceback ------------------------------------------------------------------------
@@ -206,16 +193,22 @@ def test_damaged_run_file_is_one_line(recipe, tmp_path):
 
 
 def test_lock_and_half_written_run_file_do_not_make_a_directory_foreign(tmp_path):
-    """What a first run leaves before its run.json exists (its lock; a run.json.tmp when the disk filled up) keeps
-    the directory empty for the next attempt."""
-    from mdr.pipeline.recipe import load_recipe
+    """What a first run leaves before its run.json exists (its lock; the temporary of a run.json whose writer was
+    killed, as mdr/atomic.py names it and as mdr named it before) keeps the directory empty for the next attempt;
+    another file's temporary does not."""
+    from mdr.pipeline.recipe import RecipeError, load_recipe
     from mdr.pipeline.runner import RunPlan, check_output_dir
 
     out = tmp_path / "out"
     out.mkdir()
+    plan = RunPlan(load_recipe("refinedweb"), [str(tmp_path / "x.warc")], out, 1)
     (out / ".lock").write_text("")
     (out / ".run.json.tmp").write_text('{"reci')
-    assert check_output_dir(RunPlan(load_recipe("refinedweb"), [str(tmp_path / "x.warc")], out, 1)) is False
+    (out / ".run.json.4242.tmp").write_text('{"reci')
+    assert check_output_dir(plan) is False
+    (out / ".notes.txt.4242.tmp").write_text("")
+    with pytest.raises(RecipeError, match="holds no mdr run"):
+        check_output_dir(plan)
 
 
 def _recorded_run(tmp_path, names: list[str], **recorded):

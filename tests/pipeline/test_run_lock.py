@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_run import SHARED, assert_invariants, mdr, needs_shared, stats_json
+from tests.pipeline.commands import mdr, run_args, start_mdr, stats_json
+from tests.pipeline.test_run import SHARED, assert_invariants, needs_shared
 from tests.waiting import wait_for
 
 WARC = SHARED / "warc/commoncrawl/CC-2008-small-sample-1213893279526_0.warc.gz"  # 1.2 MB: a run of some seconds
 BIG_WARC = SHARED / "warc/pages/dev-pages-531.warc.gz"  # 27 MB: a task of minutes
 
 
-def start_run(out: Path, warc: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", str(warc),
-                             "--output", str(out), "--tasks", "2", "--workers", "1", "--no-progress", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def run_refinedweb(out: Path, warc: Path) -> list[str]:
+    """`mdr run refinedweb` over `warc` into `out` in two tasks, one at a time."""
+    return run_args("refinedweb", out, warc, tasks=2, workers=1)
 
 
 def snapshot(out: Path) -> dict[str, tuple[int, int]]:
@@ -32,14 +32,13 @@ def snapshot(out: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.slow
 def test_second_run_into_the_same_output_is_refused(tmp_path):
     out = tmp_path / "out"
-    first = start_run(out, WARC)
+    first = start_mdr(*run_refinedweb(out, WARC))
     try:
         progress = out / "logs" / "filter" / "progress"
         assert wait_for(lambda: progress.is_dir() and any(progress.iterdir()), timeout=120), "the run never started"
         assert first.poll() is None, "the first run ended before the second could start"
         before = {path: stat for path, stat in snapshot(out).items() if not path.startswith("logs/")}
-        second = mdr("run", "refinedweb", "--input", str(WARC), "--output", str(out), "--tasks", "2", "--workers", "1",
-                     "--no-progress")
+        second = mdr(*run_refinedweb(out, WARC))
         assert second.returncode == 2, second.stderr
         assert second.stderr.count("\n") == 1 and second.stderr.startswith("mdr: error: "), second.stderr
         assert f"output directory {out} is in use by another mdr run (pid {first.pid})" in second.stderr
@@ -60,8 +59,7 @@ def test_second_run_into_the_same_output_is_refused(tmp_path):
     assert_invariants(stats, out)
 
     # the lock is released with the run: the same command now resumes (nothing to do) instead of being refused
-    rerun = mdr("run", "refinedweb", "--input", str(WARC), "--output", str(out), "--tasks", "2", "--workers", "1",
-                "--no-progress")
+    rerun = mdr(*run_refinedweb(out, WARC))
     assert rerun.returncode == 0, rerun.stderr
 
 
@@ -87,7 +85,7 @@ def test_tasks_die_with_the_run_that_started_them(tmp_path):
     """`kill -9` of `mdr run` alone (not its process group): its task processes, forkserver children that would
     otherwise finish their task unattended, end within seconds."""
     out = tmp_path / "out"
-    run = start_run(out, BIG_WARC)
+    run = start_mdr(*run_refinedweb(out, BIG_WARC))
     try:
         progress = out / "logs" / "filter" / "progress"
         assert wait_for(lambda: progress.is_dir() and any(progress.iterdir()), timeout=120), "no task started"
