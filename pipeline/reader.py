@@ -40,6 +40,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
+from mdr.atomic import write_atomically
 from mdr.pipeline.http_payload import (PayloadTooLarge, charset_from_content_type, codec_for, decode_body,
                                        decode_text, looks_like_html)
 from mdr.pipeline.recipe import Options, option
@@ -196,9 +197,7 @@ class _Progress:
         self._next_write = time.monotonic() + self.interval
         path = os.path.join(self.directory, f"{self.state['rank']:05d}.json")
         try:
-            with open(path + ".tmp", "w") as handle:
-                json.dump(self.state, handle)
-            os.replace(path + ".tmp", path)
+            write_atomically(path, json.dumps(self.state))
         except OSError as error:  # a progress bar is not worth failing the task for
             logger.warning(f"cannot write progress file {path}: {error}")
 
