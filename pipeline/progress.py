@@ -7,11 +7,12 @@ task writes `logs/<phase>/progress/<rank>.json`, and datatrove marks finished ta
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
+from mdr.formatting import StatusLine, duration, size
+from mdr.layout import RunLayout
 from mdr.pipeline.terminal import safe
 
 REFRESH_SECONDS = 0.5
@@ -27,9 +28,10 @@ def _read_json(path: Path) -> dict | None:
 
 
 def snapshot(out: Path, phase: str, tasks: int) -> dict:
-    phase_dir = out / "logs" / phase
-    reports = [r for r in map(_read_json, sorted((phase_dir / "progress").glob("*.json"))) if r]
-    done = len(list((phase_dir / "completions").glob("*"))) if (phase_dir / "completions").is_dir() else 0
+    layout = RunLayout(out)
+    reports = [r for r in map(_read_json, sorted(layout.progress(phase).glob("*.json"))) if r]
+    completions = layout.completions(phase)
+    done = len(list(completions.glob("*"))) if completions.is_dir() else 0
     return {
         "phase": phase,
         "tasks": tasks,
@@ -38,19 +40,6 @@ def snapshot(out: Path, phase: str, tasks: int) -> dict:
         "bytes_total": sum(r.get("bytes_total", 0) for r in reports),
         "records": sum(r.get("records", 0) for r in reports),
     }
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
-def _human_seconds(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def render(state: dict, elapsed: float, width: int = 24) -> str:
@@ -65,14 +54,14 @@ def render(state: dict, elapsed: float, width: int = 24) -> str:
     filled = int(round(fraction * width))
     eta = ""
     if 0 < fraction < 1 and elapsed > 2:
-        eta = f"  ETA {_human_seconds(elapsed * (1 - fraction) / fraction)}"
+        eta = f"  ETA {duration(elapsed * (1 - fraction) / fraction)}"
     volume = (
-        f"{_human_bytes(state['bytes_read'])}/{_human_bytes(state['bytes_total'])}  {state['records']:,} records  "
+        f"{size(state['bytes_read'])}/{size(state['bytes_total'])}  {state['records']:,} records  "
         if reads_input else ""
     )
     return (
         f"{state['phase']} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}  {volume}"
-        f"{state['tasks_done']}/{state['tasks']} tasks  {_human_seconds(elapsed)}{eta}"
+        f"{state['tasks_done']}/{state['tasks']} tasks  {duration(elapsed)}{eta}"
     )
 
 
@@ -83,7 +72,7 @@ class ProgressMonitor:
         self.out = Path(out)
         self.phases = phases
         self.enabled = enabled
-        self.stream = stream or sys.stderr
+        self.status = StatusLine(enabled, stream)
         self._stop = threading.Event()
         self._thread = None
         self._start = time.monotonic()
@@ -109,17 +98,15 @@ class ProgressMonitor:
         return render(current, elapsed)
 
     def _draw(self, final: bool = False):
-        line = safe(self._line())  # phase names come from the recipe; only our \r and ESC [K may drive the terminal
-        if self.stream.isatty():
-            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        # phase names come from the recipe; only StatusLine's \r and ESC [K may drive the terminal
+        self.status.draw(safe(self._line()))
+        if final:
+            self.status.close()
 
     def _loop(self):
         last_plain = time.monotonic()
         while not self._stop.wait(REFRESH_SECONDS):
-            if self.stream.isatty():
+            if self.status.terminal:
                 self._draw()
             elif time.monotonic() - last_plain >= PLAIN_EVERY_SECONDS:
                 self._draw()

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from mdr.errors import UsageError
+from mdr.formatting import size
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -276,13 +277,6 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-
-
 # A routing task's open files beside its Parquet writers: the interpreter, libraries, logs, the shard it reads.
 _OPEN_FILES_MARGIN = 64
 
@@ -306,11 +300,11 @@ def check_resources(recipe: Recipe, tasks: int, concurrent: int, memory_limit: i
         if total > limit:
             names = config.memory_options
             values = ", ".join(f"{name} {getattr(config, name):,}" for name in names)
-            tasks_note = f", {_size(total)} for the {at_once} tasks run at once" if at_once > 1 else ""
+            tasks_note = f", {size(total)} for the {at_once} tasks run at once" if at_once > 1 else ""
             lower = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
             workers = ", or --workers" if at_once > 1 else ""
-            raise RecipeError(f"{key} ({values}) needs about {_size(estimate())} per task{tasks_note}, more than "
-                              f"{where} ({_size(limit)}): lower {key}.{lower}{workers}")
+            raise RecipeError(f"{key} ({values}) needs about {size(estimate())} per task{tasks_note}, more than "
+                              f"{where} ({size(limit)}): lower {key}.{lower}{workers}")
     if open_files_limit is not None:
         for stage in recipe.stages:
             partitions = getattr(stage.config, "partitions", None)

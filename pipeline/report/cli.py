@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mdr.formatting import size
 from mdr.pipeline.recipe import RecipeError
 from mdr.pipeline.report import DEFAULT_INSPECT_CHARS, DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES
 
@@ -50,7 +51,7 @@ def cmd_report(args) -> int:
         path = write_report(args.dir, output, samples=args.samples, seed=args.seed, sample_chars=args.sample_chars)
     except FileNotFoundError as error:
         raise RecipeError(str(error)) from None
-    print(f"mdr: report of {args.dir} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    print(f"mdr: report of {args.dir} -> {path} ({size(path.stat().st_size)})", file=sys.stderr)
     return 0
 
 

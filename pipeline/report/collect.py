@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from mdr.pipeline.runner import RUN_FILE
+from mdr.formatting import quantity
+from mdr.layout import CLUSTER_SIZES_FILE, RunLayout
 from mdr.pipeline.stats import funnel
 
 # Length histogram: log10 bins of characters, 4 per decade, from 10 to 1M characters (shorter/longer are clipped in).
@@ -50,18 +51,16 @@ def text_input_stages(result: dict) -> set[str]:
     return names
 
 
-def excluded_stages(out: Path, result: dict) -> list[str]:
+def excluded_stages(layout: RunLayout, result: dict) -> list[str]:
     """Stages with dropped documents on disk, in funnel order (others after, by name)."""
-    on_disk = {path.name for path in (out / "excluded").glob("*") if path.is_dir() and parquet_files(path)}
+    on_disk = {path.name for path in layout.excluded_dir.glob("*") if path.is_dir() and parquet_files(path)}
     ordered = [stage["name"] for stage in result["stages"] if stage["name"] in on_disk]
     return ordered + sorted(on_disk - set(ordered))
 
 
 def length_bin_labels() -> list[str]:
-    from mdr.pipeline.report.table import human
-
     low, high = LENGTH_DECADES
-    return [human(round(10 ** (k / LENGTH_BINS_PER_DECADE)))
+    return [quantity(round(10 ** (k / LENGTH_BINS_PER_DECADE)))
             for k in range(low * LENGTH_BINS_PER_DECADE, high * LENGTH_BINS_PER_DECADE)]
 
 
@@ -84,14 +83,14 @@ def _length_counts(files: list[str]) -> list[int]:
     return counts
 
 
-def length_histogram(out: Path, result: dict) -> dict:
+def length_histogram(layout: RunLayout, result: dict) -> dict:
     """Characters per document of the extracted text, by fate: {"bins": labels, "series": [(fate, counts)]}.
     All series together are the documents before filtering; "kept" is the output."""
     text_stages = text_input_stages(result)
-    series = [("kept", _length_counts(parquet_files(out / "data")))]
-    for stage in excluded_stages(out, result):
+    series = [("kept", _length_counts(parquet_files(layout.data)))]
+    for stage in excluded_stages(layout, result):
         if stage in text_stages:
-            series.append((f"dropped by {stage}", _length_counts(parquet_files(out / "excluded" / stage))))
+            series.append((f"dropped by {stage}", _length_counts(parquet_files(layout.excluded(stage)))))
     return {"bins": length_bin_labels(), "series": series}
 
 
@@ -101,13 +100,13 @@ def _language_rows(files: list[str]) -> pl.LazyFrame | None:
     return pl.scan_parquet(files, extra_columns="ignore").select("language", "language_score")
 
 
-def languages(out: Path, result: dict, run: dict) -> dict | None:
+def languages(layout: RunLayout, result: dict, run: dict) -> dict | None:
     """Languages and LID scores of the documents the LID stage saw: {"counts": [(language, n)], "score_bins",
     "passed", "dropped" (per score bin), "threshold"}. None when no document has a language."""
     names = [stage["name"] for stage in result["stages"]]
     later = names[names.index(LID_STAGE) + 1:] if LID_STAGE in names else []
-    passed_files = parquet_files(out / "data") + [f for s in later for f in parquet_files(out / "excluded" / s)]
-    dropped_files = parquet_files(out / "excluded" / LID_STAGE) if LID_STAGE in names else []
+    passed_files = parquet_files(layout.data) + [f for s in later for f in parquet_files(layout.excluded(s))]
+    dropped_files = parquet_files(layout.excluded(LID_STAGE)) if LID_STAGE in names else []
     frames = {fate: _language_rows(files) for fate, files in (("passed", passed_files), ("dropped", dropped_files))}
     frames = {fate: frame for fate, frame in frames.items() if frame is not None}
     if not frames:
@@ -151,22 +150,22 @@ def dedup_stage_names(run: dict) -> list[str]:
     return [key for key in keys if key in STAGE_REGISTRY and StageSpec(key, None).is_dedup]
 
 
-def stage_counters(out: Path, run: dict) -> dict[str, dict]:
+def stage_counters(layout: RunLayout, run: dict) -> dict[str, dict]:
     """Every step's merged datatrove counters, by step name, over all phases."""
     from mdr.pipeline.stats import load_phase_stats
 
     counters = {}
     for phase in run.get("phases", []):
-        for step in load_phase_stats(out / "logs" / phase["name"])[0]:
+        for step in load_phase_stats(layout, phase["name"])[0]:
             counters.setdefault(step["name"], {}).update(step["counters"])
     return counters
 
 
-def dedup(out: Path, result: dict, run: dict) -> dict:
+def dedup(layout: RunLayout, result: dict, run: dict) -> dict:
     """Per dedup stage of the funnel: documents removed, characters removed (its input's characters minus its
     output's) and the UTF-8 bytes it counted as removed (`bytes_removed`: whole documents, or spans cut from them);
     and the cluster-size histogram of MinHash clusters when one was written. Empty when the run has no dedup."""
-    names, counters = set(dedup_stage_names(run)), stage_counters(out, run)
+    names, counters = set(dedup_stage_names(run)), stage_counters(layout, run)
     stages, previous_chars = [], None
     for stage in result["stages"]:
         chars_out = stage.get("chars_out")
@@ -179,14 +178,14 @@ def dedup(out: Path, result: dict, run: dict) -> dict:
                            "bytes_removed": None if bytes_removed is None else int(bytes_removed),
                            "documents_cut": int(counters.get(stage["name"], {}).get("documents_cut", 0))})
         previous_chars = chars_out
-    return {"stages": stages, "cluster_sizes": cluster_sizes(out)}
+    return {"stages": stages, "cluster_sizes": cluster_sizes(layout)}
 
 
-def cluster_sizes(out: Path) -> list[tuple[int, int]]:
+def cluster_sizes(layout: RunLayout) -> list[tuple[int, int]]:
     """[(cluster size, number of clusters)] from the `cluster_sizes.json` ({size: clusters}) MinHash clustering
     writes into its logging directory; empty when there is none."""
     histogram: dict[int, int] = defaultdict(int)
-    for path in sorted((out / "logs").glob("*/cluster_sizes.json")):
+    for path in sorted(layout.logs_dir.glob(f"*/{CLUSTER_SIZES_FILE}")):
         for size, clusters in json.loads(path.read_text()).items():
             histogram[int(size)] += int(clusters)
     return sorted(histogram.items())
@@ -288,7 +287,7 @@ def unstored_read_drops(result: dict, stored: dict[str, int]) -> dict[str, int]:
             if count > stored.get(reason, 0)}
 
 
-def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int) -> dict:
+def samples(layout: RunLayout, result: dict, per_reason: int, seed: int, max_chars: int) -> dict:
     """Up to `per_reason` random dropped documents per (stage, reason), and `per_reason` random kept documents:
     {"stages": [{"name", "html", "note", "reasons": [{"reason", "count", "docs"}]}], "kept": {"count", "docs"},
     "unstored": {reason: n}}. Dropped records of the read stage are documents here too: their WARC headers go in each
@@ -296,8 +295,8 @@ def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int)
     text_stages = text_input_stages(result)
     stages = []
     stored_read: dict[str, int] = {}
-    for stage in excluded_stages(out, result):
-        picker = RowPicker(parquet_files(out / "excluded" / stage))
+    for stage in excluded_stages(layout, result):
+        picker = RowPicker(parquet_files(layout.excluded(stage)))
         reasons = (pl.scan_parquet(picker.files).select(pl.col("reason").fill_null(UNSPECIFIED))
                    .with_row_index("row").group_by("reason").agg(pl.col("row")).collect())
         groups = sorted(zip(reasons["reason"], reasons["row"]), key=lambda item: (-len(item[1]), item[0]))
@@ -316,7 +315,7 @@ def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int)
                          "docs": [_sample_doc(records[row], max_chars, is_html) for row in chosen[reason]]}
                         for reason, rows in groups],
         })
-    kept = RowPicker(parquet_files(out / "data"))
+    kept = RowPicker(parquet_files(layout.data))
     rows = _rng(seed, "kept").choice(kept.num_rows, size=min(per_reason, kept.num_rows), replace=False).tolist()
     records = kept.take(rows, SAMPLE_COLUMNS)
     return {"stages": stages, "kept": {"count": kept.num_rows,
@@ -326,16 +325,16 @@ def samples(out: Path, result: dict, per_reason: int, seed: int, max_chars: int)
 
 def collect(out: str | Path, per_reason: int, seed: int, max_chars: int) -> dict:
     """Everything the report shows: {"out", "run", "funnel", "lengths", "languages", "dedup", "samples", "seed"}."""
-    out = Path(out)
-    result = funnel(out)
-    run = json.loads((out / RUN_FILE).read_text())
+    layout = RunLayout(out)
+    result = funnel(layout.root)
+    run = json.loads(layout.run_file.read_text())
     return {
-        "out": str(out),
+        "out": str(layout.root),
         "run": run,
         "funnel": result,
-        "lengths": length_histogram(out, result),
-        "languages": languages(out, result, run),
-        "dedup": dedup(out, result, run),
-        "samples": samples(out, result, per_reason, seed, max_chars),
+        "lengths": length_histogram(layout, result),
+        "languages": languages(layout, result, run),
+        "dedup": dedup(layout, result, run),
+        "samples": samples(layout, result, per_reason, seed, max_chars),
         "seed": seed,
     }

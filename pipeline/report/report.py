@@ -12,15 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from html import escape
 from pathlib import Path
 from string import Template
 
-from mdr.errors import naming_file
+from mdr.atomic import write_atomically
+from mdr.formatting import quantity, size
 from mdr.pipeline.report import DEFAULT_SAMPLE_CHARS, DEFAULT_SAMPLES, svg
 from mdr.pipeline.report.collect import LID_SCORE_BINS, collect
-from mdr.pipeline.report.table import human, partial_note, text_base
+from mdr.pipeline.report.table import partial_note, text_base
 from mdr.pipeline.terminal import safe
 
 ASSETS = Path(__file__).parent
@@ -71,14 +71,14 @@ def funnel_section(result: dict) -> str:
     cards = [(f"{total:,}", "input records"), (f"{result['output_docs']:,}", "documents kept"),
              (_percent(result["output_docs"], total), "of input records kept")]
     if base is not None:
-        cards += [(human(base), "characters extracted"), (human(last_chars), "characters kept"),
+        cards += [(quantity(base), "characters extracted"), (quantity(last_chars), "characters kept"),
                   (_percent(last_chars, base), "of extracted text kept")]
     content = '<div class="cards">' + "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                                               for v, k in cards) + "</div>"
     doc_rows = [(s["name"], s["docs_out"], f"{s['docs_out']:,} ({_percent(s['docs_out'], total)})") for s in stages]
     plots = [_figure("Documents remaining after each stage (% of input records)",
                      svg.hbars(doc_rows, "documents remaining", width=520, max_value=total or None))]
-    text_rows = [(s["name"], s["chars_out"], f"{human(s['chars_out'])} ({_percent(s['chars_out'], base)})")
+    text_rows = [(s["name"], s["chars_out"], f"{quantity(s['chars_out'])} ({_percent(s['chars_out'], base)})")
                  for s in stages if s.get("chars_out") is not None]
     if text_rows:
         plots.append(_figure("Text remaining after each stage, in characters (% of extracted text)",
@@ -87,7 +87,7 @@ def funnel_section(result: dict) -> str:
     content += f'<div class="plots">{"".join(plots)}</div>'
     total_seconds = sum(s["seconds"] for s in stages)
     rows = [[s["name"], f"{s['docs_in']:,}", f"{s['docs_out']:,}", _percent(s["docs_out"], s["docs_in"]),
-             _percent(s["docs_out"], total), human(s.get("chars_out")), _percent(s.get("chars_out"), base),
+             _percent(s["docs_out"], total), quantity(s.get("chars_out")), _percent(s.get("chars_out"), base),
              f"{s['seconds']:.1f}", _percent(s["seconds"], total_seconds)] for s in stages]
     content += _table(["stage", "docs in", "docs out", "kept", "of input", "text out (chars)", "of text", "seconds",
                        "time"], rows)
@@ -152,15 +152,15 @@ def dedup_section(dedup: dict) -> str:
     if not dedup["stages"]:
         return _section("dedup", "Deduplication", '<p class="note">This run has no dedup stages.</p>')
     rows = [[s["name"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", _percent(s["docs_removed"], s["docs_in"]),
-             f"{s['documents_cut']:,}", human(s["chars_removed"]), _percent(s["chars_removed"], s["chars_in"]),
-             human(s["bytes_removed"])] for s in dedup["stages"]]
+             f"{s['documents_cut']:,}", quantity(s["chars_removed"]), _percent(s["chars_removed"], s["chars_in"]),
+             quantity(s["bytes_removed"])] for s in dedup["stages"]]
     content = _table(["stage", "docs in", "docs removed", "of docs", "docs cut", "characters removed", "of text",
                       "bytes removed"], rows)
     content += ('<p class="note">Characters removed: the stage\'s input text minus its output text; exact-substring '
                 "dedup cuts repeated spans out of documents it keeps (docs cut). Bytes removed: UTF-8 bytes the stage "
                 "counted as removed.</p>")
     plots = []
-    bars = [(s["name"], s["bytes_removed"], f"{human(s['bytes_removed'])}B") for s in dedup["stages"]
+    bars = [(s["name"], s["bytes_removed"], size(s["bytes_removed"])) for s in dedup["stages"]
             if s["bytes_removed"] is not None]
     if bars:
         plots.append(_figure("Bytes removed per dedup stage", svg.hbars(bars, "bytes removed",
@@ -236,11 +236,5 @@ def write_report(out: str | Path, path: str | Path, samples: int = DEFAULT_SAMPL
     """Builds the report of run directory `out` into `path` (written whole, then renamed into place)."""
     html = render(collect(out, per_reason=samples, seed=seed, max_chars=sample_chars))
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-    except OSError as error:  # a full disk: no half-written file left behind, and the error names the file
-        tmp.unlink(missing_ok=True)
-        raise naming_file(error, tmp) from None
-    os.replace(tmp, path)
+    write_atomically(path, html)  # a full disk leaves no half-written file behind, and the error names the file
     return path

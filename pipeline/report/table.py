@@ -9,20 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mdr.pipeline.runner import RUN_FILE
+from mdr.formatting import quantity
+from mdr.layout import RunLayout
 from mdr.pipeline.stats import funnel
 
 TOP_REASONS = 3  # drop reasons listed per stage in the funnel table
-
-
-def human(n: float | None) -> str:
-    """12345678 -> '12.3M'; None -> '-'."""
-    if n is None:
-        return "-"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return f"{n:.0f}"
 
 
 def _percent(part: float, whole: float | None) -> str:
@@ -61,11 +52,11 @@ def format_funnel(result: dict) -> str:
         rows.append(
             f"{stage['name']:<16}{stage['docs_in']:>10,}{stage['docs_out']:>10,}"
             f"{_percent(stage['docs_out'], stage['docs_in']):>8}{_percent(stage['docs_out'], total_docs):>10}"
-            f"{human(chars):>10}{(_percent(chars, base_chars) if chars is not None else '-'):>9}"
+            f"{quantity(chars):>10}{(_percent(chars, base_chars) if chars is not None else '-'):>9}"
             f"{stage['seconds']:>9.1f}{_percent(stage['seconds'], total_seconds):>7}  {shown}"
         )
     last_chars = result["stages"][-1].get("chars_out") if result["stages"] else None
-    text = (f", {human(last_chars)} characters of text ({_percent(last_chars, base_chars)} of the extracted text)"
+    text = (f", {quantity(last_chars)} characters of text ({_percent(last_chars, base_chars)} of the extracted text)"
             if last_chars is not None else "")
     rows.append(f"output: {result['output_docs']:,} documents ({_percent(result['output_docs'], total_docs)} of "
                 f"{total_docs:,} input records){text}")
@@ -108,7 +99,7 @@ def recipe_changes(recipe_a: dict, recipe_b: dict) -> list[dict]:
 def load_run(out: str | Path) -> tuple[dict, dict]:
     """(funnel, run.json) of a run directory; FileNotFoundError when it is not one."""
     result = funnel(out)
-    return result, json.loads((Path(out) / RUN_FILE).read_text())
+    return result, json.loads(RunLayout(out).run_file.read_text())
 
 
 def compare(out_a: str | Path, out_b: str | Path) -> dict:
@@ -134,8 +125,8 @@ def _delta(a: float | None, b: float | None, fmt=lambda n: f"{n:+,}") -> str:
     return fmt(b - a)
 
 
-def _signed_human(n: float) -> str:
-    return ("+" if n > 0 else "") + human(n)
+def _signed_quantity(n: float) -> str:
+    return ("+" if n > 0 else "") + quantity(n)
 
 
 def format_comparison(comparison: dict) -> str:
@@ -163,7 +154,7 @@ def format_comparison(comparison: dict) -> str:
             f"{stage['name']:<16}{'-' if sa is None else f'{docs_a:,}':>12}{'-' if sb is None else f'{docs_b:,}':>12}"
             f"{_delta(docs_a, docs_b):>9}"
             f"{(_percent(docs_a, sa['docs_in']) if sa else '-'):>8}{(_percent(docs_b, sb['docs_in']) if sb else '-'):>8}"
-            f"{human(chars_a):>12}{human(chars_b):>12}{_delta(chars_a, chars_b, _signed_human):>9}"
+            f"{quantity(chars_a):>12}{quantity(chars_b):>12}{_delta(chars_a, chars_b, _signed_quantity):>9}"
         )
     changed, unchanged = [], 0
     for stage in comparison["stages"]:

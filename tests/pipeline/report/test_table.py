@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mdr.pipeline.report.table import format_funnel, human, recipe_changes
+from mdr.formatting import quantity
+from mdr.pipeline.report.table import format_funnel, recipe_changes
 from mdr.pipeline.stats import check_invariants, funnel
 from tests.pipeline.report.conftest import mdr, mdr_here, stats_json
 from tests.waiting import wait_for
@@ -54,7 +55,7 @@ def test_stats_table_shows_every_stage_with_its_numbers(run_dir):
         fields = line.split()
         assert fields[:3] == [stage["name"], f"{stage['docs_in']:,}", f"{stage['docs_out']:,}"]
         assert fields[4] == f"{stage['docs_out'] / stats['input_records']:.1%}"
-        assert fields[5] == human(stage["chars_out"])
+        assert fields[5] == quantity(stage["chars_out"])
         assert fields[8] == f"{stage['seconds'] / total_seconds:.1%}"
         top = max(stage["dropped"].items(), key=lambda kv: (kv[1], [-ord(c) for c in kv[0]]), default=None)
         if top:
