@@ -36,8 +36,9 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
-from mdr.dedup.shards import DedupContext, DocumentOrder, ShardReader, documents_from_table, read_table, \
-    shard_files, utf8_length, write_atomically
+from mdr.dedup.shards import DocumentOrder, ShardReader, data_writer, documents_from_table, excluded_writer, \
+    read_table, shard_files, utf8_length, write_atomically
+from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, OptionError, Options, available_memory_bytes, option
 from mdr.pipeline.writer import ParquetShardWriter
 
@@ -383,8 +384,6 @@ class ExactSubstringStage:
 
     @classmethod
     def build_phases(cls, config: ExactSubstringConfig, context: DedupContext) -> list:
-        from mdr.pipeline.executors import Phase
-
         work = context.work_dir(cls.key)
         order = DocumentOrder(context.input_files)
         phases, parts_dir = [], None
@@ -396,7 +395,7 @@ class ExactSubstringStage:
                                 context.tasks, context.logging_dir("exact_substring_route")))
         phases.append(Phase(cls.key, [
             PartitionReader(context.input_folder, parts_dir, order),
-            ExactSubstringFilter(config, f"{work}/spans", exclusion_writer=context.excluded_writer(cls.key)),
-            context.data_writer(),
+            ExactSubstringFilter(config, f"{work}/spans", exclusion_writer=excluded_writer(context, cls.key)),
+            data_writer(context),
         ], config.partitions, context.logging_dir(cls.key)))
         return phases

@@ -30,16 +30,18 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.text import TextNormConfig, simplify_text
 
 from mdr.dedup.shards import (
-    DedupContext,
     DocumentOrder,
     RemovalFilter,
     ShardReader,
+    data_writer,
+    excluded_writer,
     read_table,
     removal_name,
     removal_table,
     text_hash,
     write_atomically,
 )
+from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, Options, option
 
 UINT32_MAX = np.uint32(0xFFFFFFFF)
@@ -417,14 +419,12 @@ class MinhashStage:
 
     @classmethod
     def build_phases(cls, config: MinhashConfig, context: DedupContext) -> list:
-        from mdr.pipeline.executors import Phase
-
         work = context.work_dir(cls.key)
         order = DocumentOrder(context.input_files)
         tasks = context.tasks
         bucket_tasks = min(config.bucket_tasks or tasks, config.num_bands)
         groups = len(band_groups(config.num_bands, bucket_tasks))
-        histogram = f"{context.logging_dir('minhash_clusters')}/cluster_sizes.json"
+        histogram = str(context.layout.cluster_sizes("minhash_clusters"))
         return [
             Phase("minhash_signatures", [ShardReader(context.input_folder), MinhashSignatures(work, config, order, groups)],
                   tasks, context.logging_dir("minhash_signatures")),
@@ -433,6 +433,6 @@ class MinhashStage:
             Phase("minhash_clusters", [MinhashClusters(work, tasks, histogram)], 1,
                   context.logging_dir("minhash_clusters")),
             Phase(cls.key, [ShardReader(context.input_folder),
-                            MinhashFilter(f"{work}/removals", exclusion_writer=context.excluded_writer(cls.key)),
-                            context.data_writer()], tasks, context.logging_dir(cls.key)),
+                            MinhashFilter(f"{work}/removals", exclusion_writer=excluded_writer(context, cls.key)),
+                            data_writer(context)], tasks, context.logging_dir(cls.key)),
         ]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 
 import io
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -23,8 +21,9 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import DataFolder, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
+from mdr.layout import DedupContext
 from mdr.pipeline.terminal import utf8_path
-from mdr.pipeline.writer import DATA_SCHEMA, ParquetShardWriter, WriterConfig
+from mdr.pipeline.writer import DATA_SCHEMA, ParquetShardWriter
 
 META_COLUMNS = [name for name in DATA_SCHEMA.names if name not in ("text", "id")]
 REMOVAL_SCHEMA = pa.schema(
@@ -33,28 +32,14 @@ REMOVAL_SCHEMA = pa.schema(
 )
 
 
-@dataclass
-class DedupContext:
-    """Where a dedup stage reads and writes, and how many tasks its per-shard phases run."""
+def excluded_writer(context: DedupContext, stage: str) -> ParquetShardWriter:
+    """The writer of what dedup stage `stage` drops (OUT/excluded/<stage>/)."""
+    return ParquetShardWriter(str(context.layout.excluded(stage)), stage=stage, config=context.writer)
 
-    output: Path  # OUT
-    input_folder: str  # the shards the stage deduplicates
-    output_folder: str  # where it writes the documents it keeps
-    tasks: int  # tasks of the phases that read the shards (the run's --tasks)
-    input_files: list[str]  # the run's inputs, in order: DocumentOrder
-    writer: WriterConfig = field(default_factory=WriterConfig)
 
-    def work_dir(self, stage: str) -> str:
-        return str(self.output / "work" / stage)
-
-    def logging_dir(self, phase: str) -> str:
-        return str(self.output / "logs" / phase)
-
-    def excluded_writer(self, stage: str) -> ParquetShardWriter:
-        return ParquetShardWriter(str(self.output / "excluded" / stage), stage=stage, config=self.writer)
-
-    def data_writer(self) -> ParquetShardWriter:
-        return ParquetShardWriter(self.output_folder, config=self.writer)
+def data_writer(context: DedupContext) -> ParquetShardWriter:
+    """The writer of the documents a dedup stage keeps."""
+    return ParquetShardWriter(context.output_folder, config=context.writer)
 
 
 class DocumentOrder:

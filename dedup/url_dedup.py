@@ -22,16 +22,18 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
 from mdr.dedup.shards import (
-    DedupContext,
     DocumentOrder,
     RemovalFilter,
     ShardReader,
+    data_writer,
+    excluded_writer,
     read_table,
     read_task_columns,
     removal_name,
     removal_table,
     write_atomically,
 )
+from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, Options, option
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -160,8 +162,6 @@ class UrlDedupStage:
 
     @classmethod
     def build_phases(cls, config: UrlDedupConfig, context: DedupContext) -> list:
-        from mdr.pipeline.executors import Phase
-
         work = context.work_dir(cls.key)
         order = DocumentOrder(context.input_files)
         return [
@@ -170,6 +170,6 @@ class UrlDedupStage:
             Phase("url_dedup_resolve", [UrlDedupResolve(work, context.tasks)], config.resolve_tasks or context.tasks,
                   context.logging_dir("url_dedup_resolve")),
             Phase(cls.key, [ShardReader(context.input_folder),
-                            UrlDedupFilter(f"{work}/removals", exclusion_writer=context.excluded_writer(cls.key)),
-                            context.data_writer()], context.tasks, context.logging_dir(cls.key)),
+                            UrlDedupFilter(f"{work}/removals", exclusion_writer=excluded_writer(context, cls.key)),
+                            data_writer(context)], context.tasks, context.logging_dir(cls.key)),
         ]

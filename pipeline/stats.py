@@ -1,8 +1,8 @@
 """The per-stage funnel of a run, merged from every task's datatrove stats file.
 
 datatrove's own merged `stats.json` only covers the tasks of the last invocation, so after a resume it misses the
-tasks completed before the kill. Here every `logs/<phase>/stats/<rank>.json` is summed instead: each completed task
-wrote exactly one, and a rerun task overwrites its own.
+tasks completed before the kill. Here every `logs/<phase>/stats/<rank>.json` (`RunLayout.stats`) is summed instead:
+each completed task wrote exactly one, and a rerun task overwrites its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mdr.pipeline.runner import RUN_FILE
+from mdr.layout import RunLayout
 
 
 def _total(value) -> float:
@@ -32,11 +32,11 @@ def _is_extractor(step_name: str) -> bool:
     return "EXTRAC" in step_name.split(": ", 1)[0]
 
 
-def load_phase_stats(phase_dir: Path) -> tuple[list[dict], int]:
+def load_phase_stats(layout: RunLayout, phase: str) -> tuple[list[dict], int]:
     """Sums a phase's per-task stats; returns (steps in pipeline order, number of tasks with stats)."""
     steps: list[dict] = []
     files = []
-    for path in sorted((phase_dir / "stats").glob("[0-9]*.json")):
+    for path in sorted(layout.stats(phase).glob("[0-9]*.json")):
         try:
             files.append(json.loads(path.read_text()))
         except ValueError:  # cut short by a full disk (datatrove writes it in place); that task reruns on resume
@@ -69,13 +69,12 @@ def funnel(out: str | Path) -> dict:
     plus "complete" (False while tasks are missing, i.e. mid-run or after a kill), "tasks" and "tasks_done" (summed
     over phases), and per stage "chars_out": characters of text it forwarded (datatrove's `doc_len` counter),
     null for stages whose output is still HTML (before extraction) or that do not count lengths."""
-    out = Path(out)
-    run_file = out / RUN_FILE
-    if not run_file.is_file():
-        raise FileNotFoundError(f"{out} is not an mdr run directory (no {RUN_FILE})")
-    phases = json.loads(run_file.read_text()).get("phases", [])
+    layout = RunLayout(out)
+    if not layout.run_file.is_file():
+        raise FileNotFoundError(f"{layout.root} is not an mdr run directory (no {layout.run_file.name})")
+    phases = json.loads(layout.run_file.read_text()).get("phases", [])
     stages, complete, tasks_done = [], True, 0
-    loaded = [(phase, *load_phase_stats(out / "logs" / phase["name"])) for phase in phases]
+    loaded = [(phase, *load_phase_stats(layout, phase["name"])) for phase in phases]
     # Whether documents are text yet: a run without an extractor step reads text (WET) from the start.
     text = not any(step["extractor"] for _phase, steps, _done in loaded for step in steps)
     for phase, steps, done in loaded:
@@ -107,7 +106,7 @@ def funnel(out: str | Path) -> dict:
     return {
         "input_records": stages[0]["docs_in"] if stages else 0,
         "stages": stages,
-        "output_docs": count_rows(out / "data"),
+        "output_docs": count_rows(layout.data),
         "complete": complete,
         "tasks": sum(phase["tasks"] for phase in phases),
         "tasks_done": tasks_done,

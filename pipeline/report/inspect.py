@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mdr.layout import RunLayout
 from mdr.pipeline.recipe import RecipeError
 from mdr.pipeline.report import DEFAULT_INSPECT_CHARS, DEFAULT_LIMIT_NOT_TTY
 from mdr.pipeline.report.collect import (READ_STAGE, SAMPLE_COLUMNS, UNSPECIFIED, RowPicker, parquet_files,
                                          record_headers)
-from mdr.pipeline.runner import RUN_FILE
 from mdr.pipeline.stats import funnel
 from mdr.pipeline.terminal import safe  # the one neutraliser of everything mdr prints (terminal.py)
 
@@ -39,12 +39,13 @@ def select_rows(out: str | Path, stage: str, reason: str | None = None, random: 
                 seed: int = 0) -> tuple[RowPicker, list[int], int]:
     """(picker over excluded/<stage>, row numbers of the matching documents in paging order, rows of the stage).
     RecipeError (one line, for the user) for a directory that is no run, or a stage or reason without drops."""
-    out = Path(out)
-    if not (out / RUN_FILE).is_file():
-        raise RecipeError(f"{out} is not an mdr run directory (no {RUN_FILE})")
-    files = parquet_files(out / "excluded" / stage)
+    layout = RunLayout(out)
+    out = layout.root
+    if not layout.run_file.is_file():
+        raise RecipeError(f"{out} is not an mdr run directory (no {layout.run_file.name})")
+    files = parquet_files(layout.excluded(stage))
     if not files:
-        stages = sorted(p.name for p in (out / "excluded").glob("*") if parquet_files(p))
+        stages = sorted(p.name for p in layout.excluded_dir.glob("*") if parquet_files(p))
         unstored = _unstored(out, stage, reason)
         raise RecipeError((f"no documents stored by stage {stage!r} in {out} ({unstored})" if unstored else
                            f"no documents dropped by stage {stage!r} in {out}")

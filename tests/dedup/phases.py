@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from datatrove.data import Document
 
-from mdr.dedup.shards import DedupContext
+from mdr.layout import DedupContext, RunLayout
 from mdr.pipeline.writer import ParquetShardWriter
 
 INPUT_FILES = [f"crawl-{i}.warc.gz" for i in range(4)]
@@ -33,8 +33,8 @@ def write_shards(folder: Path, documents: list[Document], shards: int) -> None:
 
 
 def context(root: Path, tasks: int) -> DedupContext:
-    return DedupContext(output=root, input_folder=str(root / "in"), output_folder=str(root / "data"), tasks=tasks,
-                        input_files=INPUT_FILES)
+    return DedupContext(layout=RunLayout(root), input_folder=str(root / "in"), output_folder=str(root / "data"),
+                        tasks=tasks, input_files=INPUT_FILES)
 
 
 def run_in_process(phases: list) -> None:
