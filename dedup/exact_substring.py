@@ -22,11 +22,9 @@ token ids as bytes (4 B per token id × 4 B, 8 B beyond 2^31 bytes): about 30 B 
 
 from __future__ import annotations
 
-import contextlib
-
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +35,8 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
 from mdr.dedup.shards import DocumentOrder, ShardReader, data_writer, documents_from_table, excluded_writer, \
-    read_table, shard_files, utf8_length, write_atomically
+    read_table, shard_files, utf8_length, write_table
+from mdr.filters.drop import DecidingFilter, drop
 from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, OptionError, Options, available_memory_bytes, option
 from mdr.pipeline.writer import ParquetShardWriter
@@ -311,7 +310,7 @@ class PartitionReader(PipelineStep):
         yield from documents
 
 
-class ExactSubstringFilter(PipelineStep):
+class ExactSubstringFilter(DecidingFilter):
     """The `exact_substring` funnel stage over one partition: cuts (or masks, or drops the documents holding)
     repeated spans. Counters: total/forwarded/dropped/dropped_<reason> as BaseFilter, and `bytes_removed`,
     `spans_removed`, `documents_cut`. Every span found is listed in `spans/p<rank>.parquet` (id, pass, start, end,
@@ -321,60 +320,51 @@ class ExactSubstringFilter(PipelineStep):
     type = "🫂 - DEDUP"
 
     def __init__(self, config: ExactSubstringConfig, spans_dir: str, exclusion_writer: ParquetShardWriter | None = None):
-        super().__init__()
+        super().__init__(exclusion_writer)
         self.config = config
         self.spans_dir = spans_dir
-        self.exclusion_writer = exclusion_writer
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+    def decisions(self, data: DocumentsPipeline, rank: int,
+                  world_size: int) -> Iterator[tuple[Document, bool | tuple[bool, str]]]:
         documents: list[Document] = list(data)
         with self.track_time():
             texts, spans = deduplicate_texts([doc.text for doc in documents], self.config)
         rows = []
-        with self.exclusion_writer or contextlib.nullcontext() as writer:
-            for doc, text, found in zip(documents, texts, spans):
-                self.stat_update("total")
-                for span in found:
-                    rows.append({"id": doc.id, "pass": span["pass"], "start": span["start"], "end": span["end"],
-                                 "tokens": span["tokens"], "duplicate_of": documents[span["first_document"]].id})
-                reason = self._drop_reason(doc, text, found, documents)
-                if reason is None:
-                    if found and self.config.mode == "cut":
-                        self.stat_update("documents_cut")
-                        self.stat_update("spans_removed", value=len(found))
-                        self.stat_update("bytes_removed", value=utf8_length(doc.text) - utf8_length(text))
-                        doc.text = text
-                    self.stat_update("forwarded")
-                    self.update_doc_stats(doc)
-                    yield doc
-                    continue
-                self.stat_update("dropped", f"dropped_{reason}")
+        for doc, text, found in zip(documents, texts, spans):
+            for span in found:
+                rows.append({"id": doc.id, "pass": span["pass"], "start": span["start"], "end": span["end"],
+                             "tokens": span["tokens"], "duplicate_of": documents[span["first_document"]].id})
+            decision = self._decide(doc, text, found, documents)
+            if decision is not True:
                 self.stat_update("bytes_removed", value=utf8_length(doc.text))
-                doc.metadata["filter_reason"] = reason
-                if writer is not None:
-                    writer.write(doc, rank)
+            elif found and self.config.mode == "cut":
+                self.stat_update("documents_cut")
+                self.stat_update("spans_removed", value=len(found))
+                self.stat_update("bytes_removed", value=utf8_length(doc.text) - utf8_length(text))
+                doc.text = text
+            yield doc, decision
         table = pa.Table.from_pylist(rows, schema=pa.schema([
             ("id", pa.string()), ("pass", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
             ("tokens", pa.int64()), ("duplicate_of", pa.string())]))
-        write_atomically(get_datafolder(self.spans_dir), f"p{rank:05d}.parquet", table)
+        write_table(get_datafolder(self.spans_dir), f"p{rank:05d}.parquet", table)
 
-    def _drop_reason(self, doc: Document, text: str, found: list[dict], documents: list[Document]) -> str | None:
+    def _decide(self, doc: Document, text: str, found: list[dict],
+                documents: list[Document]) -> bool | tuple[bool, str]:
         if not found or self.config.mode == "mask":
-            return None
+            return True
         first = documents[found[0]["first_document"]].id
         tokens = sum(span["tokens"] for span in found)
         doc.metadata["duplicate_of"] = first
         if self.config.mode == "drop":
-            doc.metadata["drop_detail"] = f"{len(found)} repeated span(s), {tokens} tokens, first seen in {first}"
-            return "duplicate_span"
+            return drop(doc, "duplicate_span", f"{len(found)} repeated span(s), {tokens} tokens, first seen in {first}")
         if not text.strip():
-            doc.metadata["drop_detail"] = f"all text repeats earlier documents ({tokens} tokens), first seen in {first}"
-            return "all_text_duplicated"
+            return drop(doc, "all_text_duplicated",
+                        f"all text repeats earlier documents ({tokens} tokens), first seen in {first}")
         words = len(text.split())
         if words < self.config.min_words_after_cut:
-            doc.metadata["drop_detail"] = f"{words} words left after cutting < {self.config.min_words_after_cut}"
-            return "too_short_after_cut"
-        return None
+            return drop(doc, "too_short_after_cut",
+                        f"{words} words left after cutting < {self.config.min_words_after_cut}")
+        return True
 
 
 class ExactSubstringStage:

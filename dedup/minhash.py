@@ -29,6 +29,7 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.text import TextNormConfig, simplify_text
 
+from mdr.atomic import write_to_folder
 from mdr.dedup.shards import (
     DocumentOrder,
     RemovalFilter,
@@ -39,7 +40,7 @@ from mdr.dedup.shards import (
     removal_name,
     removal_table,
     text_hash,
-    write_atomically,
+    write_table,
 )
 from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, Options, option
@@ -237,10 +238,11 @@ class MinhashSignatures(PipelineStep):
             flush()
         keys = np.concatenate(chunks) if chunks else np.zeros((0, self.config.num_bands), dtype=np.uint64)
         for group, (start, end) in enumerate(band_groups(self.config.num_bands, self.groups)):
-            write_atomically(self.work, _signature_name(group, rank), np.ascontiguousarray(keys[:, start:end].T).tobytes())
+            band_keys = np.ascontiguousarray(keys[:, start:end].T).tobytes()
+            write_to_folder(self.work, _signature_name(group, rank), lambda file: file.write(band_keys))
         docs = pa.table({"order_key": pa.array(order_keys, pa.uint64()), "id": pa.array(ids, pa.string()),
                          "text_hash": pa.array(hashes, pa.uint64())})
-        write_atomically(self.work, _docs_name(rank), docs)
+        write_table(self.work, _docs_name(rank), docs)
         return
         yield
 
@@ -280,7 +282,8 @@ class MinhashBuckets(PipelineStep):
                     self.stat_update("bands")
         found = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), dtype=np.int64)
         self.stat_update("pairs", value=len(found))
-        write_atomically(self.work, f"pairs/g{rank:05d}.pairs", found.astype(np.int64).tobytes())
+        found_bytes = found.astype(np.int64).tobytes()
+        write_to_folder(self.work, f"pairs/g{rank:05d}.pairs", lambda file: file.write(found_bytes))
         return
         yield
 
@@ -346,10 +349,10 @@ class MinhashClusters(PipelineStep):
             docs = self._node_documents(nodes)
             removals, histogram = self._removals(nodes, labels, docs)
         for task in range(self.signature_tasks):
-            write_atomically(self.work, f"removals/{removal_name(task)}", removal_table(removals.get(task, [])))
+            write_table(self.work, f"removals/{removal_name(task)}", removal_table(removals.get(task, [])))
         fs_folder = get_datafolder(self.histogram_path.rsplit("/", 1)[0])
-        write_atomically(fs_folder, self.histogram_path.rsplit("/", 1)[1],
-                         json.dumps({str(k): v for k, v in sorted(histogram.items())}, indent=1).encode())
+        sizes = json.dumps({str(k): v for k, v in sorted(histogram.items())}, indent=1).encode()
+        write_to_folder(fs_folder, self.histogram_path.rsplit("/", 1)[1], lambda file: file.write(sizes))
         return
         yield
 
@@ -395,6 +398,7 @@ class MinhashClusters(PipelineStep):
                 kind = "exact duplicate" if exact else "near-duplicate"
                 removals.setdefault(int(docs["rank"][member]), []).append({
                     "index": int(docs["index"][member]),
+                    "id": docs["id"][member],
                     "reason": "exact_duplicate" if exact else "near_duplicate",
                     "detail": f"{kind} of {docs['id'][keeper]} (cluster {number}, size {size})",
                     "duplicate_of": docs["id"][keeper],

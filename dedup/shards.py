@@ -1,5 +1,5 @@
 """What the dedup phases share: reading the document shards a phase before wrote, the input order that decides which
-copy of a duplicate is kept, atomic work files, and the filter that applies a phase's removal lists.
+copy of a duplicate is kept, and the filter that applies a phase's removal lists.
 
 Every dedup method runs as several datatrove phases over Parquet shards (`OUT/filtered/`, `OUT/deduped/<stage>/`,
 finally `OUT/data/`). A phase with N tasks gives task `rank` the shard files `files[rank::N]`; phases that must see
@@ -8,12 +8,10 @@ the same documents in the same order (an index phase and the phase that applies 
 
 from __future__ import annotations
 
-import contextlib
-
+import functools
 import io
-from typing import Iterable
+from typing import Iterable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
@@ -21,14 +19,16 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import DataFolder, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
+from mdr.atomic import write_to_folder
+from mdr.filters.drop import DecidingFilter, drop
 from mdr.layout import DedupContext
 from mdr.pipeline.terminal import utf8_path
 from mdr.pipeline.writer import DATA_SCHEMA, ParquetShardWriter
 
 META_COLUMNS = [name for name in DATA_SCHEMA.names if name not in ("text", "id")]
 REMOVAL_SCHEMA = pa.schema(
-    [("index", pa.int64()), ("reason", pa.string()), ("detail", pa.string()), ("duplicate_of", pa.string()),
-     ("cluster", pa.int64()), ("cluster_size", pa.int64())]
+    [("index", pa.int64()), ("id", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+     ("duplicate_of", pa.string()), ("cluster", pa.int64()), ("cluster_size", pa.int64())]
 )
 
 
@@ -111,17 +111,9 @@ def read_task_columns(folder: DataFolder, rank: int, world_size: int, columns: l
     return pa.concat_tables(tables)
 
 
-def write_atomically(folder: DataFolder, name: str, payload: bytes | pa.Table) -> None:
-    """Writes `name` under a hidden temporary name and renames it into place: a killed task leaves no partial file
-    (its rerun writes the same names again)."""
-    parent, _, base = name.rpartition("/")
-    temporary = f"{parent}/.{base}.tmp" if parent else f".{base}.tmp"
-    with folder.open(temporary, "wb") as file:
-        if isinstance(payload, pa.Table):
-            pq.write_table(payload, file, compression="zstd")
-        else:
-            file.write(payload)
-    folder.mv(temporary, name)
+def write_table(folder: DataFolder, name: str, table: pa.Table) -> None:
+    """Writes a work table as zstd Parquet, atomically (`mdr.atomic.write_to_folder`)."""
+    write_to_folder(folder, name, functools.partial(pq.write_table, table, compression="zstd"))
 
 
 def read_table(folder: DataFolder, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -142,9 +134,19 @@ def removal_name(rank: int, part: int = 0) -> str:
     return f"r{rank:05d}_p{part:05d}.parquet"
 
 
-class RemovalFilter(PipelineStep):
-    """Drops the documents listed in `removals/r<rank>_*.parquet` (by position in the task's stream), with their
-    reason, a detail naming the kept copy, and the kept copy's id in `metadata["duplicate_of"]`.
+def removal_rank(name: str) -> int:
+    """The task of a `removal_name`."""
+    return int(name.removeprefix("r").partition("_")[0])
+
+
+class RemovalListMismatch(RuntimeError):
+    """A removal list does not name the documents of the stream it is applied to (the shards changed since)."""
+
+
+class RemovalFilter(DecidingFilter):
+    """Drops the documents listed in `removals/r<rank>_*.parquet` (by position in the task's stream, checked against
+    the document id listed with it), with their reason, a detail naming the kept copy, and the kept copy's id in
+    `metadata["duplicate_of"]`.
 
     Counters as datatrove's BaseFilter (`total`, `forwarded`, `dropped`, `dropped_<reason>`), plus `bytes_removed`.
     """
@@ -152,40 +154,61 @@ class RemovalFilter(PipelineStep):
     type = "🫂 - DEDUP"
 
     def __init__(self, removals_folder: str, exclusion_writer: ParquetShardWriter | None = None):
-        super().__init__()
+        super().__init__(exclusion_writer)
         self.removals_folder = get_datafolder(removals_folder)
-        self.exclusion_writer = exclusion_writer
 
-    def removals(self, rank: int) -> dict[int, dict]:
-        names = sorted(n for n in self.removals_folder.list_files() if n.startswith(f"r{rank:05d}_"))
+    def removals(self, rank: int, world_size: int) -> dict[int, dict]:
+        """Task `rank`'s listed documents by position, each row with the name of the list it came from."""
+        lists = [name for name in self.removals_folder.list_files()
+                 if name.startswith("r") and name.endswith(".parquet")]  # not a writer's hidden temporary
+        beyond = sorted(name for name in lists if removal_rank(name) >= world_size)
+        if beyond:  # their documents are in this phase's streams, at positions no list of this phase names
+            raise RemovalListMismatch(
+                f"{self._path(beyond[0])} is a removal list for task {removal_rank(beyond[0])}, but this phase runs "
+                f"{world_size} task(s): the task count changed since the lists were written; run the recipe again "
+                "into a new output folder")
+        names = sorted(name for name in lists if removal_rank(name) == rank)
         if not names:
             raise FileNotFoundError(f"no removal list for task {rank} in {self.removals_folder.path}: rerun the run")
         listed = {}
         for name in names:
-            for row in read_table(self.removals_folder, name).to_pylist():
-                listed[row.pop("index")] = row
+            table = read_table(self.removals_folder, name)
+            if "id" not in table.column_names:  # positions alone cannot be checked against the stream
+                raise RemovalListMismatch(
+                    f"{self._path(name)} lists documents by position only (written by an mdr before removal lists "
+                    "held document ids): run the recipe again into a new output folder")
+            for row in table.to_pylist():
+                listed[row.pop("index")] = dict(row, list=name)
         return listed
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        removals = self.removals(rank)
-        # the writer renames its shard into place when the stream ends, and discards it if the task dies
-        with self.exclusion_writer or contextlib.nullcontext() as writer:
-            for index, doc in enumerate(data):
-                self.stat_update("total")
-                removal = removals.get(index)
-                if removal is None:
-                    self.stat_update("forwarded")
-                    self.update_doc_stats(doc)
-                    yield doc
-                    continue
-                self.stat_update("dropped", f"dropped_{removal['reason']}")
-                self.stat_update("bytes_removed", value=utf8_length(doc.text))
-                doc.metadata.update(filter_reason=removal["reason"], drop_detail=removal["detail"],
-                                    duplicate_of=removal["duplicate_of"])
-                if removal.get("cluster") is not None:
-                    doc.metadata.update(cluster=removal["cluster"], cluster_size=removal["cluster_size"])
-                if writer is not None:
-                    writer.write(doc, rank)
+    def decisions(self, data: DocumentsPipeline, rank: int,
+                  world_size: int) -> Iterator[tuple[Document, bool | tuple[bool, str]]]:
+        removals = self.removals(rank, world_size)
+        index = -1
+        for index, doc in enumerate(data):
+            removal = removals.get(index)
+            if removal is None:
+                yield doc, True
+                continue
+            if doc.id != removal["id"]:  # the phase that wrote the list saw another document here
+                raise self._mismatch(removal, index, rank, f"that position holds {doc.id}")
+            self.stat_update("bytes_removed", value=utf8_length(doc.text))
+            doc.metadata["duplicate_of"] = removal["duplicate_of"]
+            if removal.get("cluster") is not None:
+                doc.metadata.update(cluster=removal["cluster"], cluster_size=removal["cluster_size"])
+            yield doc, drop(doc, removal["reason"], removal["detail"])
+        beyond = [position for position in removals if position > index]
+        if beyond:
+            raise self._mismatch(removals[min(beyond)], min(beyond), rank, f"the task has only {index + 1} documents")
+
+    def _path(self, name: str) -> str:
+        return f"{self.removals_folder.path.rstrip('/')}/{name}"
+
+    def _mismatch(self, removal: dict, position: int, rank: int, found: str) -> RemovalListMismatch:
+        return RemovalListMismatch(
+            f"{self._path(removal['list'])} lists document {removal['id']} at position {position} of task {rank}, "
+            f"but {found}: the shards or the task count changed since the list was written; run the recipe again "
+            "into a new output folder")
 
 
 def removal_table(rows: list[dict]) -> pa.Table:

@@ -31,7 +31,7 @@ from mdr.dedup.shards import (
     read_task_columns,
     removal_name,
     removal_table,
-    write_atomically,
+    write_table,
 )
 from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, Options, option
@@ -99,7 +99,7 @@ class UrlDedupIndex(PipelineStep):
             })
         self.stat_update("documents", value=len(rows))
         self.stat_update("without_url", value=len(rows) - len(present))
-        write_atomically(self.work, f"keys/r{rank:05d}.parquet", keys)
+        write_table(self.work, f"keys/r{rank:05d}.parquet", keys)
         return
         yield
 
@@ -137,14 +137,14 @@ class UrlDedupResolve(PipelineStep):
             for row, kept in zip(by_url[~first], keeper[~first]):
                 self.stat_update("duplicates")
                 removals.setdefault(int(ranks[row]), []).append({
-                    "index": int(indices[row]), "reason": "duplicate_url",
+                    "index": int(indices[row]), "id": ids[row], "reason": "duplicate_url",
                     "detail": f"URL {urls[row]} already kept in {ids[kept]} ({urls[kept]})",
                     "duplicate_of": ids[kept], "cluster": None, "cluster_size": None,
                 })
             self.stat_update("urls", value=int(first.sum()))
         for task in range(self.index_tasks):
             rows = sorted(removals.get(task, []), key=lambda r: r["index"])
-            write_atomically(self.work, f"removals/{removal_name(task, rank)}", removal_table(rows))
+            write_table(self.work, f"removals/{removal_name(task, rank)}", removal_table(rows))
         return
         yield
 

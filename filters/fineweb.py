@@ -9,6 +9,7 @@ words are only tokenized when the whitespace word count cannot settle the newlin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATION, POLICY_SUBSTRINGS, C4QualityFilter
@@ -16,7 +17,7 @@ from datatrove.pipeline.filters.fineweb_quality_filter import FineWebQualityFilt
 from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
 from datatrove.utils.text import split_into_sentences
 
-from mdr.filters.drop import compared, drop
+from mdr.filters.drop import Rule, drop, first_failed
 from mdr.filters.words import split_into_words
 from mdr.pipeline.recipe import Options, option
 
@@ -97,9 +98,9 @@ class C4Stage(C4QualityFilter):
             # Every non-blank kept line holds at least one sentence, so only a short document needs the tokenizer.
             if sum(1 for line in kept if line.strip()) < config.min_num_sentences:
                 sentences = sum(len(split_into_sentences(line, self.language)) for line in kept)
-                if sentences < config.min_num_sentences:
-                    detail = compared("sentences", sentences, "<", config.min_num_sentences)
-                    return drop(doc, "too_few_sentences", detail)
+                failed = Rule("too_few_sentences", "sentences", sentences, "<", config.min_num_sentences).failed(doc)
+                if failed:
+                    return failed
         doc.text = "\n".join(kept).strip()
         return True
 
@@ -141,27 +142,26 @@ class FineWebQualityStage(FineWebQualityFilter):
         )
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return first_failed(doc, self._rules(doc.text))
+
+    def _rules(self, text: str) -> Iterator[Rule]:
         config = self.config
-        text = doc.text
         lines = text.split("\n")
 
         punct_ratio = sum(line.endswith(self.stop_chars) for line in lines) / len(lines)
-        if (config.line_punct_thr is not None and punct_ratio <= config.line_punct_thr
-                and not (punct_ratio == 0 and config.line_punct_exclude_zero)):
-            return drop(doc, "line_punct_ratio", compared("line_punct_ratio", punct_ratio, "<=", config.line_punct_thr))
+        # line_punct_exclude_zero: the rule is off for a document without any such line
+        yield Rule("line_punct_ratio", "line_punct_ratio", punct_ratio, "<=",
+                   None if punct_ratio == 0 and config.line_punct_exclude_zero else config.line_punct_thr)
 
         short_ratio = sum(len(line) <= config.short_line_length for line in lines) / len(lines)
-        if config.short_line_thr is not None and short_ratio >= config.short_line_thr:
-            return drop(doc, "short_line_ratio", compared("short_line_ratio", short_ratio, ">=", config.short_line_thr))
+        yield Rule("short_line_ratio", "short_line_ratio", short_ratio, ">=", config.short_line_thr)
 
         newlines = len(lines) - 1
         characters = len(text) - newlines
         if config.char_duplicates_ratio is not None:
             duplicate_chars = find_duplicates([line for line in lines if line.strip()])[1]
             dup_ratio = duplicate_chars / characters if characters else 0.0
-            if dup_ratio >= config.char_duplicates_ratio:
-                detail = compared("char_dup_ratio", dup_ratio, ">=", config.char_duplicates_ratio)
-                return drop(doc, "char_dup_ratio", detail)
+            yield Rule("char_dup_ratio", "char_dup_ratio", dup_ratio, ">=", config.char_duplicates_ratio)
 
         if newlines and config.new_line_ratio is not None:
             # The tokenizer yields at least one word per whitespace-separated chunk, so when the chunks alone keep
@@ -170,6 +170,4 @@ class FineWebQualityStage(FineWebQualityFilter):
             if not chunks or newlines / chunks > config.new_line_ratio:
                 n_words = len(split_into_words(text, self.language))
                 ratio = newlines / n_words if n_words else float("inf")
-                if ratio > config.new_line_ratio:
-                    return drop(doc, "list_ratio", compared("newlines_per_word", ratio, ">", config.new_line_ratio))
-        return True
+                yield Rule("list_ratio", "newlines_per_word", ratio, ">", config.new_line_ratio)

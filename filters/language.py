@@ -18,7 +18,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils._import_utils import ASSETS_PATH
 
-from mdr.filters.drop import compared, drop
+from mdr.filters.drop import Rule, drop
 from mdr.pipeline.recipe import OptionError, Options, option
 
 
@@ -117,9 +117,7 @@ class LanguageStage(BaseFilter):
             doc.metadata["language_script"] = script
         if self.languages is not None and not self.languages & {language, code, f"{code}_{script}"}:
             return drop(doc, "language", f"language {language} ({score:.4g}) not in {sorted(self.languages)}")
-        if score < self.config.threshold:
-            return drop(doc, "low_score", compared("language_score", score, "<", self.config.threshold))
-        return True
+        return Rule("low_score", "language_score", score, "<", self.config.threshold).failed(doc) or True
 
 
 def _split_label(label: str) -> tuple[str, str]:

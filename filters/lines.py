@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from mdr.filters.drop import compared, drop
+from mdr.filters.drop import Rule, drop
 from mdr.pipeline.recipe import Options, option
 
 # RW never published its lists (spec §7); DCLM's refinedweb.yaml uses one phrase per location ("items in cart",
@@ -135,12 +135,10 @@ class LinesStage(BaseFilter):
         text = "\n".join(kept).strip()
         words_before = count_words(doc.text)
         removed_fraction = (words_before - count_words(text)) / words_before if words_before else 0.0
-        if removed_fraction > config.max_removed_words_fraction:
-            return drop(
-                doc,
-                "too_many_words_removed",
-                compared("removed_words_fraction", removed_fraction, ">", config.max_removed_words_fraction),
-            )
+        failed = Rule("too_many_words_removed", "removed_words_fraction", removed_fraction, ">",
+                      config.max_removed_words_fraction).failed(doc)
+        if failed:
+            return failed
         if not text:
             return drop(doc, "empty", "no line left")
         doc.text = text

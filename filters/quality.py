@@ -4,12 +4,13 @@ alphabetic words and stop words. datatrove's `GopherQualityFilter` semantics and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS, GopherQualityFilter
 from datatrove.utils.text import PUNCTUATION
 
-from mdr.filters.drop import compared, drop
+from mdr.filters.drop import Rule, compared, drop, first_failed
 from mdr.filters.words import split_into_words
 from mdr.pipeline.recipe import OptionError, Options, check_order, option
 
@@ -72,83 +73,49 @@ class QualityStage(GopherQualityFilter):
         self.bullet_prefixes = tuple(config.bullet_prefixes)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        config = self.config
-        text = doc.text
-        words = split_into_words(text, self.language)  # shared with the repetition stage through its cache
-        n_words = len(words)
+        words = split_into_words(doc.text, self.language)  # shared with the repetition stage through its cache
         # A token is a word unless every character is punctuation (strip() removes exactly those characters).
         word_lengths = [len(word) for word in words if word.strip(PUNCTUATION)]
-        n_doc_words = len(word_lengths)
+        if not word_lengths:  # too short whatever min_doc_words says, and no ratio below is defined
+            return drop(doc, "gopher_short_doc", compared("words", 0, "<", self.config.min_doc_words))
+        return first_failed(doc, self._rules(doc.text, words, word_lengths))
 
-        if n_doc_words == 0 or (config.min_doc_words is not None and n_doc_words < config.min_doc_words):
-            return drop(doc, "gopher_short_doc", compared("words", n_doc_words, "<", config.min_doc_words))
-        if config.max_doc_words is not None and n_doc_words > config.max_doc_words:
-            return drop(doc, "gopher_long_doc", compared("words", n_doc_words, ">", config.max_doc_words))
+    def _rules(self, text: str, words: list[str], word_lengths: list[int]) -> Iterator[Rule]:
+        config = self.config
+        n_words = len(words)
+        n_doc_words = len(word_lengths)
+        yield Rule("gopher_short_doc", "words", n_doc_words, "<", config.min_doc_words)
+        yield Rule("gopher_long_doc", "words", n_doc_words, ">", config.max_doc_words)
 
         avg_word_length = sum(word_lengths) / n_doc_words
-        if config.min_avg_word_length is not None and avg_word_length < config.min_avg_word_length:
-            return drop(
-                doc,
-                "gopher_below_avg_threshold",
-                compared("avg_word_length", avg_word_length, "<", config.min_avg_word_length),
-            )
-        if config.max_avg_word_length is not None and avg_word_length > config.max_avg_word_length:
-            return drop(
-                doc,
-                "gopher_above_avg_threshold",
-                compared("avg_word_length", avg_word_length, ">", config.max_avg_word_length),
-            )
+        yield Rule("gopher_below_avg_threshold", "avg_word_length", avg_word_length, "<", config.min_avg_word_length)
+        yield Rule("gopher_above_avg_threshold", "avg_word_length", avg_word_length, ">", config.max_avg_word_length)
 
         if config.max_symbol_word_ratio is not None:
-            hash_ratio = text.count("#") / n_words
-            if hash_ratio > config.max_symbol_word_ratio:
-                return drop(
-                    doc,
-                    "gopher_too_many_hashes",
-                    compared("hash_word_ratio", hash_ratio, ">", config.max_symbol_word_ratio),
-                )
-            ellipsis_ratio = (text.count("...") + text.count("…")) / n_words
-            if ellipsis_ratio > config.max_symbol_word_ratio:
-                return drop(
-                    doc,
-                    "gopher_too_many_ellipsis",
-                    compared("ellipsis_word_ratio", ellipsis_ratio, ">", config.max_symbol_word_ratio),
-                )
+            yield Rule("gopher_too_many_hashes", "hash_word_ratio", text.count("#") / n_words, ">",
+                       config.max_symbol_word_ratio)
+            yield Rule("gopher_too_many_ellipsis", "ellipsis_word_ratio",
+                       (text.count("...") + text.count("…")) / n_words, ">", config.max_symbol_word_ratio)
 
         lines = text.splitlines()
         if config.max_bullet_lines_ratio is not None:
             bullet_ratio = sum(line.lstrip().startswith(self.bullet_prefixes) for line in lines) / len(lines)
-            if bullet_ratio > config.max_bullet_lines_ratio:
-                return drop(
-                    doc,
-                    "gopher_too_many_bullets",
-                    compared("bullet_lines_ratio", bullet_ratio, ">", config.max_bullet_lines_ratio),
-                )
+            yield Rule("gopher_too_many_bullets", "bullet_lines_ratio", bullet_ratio, ">",
+                       config.max_bullet_lines_ratio)
         if config.max_ellipsis_lines_ratio is not None:
             ellipsis_ratio = sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)
-            if ellipsis_ratio > config.max_ellipsis_lines_ratio:
-                return drop(
-                    doc,
-                    "gopher_too_many_end_ellipsis",
-                    compared("ellipsis_lines_ratio", ellipsis_ratio, ">", config.max_ellipsis_lines_ratio),
-                )
+            yield Rule("gopher_too_many_end_ellipsis", "ellipsis_lines_ratio", ellipsis_ratio, ">",
+                       config.max_ellipsis_lines_ratio)
 
         if config.min_alpha_words_ratio is not None:
             # Over all tokens, punctuation included, as datatrove does.
             alpha_ratio = sum(any(char.isalpha() for char in word) for word in words) / n_words
-            if alpha_ratio < config.min_alpha_words_ratio:
-                return drop(
-                    doc,
-                    "gopher_below_alpha_threshold",
-                    compared("alpha_words_ratio", alpha_ratio, "<", config.min_alpha_words_ratio),
-                )
+            yield Rule("gopher_below_alpha_threshold", "alpha_words_ratio", alpha_ratio, "<",
+                       config.min_alpha_words_ratio)
 
         if config.min_stop_words is not None:
             if config.stop_words_count_unique:
                 stop_words = len(self.stop_words.intersection(words))
             else:
                 stop_words = sum(map(self.stop_words.__contains__, words))
-            if stop_words < config.min_stop_words:
-                detail = compared("stop_words", stop_words, "<", config.min_stop_words)
-                return drop(doc, "gopher_enough_stop_words", detail)
-        return True
+            yield Rule("gopher_enough_stop_words", "stop_words", stop_words, "<", config.min_stop_words)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
+from typing import Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 
-from mdr.filters.drop import compared, drop
+from mdr.filters.drop import Rule, drop, first_failed
 from mdr.filters.words import split_into_words
 from mdr.pipeline.recipe import Options, option
 
@@ -85,46 +86,33 @@ class RepetitionStage(GopherRepetitionFilter):
         )
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        text = doc.text
-        if not text:
+        if not doc.text:
             return drop(doc, "empty", "empty text")
+        return first_failed(doc, self._rules(doc.text))
+
+    def _rules(self, text: str) -> Iterator[Rule]:
+        """Each rule named by its reason, which is also the detail's name."""
         text_length = len(text)
 
         paragraphs = self.paragraph_exp.split(text.strip())
         duplicate_paragraphs, duplicate_chars = find_duplicates(paragraphs)
-        failed = self._exceeds(doc, "dup_para_frac", duplicate_paragraphs / len(paragraphs), self.dup_para_frac)
-        failed = failed or self._exceeds(
-            doc, "dup_para_char_frac", duplicate_chars / text_length, self.dup_para_char_frac
-        )
-        if failed:
-            return failed
+        yield _exceeds("dup_para_frac", duplicate_paragraphs / len(paragraphs), self.dup_para_frac)
+        yield _exceeds("dup_para_char_frac", duplicate_chars / text_length, self.dup_para_char_frac)
 
         lines = self._line_splitter.split(text)
         duplicate_lines, duplicate_chars = find_duplicates(lines)
-        failed = self._exceeds(doc, "dup_line_frac", duplicate_lines / len(lines), self.dup_line_frac)
-        failed = failed or self._exceeds(
-            doc, "dup_line_char_frac", duplicate_chars / text_length, self.dup_line_char_frac
-        )
-        if failed:
-            return failed
+        yield _exceeds("dup_line_frac", duplicate_lines / len(lines), self.dup_line_frac)
+        yield _exceeds("dup_line_char_frac", duplicate_chars / text_length, self.dup_line_char_frac)
 
         # Cached for the last few documents: the quality stage that follows reuses this split.
         n_grams = NGrams(split_into_words(text, self.language))
         for n, limit in self.top_n_grams:
             top_chars = n_grams.top_duplicate_chars(n)
             if top_chars is not None:
-                failed = self._exceeds(doc, f"top_{n}_gram", top_chars / text_length, limit)
-                if failed:
-                    return failed
+                yield _exceeds(f"top_{n}_gram", top_chars / text_length, limit)
         for n, limit in self.dup_n_grams:
-            duplicate_chars = n_grams.all_duplicate_chars(n)
-            failed = self._exceeds(doc, f"duplicated_{n}_n_grams", duplicate_chars / text_length, limit)
-            if failed:
-                return failed
-        return True
+            yield _exceeds(f"duplicated_{n}_n_grams", n_grams.all_duplicate_chars(n) / text_length, limit)
 
-    @staticmethod
-    def _exceeds(doc: Document, reason: str, fraction: float, limit: float | None):
-        if limit is not None and fraction > limit:
-            return drop(doc, reason, compared(reason, fraction, ">", limit))
-        return None
+
+def _exceeds(reason: str, fraction: float, limit: float | None) -> Rule:
+    return Rule(reason, reason, fraction, ">", limit)
