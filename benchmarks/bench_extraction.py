@@ -31,11 +31,11 @@ MODES = {"precision (fineweb)": True, "balanced (refinedweb)": False}
 def child(pages_file: Path, compiled: bool, favor_precision: bool) -> None:
     import trafilatura
 
-    from mdr.filters import fast_xpath
+    from mdr.patches import trafilatura as fast_xpath_patch
 
     pages = pickle.loads(pages_file.read_bytes())
     if compiled:
-        fast_xpath.install()
+        fast_xpath_patch.install()
     options = dict(favor_precision=favor_precision, include_comments=False, deduplicate=False)
     trafilatura.extract("<html><body><p>warm-up</p></body></html>", **options)
     start = time.process_time()

@@ -20,7 +20,7 @@ from datatrove.data import Document
 from datatrove.pipeline.extractors import Trafilatura
 from trafilatura.utils import decode_file
 
-from mdr.filters import fast_xpath
+from mdr.patches import trafilatura as fast_xpath_patch
 from mdr.filters.extraction import ExtractionConfig, ExtractionStage
 from mdr.pipeline.recipe import load_recipe
 
@@ -98,7 +98,8 @@ def main():
     for dataset, pages in (("aeb", load_aeb(args.data / "aeb")), ("wcxb-dev", load_wcxb(args.data / "wcxb-dev"))):
         pages = pages[: args.limit]
         for label, make_step in contenders.items():
-            fast_xpath.uninstall()  # process-wide: mdr's stages install it again, datatrove's runs trafilatura as is
+            # process-wide: mdr's stages install it again, datatrove's runs trafilatura as is
+            fast_xpath_patch.uninstall()
             result = evaluate(make_step(), pages)
             print(
                 f"{dataset:10} {label:36} {result['precision']:6.3f} {result['recall']:6.3f} {result['f1']:6.3f} "

@@ -15,14 +15,13 @@ import pkgutil
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.disk_base import DiskWriter
-from datatrove.utils.typeshelper import StatHints
 
+from mdr.filters.drop import DecidingFilter, drop
 from mdr.pipeline.recipe import OptionError, Options, option
 from mdr.pipeline.terminal import SURROGATE
 
@@ -255,7 +254,7 @@ class ExtractionProcess:
 # The stage
 
 
-class ExtractionStage(PipelineStep):
+class ExtractionStage(DecidingFilter):
     """HTML -> main-content text with trafilatura, then RW's newline cap and URL removal; WET text is only post-processed.
 
     Drops with reasons too_large, timeout, broken_process, extract_error, empty.
@@ -266,9 +265,8 @@ class ExtractionStage(PipelineStep):
     _requires_dependencies = ["trafilatura"]
 
     def __init__(self, config: ExtractionConfig = None, exclusion_writer: DiskWriter = None):
-        super().__init__()
+        super().__init__(exclusion_writer)
         self.config = config or ExtractionConfig()
-        self.exclusion_writer = exclusion_writer
 
     def postprocess(self, text: str) -> str:
         if self.config.remove_urls:
@@ -280,54 +278,43 @@ class ExtractionStage(PipelineStep):
     def _extract_fn(self) -> ExtractFn:
         if self.config.extract_fn is not None:
             return _resolve(self.config.extract_fn)
-        from mdr.filters import fast_xpath
+        from mdr.patches import trafilatura as patch
 
         # before the warm-up and the fork, so that the child process inherits it
-        fast_xpath.install() if self.config.compiled_xpath else fast_xpath.uninstall()
+        patch.install() if self.config.compiled_xpath else patch.uninstall()
         extract = functools.partial(trafilatura_extract, options=self.config.trafilatura_options())
         extract("<html><body><p>warm-up</p></body></html>")  # import and warm up once, before forking
         return extract
 
-    def extract_document(self, doc: Document, extractor: ExtractionProcess) -> tuple[str, str] | None:
-        """Replace doc.text by its post-processed main content; return (reason, detail) when it must be dropped."""
+    def extract_document(self, doc: Document, extractor: ExtractionProcess) -> bool | tuple[bool, str]:
+        """Replace doc.text by its post-processed main content: True, or `drop(...)` when it must be dropped."""
         if doc.metadata.get("is_wet"):
             text = doc.text
         else:
             html_bytes = len(doc.text.encode("utf-8", errors="replace"))
             if html_bytes > self.config.max_html_bytes:
-                return "too_large", f"HTML is {html_bytes} bytes > {self.config.max_html_bytes}"
+                return drop(doc, "too_large", f"HTML is {html_bytes} bytes > {self.config.max_html_bytes}")
             try:
                 text = extractor(doc.text)
             except ExtractionTimeout:
-                return "timeout", f"extraction exceeded {self.config.timeout_s} s"
+                return drop(doc, "timeout", f"extraction exceeded {self.config.timeout_s} s")
             except ExtractionProcessDied:
-                return "broken_process", "extraction process died (crash or out of memory)"
+                return drop(doc, "broken_process", "extraction process died (crash or out of memory)")
             except ExtractionError as e:
-                return "extract_error", f"extraction raised {e}"[:_MAX_DETAIL_CHARS]
+                return drop(doc, "extract_error", f"extraction raised {e}"[:_MAX_DETAIL_CHARS])
         text = self.postprocess(text or "")
         if not text.strip():
-            return "empty", "no text left after extraction and post-processing"
+            return drop(doc, "empty", "no text left after extraction and post-processing")
         doc.text = text
-        return None
+        return True
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with (
-            self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext() as writer,
-            ExtractionProcess(self._extract_fn(), self.config.timeout_s) as extractor,
-        ):
+    def decisions(self, data: DocumentsPipeline, rank: int,
+                  world_size: int) -> Iterator[tuple[Document, bool | tuple[bool, str]]]:
+        with ExtractionProcess(self._extract_fn(), self.config.timeout_s) as extractor:
             for doc in data:
-                self.stat_update(StatHints.total)
                 with self.track_time():
-                    dropped = self.extract_document(doc, extractor)
-                if dropped is None:
-                    self.stat_update(StatHints.forwarded)
-                    self.update_doc_stats(doc)
-                    yield doc
-                    continue
-                reason, doc.metadata["drop_detail"] = dropped
-                self.stat_update(StatHints.dropped, f"dropped_{reason}")
-                if writer is not None:
-                    doc.metadata["filter_reason"] = reason
+                    decision = self.extract_document(doc, extractor)
+                if decision is not True:  # a dropped document goes only to the exclusion writer: its HTML, capped
                     doc.metadata["text_truncated"] = len(doc.text) > self.config.excluded_text_max_chars
                     doc.text = doc.text[: self.config.excluded_text_max_chars]
-                    writer.write(doc, rank)
+                yield doc, decision

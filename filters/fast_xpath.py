@@ -16,10 +16,10 @@ element, over `iterdescendants(tags)`, run 2 to 3 times faster.
 with XPath's rules: a node-set of attributes reads as the value of its first attribute in document (= source) order,
 or "" when empty; `ATTRS = 'lit'` holds when any of them equals; `.//x[...][n]` picks the n-th match among the
 children of each parent; `(...)[n]` the n-th of the whole set; unions come out in document order. Anything else
-makes `compile_xpath` return None, and `install()` leaves that XPath to lxml. The generated predicate is Python
+makes `compile_xpath` return None, and the patch leaves that XPath to lxml. The generated predicate is Python
 source built only from trafilatura's constant XPath strings, never from page content.
-tests/filters/test_fast_xpath.py checks every replaced path against lxml on real pages, and trafilatura's output
-with and without `install()`.
+`mdr.patches.trafilatura` puts the compiled paths in trafilatura's lists. tests/filters/test_fast_xpath.py checks every
+replaced path against lxml on real pages, and trafilatura's output with and without the patch.
 """
 
 import itertools
@@ -353,32 +353,3 @@ def compile_xpath(source: str) -> Callable[[Element], Iterator] | None:
 def compiled(xpath: etree.XPath) -> "CompiledXPath | etree.XPath":
     evaluate = compile_xpath(xpath.path)
     return xpath if evaluate is None else CompiledXPath(xpath, evaluate)
-
-
-_originals: dict[int, list] = {}  # id(list) -> the list's lxml XPaths, while installed
-
-
-def _xpath_lists() -> list[list]:
-    from trafilatura import xpaths
-
-    return [value for value in vars(xpaths).values() if isinstance(value, list) and value
-            and all(isinstance(item, (etree.XPath, CompiledXPath)) for item in value)]
-
-
-def install() -> None:
-    """Replace the XPaths of trafilatura.xpaths' lists by compiled ones, in place (other modules share the lists)."""
-    for paths in _xpath_lists():
-        if id(paths) not in _originals:
-            _originals[id(paths)] = list(paths)
-            paths[:] = [compiled(item) for item in paths]
-
-
-def uninstall() -> None:
-    """Give trafilatura its lxml XPaths back."""
-    for paths in _xpath_lists():
-        if id(paths) in _originals:
-            paths[:] = _originals.pop(id(paths))
-
-
-def installed() -> bool:
-    return bool(_originals)

@@ -12,9 +12,10 @@ from lxml import etree, html
 from trafilatura import xpaths
 from trafilatura.utils import load_html
 
-from mdr.filters import fast_xpath
 from mdr.filters.extraction import ExtractionConfig, ExtractionStage
 from mdr.filters.fast_xpath import CompiledXPath, compile_xpath
+from mdr.patches import UntestedVersionError
+from mdr.patches import trafilatura as patch
 from mdr.pipeline.reader import WarcRecordReader
 from tests.filters.texts import shared_file
 
@@ -27,7 +28,7 @@ HOT_LISTS = ("BODY_XPATH", "COMMENTS_XPATH", "REMOVE_COMMENTS_XPATH", "REMOVE_CO
 
 def trafilatura_paths() -> list[tuple[str, etree.XPath]]:
     """Every lxml XPath of trafilatura.xpaths' lists, labelled, whether or not fast_xpath is installed."""
-    fast_xpath.uninstall()
+    patch.uninstall()
     found = [(f"{name}[{i}]", path) for name, value in vars(xpaths).items() if isinstance(value, list)
              for i, path in enumerate(value) if isinstance(path, etree.XPath)]
     assert found
@@ -80,14 +81,21 @@ def test_paths_outside_the_subset_stay_with_lxml(source):
 
 def test_install_and_uninstall_swap_trafilatura_paths_in_place():
     overall = xpaths.OVERALL_DISCARD_XPATH  # main_extractor and external hold this very list
-    fast_xpath.install()
+    patch.install()
     try:
-        assert fast_xpath.installed() and all(isinstance(p, CompiledXPath) for p in overall)
+        assert patch.installed() and all(isinstance(p, CompiledXPath) for p in overall)
         assert any(isinstance(p, etree.XPath) for p in xpaths.AUTHOR_XPATHS)  # `rel='me'`: left to lxml
-        fast_xpath.install()  # twice is harmless
+        patch.install()  # twice is harmless
     finally:
-        fast_xpath.uninstall()
-    assert not fast_xpath.installed() and all(isinstance(p, etree.XPath) for p in overall)
+        patch.uninstall()
+    assert not patch.installed() and all(isinstance(p, etree.XPath) for p in overall)
+
+
+def test_an_untested_trafilatura_is_refused_before_anything_is_patched(monkeypatch):
+    monkeypatch.setattr("importlib.metadata.version", lambda distribution: "2.4.0")
+    with pytest.raises(UntestedVersionError, match=r"trafilatura 2\.3\.x; 2\.4\.0 is installed"):
+        patch.install()
+    assert not patch.installed() and all(isinstance(p, etree.XPath) for p in xpaths.OVERALL_DISCARD_XPATH)
 
 
 EDGE_PAGE = """<html><body>
@@ -183,13 +191,13 @@ def test_real_common_crawl_pages_match_lxml():
 
 def extract_both_ways(pages: list[str], favor_precision: bool) -> tuple[list, list]:
     options = dict(favor_precision=favor_precision, include_comments=False, deduplicate=False)
-    fast_xpath.uninstall()
+    patch.uninstall()
     with_lxml = [trafilatura.extract(page, **options) for page in pages]
-    fast_xpath.install()
+    patch.install()
     try:
         compiled_ = [trafilatura.extract(page, **options) for page in pages]
     finally:
-        fast_xpath.uninstall()
+        patch.uninstall()
     return with_lxml, compiled_
 
 
@@ -211,6 +219,6 @@ def test_trafilatura_output_is_unchanged_on_real_pages(favor_precision):
 def test_the_stage_installs_what_its_config_says(compiled_xpath):
     try:
         ExtractionStage(ExtractionConfig(compiled_xpath=compiled_xpath))._extract_fn()
-        assert fast_xpath.installed() is compiled_xpath
+        assert patch.installed() is compiled_xpath
     finally:
-        fast_xpath.uninstall()
+        patch.uninstall()
