@@ -15,6 +15,8 @@ in OUT/work/<stage>/ (the names inside are each stage's own).
 phase's logging dir is also opened by name through datatrove's DataFolder (local or remote): `task_stats_name` and
 `task_log_name` give those names.
 
+`TrainLayout` does the same for a training run's directory (`mdr train --out RUN`).
+
 `Phase` and `DedupContext` are what the runner hands to the executors and to the dedup stages. This module imports
 nothing but the standard library: the CLI, the dedup stages and the trainer import it without pulling in datatrove,
 pyarrow or torch.
