@@ -111,7 +111,9 @@ def main() -> None:
             short = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", revision],
                                    check=True, capture_output=True, text=True).stdout.strip()
             trees[short] = worktrees[-1]
-        trees["working tree"] = REPO
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        trees[f"working tree ({head})"] = REPO
         results = {}
         try:
             for number, (label, tree) in enumerate(trees.items()):
@@ -126,7 +128,8 @@ def main() -> None:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=True)
     rows = [("command", "tree", "best s", "median s", "modules", "of datatrove", *WATCHED,
              "slowest packages to import (s, cumulative)")]
-    by_command = sorted(results.items(), key=lambda item: (item[0][1], item[0][0] == "working tree"))
+    order = list(trees)  # the revisions as given, then the working tree
+    by_command = sorted(results.items(), key=lambda item: (item[0][1], order.index(item[0][0])))
     for (label, command), result in by_command:
         rows.append((f"`{command}`", label, f"{result['best']:.2f}", f"{result['median']:.2f}", str(result["modules"]),
                      str(result["datatrove"]),
@@ -134,6 +137,10 @@ def main() -> None:
                      ", ".join(result["top"])))
     lines = table(rows)
     print("\n".join(lines))
+    importing: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (tree, datatrove executor modules) -> commands
+    for (label, command), result in by_command:
+        if result["executors"]:
+            importing.setdefault((label, tuple(result["executors"])), []).append(f"`{command}`")
     if args.write_results:
         before = f"--before {' '.join(args.before)} " if args.before else ""
         section = "\n".join([
@@ -145,8 +152,8 @@ def main() -> None:
             f"- wall seconds from process start to exit, best and median of {args.repeat}; modules and imports from "
             "one more run under `python -X importtime`; the machine is shared, so medians are noisy", "",
             *lines, "",
-            *(f"- `{command}` at {label} imports {', '.join(result['executors'])}"
-              for (label, command), result in by_command if result["executors"]), ""])
+            *(f"- at {label}, {', '.join(commands)} import {', '.join(executors)}"
+              for (label, executors), commands in importing.items()), ""])
         write_section(section, RESULTS_HEADING)
 
 
