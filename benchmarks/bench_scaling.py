@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_curation import DEFAULT_WARC, REPO, count_html_responses, measure  # noqa: E402
+from mdr.layout import RunLayout  # noqa: E402
+from mdr.pipeline.runner import FILTER_PHASE  # noqa: E402
 from results import machine, table, write_section  # noqa: E402
 
 RESULTS_HEADING = "## Scaling (issue 6): `mdr run {recipe}` at 1x, 2x, 4x the input, 1 and 2 workers (`bench_scaling.py`)"
@@ -34,7 +36,7 @@ def run(recipe: str, inputs: Path, out: Path, workers: int, timeout: float) -> d
     cmd = [str(mdr), "run", recipe, "--input", str(inputs), "--output", str(out), "--workers", str(workers),
            "--tasks", str(workers), "--no-progress"]
     seconds, peak = measure(cmd, dict(os.environ), out.with_suffix(".log"), timeout, timeline=timeline)
-    completions = list((out / "logs").glob("filter*/completions/*"))
+    completions = list(RunLayout(out).completions(FILTER_PHASE).glob("*"))
     filter_end = max((p.stat().st_mtime for p in completions), default=started + seconds)
     stats = json.loads(subprocess.run([str(mdr), "stats", str(out), "--json"], check=True, capture_output=True,
                                       text=True, cwd=REPO).stdout)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from mdr.layout import TrainLayout
+
 REPO = Path(__file__).resolve().parents[1]
 PEAK_BF16_FLOPS = 989e12  # H100/H200 SXM dense bf16 (NVIDIA datasheet), the issue's MFU denominator
 GPT2_VOCAB = 50304  # GPT-2's 50,257 padded to a multiple of 64, as nanoGPT's bench.py
@@ -53,7 +55,7 @@ def run_once(data: list[str], tokenizer: str, out: Path, preset: str, batch_size
     start = time.perf_counter()
     train(config)
     wall = time.perf_counter() - start
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in TrainLayout(out).metrics.read_text().splitlines()]
     timed = [r for r in rows if r["split"] == "train" and r["step"] > WARMUP_STEPS]
     if not timed:
         raise SystemExit(f"--steps must exceed {WARMUP_STEPS + 10} to leave timed steps")
@@ -91,7 +93,7 @@ def main() -> int:
         data = args.data or [curate_samples(scratch / "shards")]
         from mdr.train.tokenizer import train_tokenizer
 
-        tokenizer = train_tokenizer(data, 50257 if gpu else 4096, str(scratch / "tokenizer.json"))
+        tokenizer = train_tokenizer(data, 50257 if gpu else 4096, str(TrainLayout(scratch).tokenizer))
         print(f"device {device}, preset {preset}, bf16 {gpu}, compiled {compile_model}, seq {seq_len}, "
               f"{args.num_workers} loader workers, {steps} steps (first {WARMUP_STEPS} untimed); data {data}",
               flush=True)

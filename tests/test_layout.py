@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import subprocess
 import sys
@@ -11,25 +12,32 @@ from pathlib import Path
 import pytest
 
 from mdr import layout as layout_module
-from mdr.layout import (MERGED_STATS_FILE, DedupContext, RunLayout, task_log_name, task_stats_name)
+from mdr.layout import (MERGED_STATS_FILE, DedupContext, RunLayout, TrainLayout, task_log_name, task_stats_name)
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ["mdr", "pipeline", "filters", "dedup", "train"]  # what pyproject installs as mdr, mdr.pipeline, ...
+PACKAGES = ["mdr", "pipeline", "filters", "dedup", "train", "benchmarks"]  # mdr, mdr.pipeline, ... and benchmarks
+
+
+def _paths_given(layout) -> set[str]:
+    """The names in every path `layout` (a RunLayout or TrainLayout at "OUT") gives: its properties, and its methods
+    called with a placeholder name (or step 0)."""
+    paths = []
+    for name, member in vars(type(layout)).items():
+        if name.startswith("_") or not (isinstance(member, property) or callable(member)):
+            continue
+        value = getattr(layout, name)
+        if callable(value):
+            value = value(*(0 if parameter == "step" else "PLACE" for parameter in inspect.signature(value).parameters))
+        paths += list(value) if isinstance(value, (tuple, list)) else [value]
+    return {part for path in paths for part in path.relative_to(layout.root).parts} - {"PLACE"}
 
 
 def layout_names() -> tuple[set[str], set[str]]:
-    """(folder names, file names) of every path RunLayout and the logging-dir names give, read off the module itself
-    so that a path added there is checked here too."""
-    root = Path("OUT")
-    paths = []
-    for name, member in vars(RunLayout).items():
-        if name.startswith("_"):
-            continue
-        if isinstance(member, property):
-            paths.append(getattr(RunLayout(root), name))
-        elif callable(member):
-            paths.append(getattr(RunLayout(root), name)("PLACE"))
-    parts = {part for path in paths for part in path.relative_to(root).parts} - {"PLACE"}
+    """(folder names, file names) of every path RunLayout, TrainLayout and the logging-dir names give, read off the
+    module itself so that a path added there is checked here too. A kept checkpoint's step_NNNNNN.pt is made of a
+    number, not spelled as a whole."""
+    parts = _paths_given(RunLayout(Path("OUT"))) | _paths_given(TrainLayout(Path("OUT"))) - {TrainLayout(
+        Path("OUT")).kept_checkpoint(0).name}
     parts |= {Path(task_stats_name(0)).parent.name, Path(task_log_name(0)).parent.name, MERGED_STATS_FILE}
     files = {part for part in parts if "." in part}
     return parts - files, files
@@ -57,6 +65,14 @@ def _names_of(text: str | None) -> set[str]:
     return set(text.split("/")) & NAMES if text is not None else set()
 
 
+def _shared_data(node: ast.AST) -> bool:
+    """Whether `node` (a path joined with `/`, or a string) is under ../shared/data, the project's input data
+    (WARCs, texts), which the benchmarks and tests read: a "data" there is no run's OUT/data."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        return _shared_data(node.left) or _shared_data(node.right)
+    return "shared" in (_text(node) or "").split("/")
+
+
 def _docstrings(tree: ast.AST) -> set[int]:
     found = set()
     for node in ast.walk(tree):
@@ -75,12 +91,12 @@ def spelled_paths(source: str) -> list[int]:
     """Lines of `source` that spell a path of the run layout as a string: an operand of `/`, a path argument of a
     call, a string without spaces holding one as a component ("logs/task_{rank}.log", base + "/data"), one of the
     layout's file names anywhere, or an UPPER_CASE constant set to one of its folder names. Docstrings, dict keys,
-    column and field names ("data", "stats" as words) are not paths."""
+    column and field names ("data", "stats" as words) and paths under ../shared/data are not paths of a run."""
     tree = ast.parse(source)
     skipped = _docstrings(tree)
     lines = set()
     for node in ast.walk(tree):
-        if id(node) in skipped:
+        if id(node) in skipped or _shared_data(node):
             continue
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             if _names_of(_text(node.left)) or _names_of(_text(node.right)):
@@ -98,8 +114,10 @@ def spelled_paths(source: str) -> list[int]:
 
 
 def test_the_layout_names_every_folder_and_file_of_out():
-    assert FOLDERS == {"data", "filtered", "deduped", "excluded", "logs", "work", "stats", "completions", "progress"}
-    assert FILES == {"run.json", ".lock", "stats.json", "cluster_sizes.json"}
+    assert FOLDERS == {"data", "filtered", "deduped", "excluded", "logs", "work", "stats", "completions", "progress",
+                       "checkpoints", "abandoned", "tensorboard"}
+    assert FILES == {"run.json", ".lock", "stats.json", "cluster_sizes.json", "ckpt.pt", "metrics.jsonl",
+                     "manifest.json", "tokenizer.json", "tokenizer.settings.json"}
 
 
 def test_no_module_but_the_layout_spells_an_output_path():
@@ -152,6 +170,8 @@ OTHER_USES = [
     'raise RecipeError(f"writes {out}/ then OUT/data/ and logs/ of {phase}")',
     'def f():\n    """Kept documents in OUT/data/, dropped ones in OUT/excluded/<stage>/."""',
     'PHASE = "filter"',
+    'DEFAULT_WARC = REPO / ".." / "shared" / "data" / "warc" / "pages" / "dev-pages-531.warc.gz"',
+    'DEFAULT_WARC = Path(__file__).resolve().parents[1] / "../shared/data/warc/pages/dev-pages-531.warc.gz"',
 ]
 
 

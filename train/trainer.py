@@ -278,7 +278,7 @@ def _run_directory(config: TrainConfig, given_tokenizer) -> bool:
         raise UsageError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --out")
     if layout.kept_checkpoints():
         raise UsageError(f"{layout.checkpoints} holds checkpoints but there is no {checkpoint_path}: copy the one to "
-                          "continue from to ckpt.pt and pass --resume, or choose another --out")
+                          f"continue from to {checkpoint_path.name} and pass --resume, or choose another --out")
     if config.resume != "auto":
         leftovers = [path.name for path in layout.written if path.exists()
                      and not (path == layout.tokenizer and _is_given_tokenizer(path, given_tokenizer))]

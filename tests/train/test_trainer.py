@@ -15,6 +15,7 @@ import torch
 
 from mdr.cli import main
 from mdr.errors import UsageError
+from mdr.layout import TrainLayout
 from mdr.train.data import TokenLoader
 from mdr.train.model import GPT, config_for
 from mdr.train.tokenizer import load_tokenizer
@@ -98,6 +99,17 @@ def test_resume_refusals(tmp_path):
         train(TrainConfig(max_steps=4, lr=1e-2, resume=True, **config))
     with pytest.raises(UsageError, match="another tokenizer"):
         train(TrainConfig(**{**config, "tokenizer": shakespeare_tokenizer(300)}, max_steps=4, resume=True))
+
+
+def test_kept_checkpoints_without_the_latest_are_refused_naming_the_way_out(tmp_path):
+    layout = TrainLayout(tmp_path / "run")
+    layout.checkpoints.mkdir(parents=True)
+    layout.kept_checkpoint(4).write_bytes(b"")
+    with pytest.raises(UsageError) as refused:
+        train(TrainConfig(max_steps=2, data=shakespeare_data(), out=str(layout.root),
+                          tokenizer=shakespeare_tokenizer(), **SMALL))
+    assert str(refused.value) == (f"{layout.checkpoints} holds checkpoints but there is no {layout.checkpoint}: copy "
+                                  "the one to continue from to ckpt.pt and pass --resume, or choose another --out")
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
