@@ -37,6 +37,7 @@ from datatrove.pipeline.base import PipelineStep
 from mdr.dedup.shards import DocumentOrder, ShardReader, data_writer, documents_from_table, excluded_writer, \
     read_table, shard_files, utf8_length, write_table
 from mdr.filters.drop import DecidingFilter, drop
+from mdr.formatting import size
 from mdr.layout import DedupContext, Phase
 from mdr.pipeline.recipe import MAX_TASKS, OptionError, Options, available_memory_bytes, option
 from mdr.pipeline.writer import ParquetShardWriter
@@ -123,8 +124,8 @@ def check_partition_memory(tokens: int, available: int | None = None) -> None:
         available = available_memory_bytes()
     needed = tokens * SUFFIX_ARRAY_BYTES_PER_TOKEN
     if needed > available:
-        raise MemoryError(f"exact_substring: a partition of {tokens:,} tokens needs about {needed / 1e9:.1f} GB for "
-                          f"its suffix array, more than the {available / 1e9:.1f} GB of memory available: raise "
+        raise MemoryError(f"exact_substring: a partition of {tokens:,} tokens needs about {size(needed)} for its "
+                          f"suffix array, more than the {size(available)} of memory available: raise "
                           f"exact_substring.partitions")
 
 

@@ -113,6 +113,8 @@ def reasons_section(result: dict) -> str:
 
 def time_section(result: dict) -> str:
     total = sum(s["seconds"] for s in result["stages"])
+    # In seconds with a decimal, as the funnel table gives them, not mdr.formatting.duration: these are task seconds
+    # summed over tasks, often under one for a light stage, which duration's whole "0m00s" would hide.
     rows = [(s["name"], s["seconds"], f"{s['seconds']:.1f} s ({_percent(s['seconds'], total)})")
             for s in result["stages"]]
     note = ('<p class="note">Seconds each stage spent on its documents, summed over tasks (so they can exceed the '

@@ -383,6 +383,11 @@ def test_exact_substring_partition_too_large_for_memory_is_one_line():
     with pytest.raises(MemoryError) as info:
         check_partition_memory(10**12)  # 50 TB: more than this machine has
     assert "\n" not in str(info.value) and "raise exact_substring.partitions" in str(info.value)
+    with pytest.raises(MemoryError) as info:
+        check_partition_memory(10**8, available=2 * 10**9)
+    assert str(info.value) == (f"exact_substring: a partition of 100,000,000 tokens needs about "
+                               f"{10**8 * SUFFIX_ARRAY_BYTES_PER_TOKEN / 1e9:.1f} GB for its suffix array, more than "
+                               "the 2.0 GB of memory available: raise exact_substring.partitions")
 
 
 @pytest.mark.skipif(not SHAKESPEARE.is_file(), reason=f"real text not present at {SHAKESPEARE}")
