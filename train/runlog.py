@@ -16,7 +16,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import torch
 
@@ -79,9 +79,9 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
 class Progress:
     """One line on stderr: step, loss, tokens/s and ETA; rewritten in place on a terminal."""
 
-    def __init__(self, max_steps: int, enabled: bool):
+    def __init__(self, max_steps: int, enabled: bool, stream: TextIO | None = None):
         self.max_steps = max_steps
-        self.line = StatusLine(enabled)
+        self.line = StatusLine(enabled, stream)  # stream: stderr
 
     def show(self, step: int, loss: float, nll: float, tokens_per_s: float, seconds_per_step: float) -> None:
         eta = (self.max_steps - step) * seconds_per_step
