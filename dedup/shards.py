@@ -168,6 +168,12 @@ class RemovalFilter(DecidingFilter):
                 f"{world_size} task(s): the task count changed since the lists were written; run the recipe again "
                 "into a new output folder")
         names = sorted(name for name in lists if removal_rank(name) == rank)
+        written_for = max(map(removal_rank, lists), default=-1) + 1  # every task of the listing phase writes one
+        if not names and 0 < written_for <= rank:  # this task's documents were in other tasks' streams then
+            raise RemovalListMismatch(
+                f"the removal lists in {self.removals_folder.path} were written for {written_for} task(s), but this "
+                f"phase runs {world_size}: the task count changed since the lists were written; run the recipe "
+                "again into a new output folder")
         if not names:
             raise FileNotFoundError(f"no removal list for task {rank} in {self.removals_folder.path}: rerun the run")
         listed = {}

@@ -3,7 +3,9 @@
 A file mdr writes is either the old one or the whole new one, never half of either: the bytes go to a hidden
 temporary beside the target (`.NAME.PID.tmp`), which is renamed over the target when they are all written
 (rename(2) is atomic within a file system). A failure or an interrupt removes the temporary, and an OSError names
-the file (a full disk names none in a plain write: `mdr.errors.naming_file`). `durable=True` also flushes the file
+the file it was writing (a full disk names none in a plain write: `mdr.errors.naming_file`). A file that one writer
+owns (a run's run.json, written under its lock; a task's progress file) is written with `unique=False`, under a
+temporary name without the PID, so that the next writer overwrites what a killed one left. `durable=True` also flushes the file
 and its directory to disk, so the rename survives a power cut (fsync(2): "calling fsync() on a file descriptor for
 the directory is also needed"): for checkpoints and tokenizers, whose loss costs hours; a run's small bookkeeping
 files are rewritten on resume and skip the two fsyncs.
@@ -34,13 +36,24 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMPORARY_SUFFIX)
 
 
+def temporary_targets(name: str) -> tuple[str, ...]:
+    """The names `name` may be a temporary of (`temporary_name`'s, with or without the PID): ".ckpt.pt.4242.tmp" ->
+    ("ckpt.pt.4242", "ckpt.pt"), ".ckpt.pt.tmp" -> ("ckpt.pt",); () for a name that is no temporary."""
+    if not is_temporary(name):
+        return ()
+    target = name[1:-len(TEMPORARY_SUFFIX)]
+    stem, _, pid = target.rpartition(".")
+    return (target, stem) if stem and pid.isdigit() else (target,)
+
+
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "wb", *, durable: bool = False,
+def atomic_file(path: str | os.PathLike, mode: str = "wb", *, durable: bool = False, unique: bool = True,
                 encoding: str | None = None) -> Iterator[IO]:
     """Yields a handle open on a temporary beside `path`; when the block ends without an error the temporary is
-    renamed over `path`, otherwise removed. The directory must exist."""
+    renamed over `path`, otherwise removed. The directory must exist. `unique=False` where one writer owns `path`:
+    the temporary's name has no PID, so the next writer reuses what a killed one left."""
     path = Path(path)
-    temporary = path.with_name(temporary_name(path.name))
+    temporary = path.with_name(temporary_name(path.name, pid=unique))
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
     try:
@@ -53,15 +66,16 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", *, durable: bool = Fa
     except BaseException as error:  # a full disk, an interrupt: leave no partial file taking the space
         temporary.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise naming_file(error, str(temporary)) from None
+            raise naming_file(error, str(path)) from None  # the name the user knows
         raise
     if durable:
         fsync_directory(path.parent)
 
 
-def write_atomically(path: str | os.PathLike, data: str | bytes, *, durable: bool = False) -> None:
+def write_atomically(path: str | os.PathLike, data: str | bytes, *, durable: bool = False,
+                     unique: bool = True) -> None:
     """Writes `data` (text as UTF-8) to `path` through `atomic_file`."""
-    with atomic_file(path, "w" if isinstance(data, str) else "wb", durable=durable) as handle:
+    with atomic_file(path, "w" if isinstance(data, str) else "wb", durable=durable, unique=unique) as handle:
         handle.write(data)
 
 

@@ -197,7 +197,7 @@ class _Progress:
         self._next_write = time.monotonic() + self.interval
         path = os.path.join(self.directory, f"{self.state['rank']:05d}.json")
         try:
-            write_atomically(path, json.dumps(self.state))
+            write_atomically(path, json.dumps(self.state), unique=False)  # this rank's file: its rerun reuses the name
         except OSError as error:  # a progress bar is not worth failing the task for
             logger.warning(f"cannot write progress file {path}: {error}")
 

@@ -365,8 +365,9 @@ def write_run_file(plan: RunPlan, phases: list):
     which of its steps are funnel stages."""
     plan.output.mkdir(parents=True, exist_ok=True)
     described = [{"name": p.name, "tasks": p.tasks, "stages": funnel_stages(p.pipeline)} for p in phases]
-    write_atomically(plan.layout.run_file,
-                     json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2))
+    write_atomically(plan.layout.run_file,  # under the run's lock: one writer, whose rerun reuses the temporary
+                     json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2),
+                     unique=False)
 
 
 def funnel_stages(pipeline: list) -> list[str]:

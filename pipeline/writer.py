@@ -18,6 +18,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
+from mdr.atomic import is_temporary, temporary_name
 from mdr.errors import naming_file
 from mdr.pipeline.recipe import OptionError, Options, option
 
@@ -87,8 +88,9 @@ def _shard_name(rank: int) -> str:
 
 
 def _temporary_name(rank: int) -> str:
-    # Hidden and with a non-Parquet suffix, so globs such as data/*.parquet never see it.
-    return f".{rank:05d}.parquet.tmp"
+    # Hidden and with a non-Parquet suffix, so globs such as data/*.parquet never see it; without a PID, as one task
+    # owns the shard and its rerun writes the same name again.
+    return temporary_name(_shard_name(rank), pid=False)
 
 
 class ParquetShardWriter(PipelineStep):
@@ -216,11 +218,12 @@ class ParquetShardWriter(PipelineStep):
 
 
 def remove_temporary_files(folder: str) -> int:
-    """Deletes leftovers of killed tasks (hidden *.parquet.tmp files); returns how many were removed."""
+    """Deletes leftovers of killed writers (mdr.atomic's hidden temporaries: shards, progress files, run.json, dedup
+    work files) in a run's OUT; returns how many were removed."""
     removed = 0
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            if name.startswith(".") and name.endswith(".parquet.tmp"):
+            if is_temporary(name):
                 os.remove(os.path.join(root, name))
                 removed += 1
     return removed

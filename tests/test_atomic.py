@@ -11,8 +11,8 @@ import sys
 import pytest
 from datatrove.io import get_datafolder
 
-from mdr.atomic import (atomic_file, fsync_directory, is_temporary, temporary_name, write_atomically,
-                        write_to_folder)
+from mdr.atomic import (atomic_file, fsync_directory, is_temporary, temporary_name, temporary_targets,
+                        write_atomically, write_to_folder)
 from tests.disks import tmpfs
 
 PARTIAL = b"x" * 100_000  # more than a write buffer: on disk before the block ends
@@ -24,6 +24,10 @@ def test_temporary_names():
     assert is_temporary(temporary_name("run.json")) and is_temporary(temporary_name("run.json", pid=False))
     for name in ("run.json", "run.json.tmp", ".lock", ".run.json", "00000.parquet"):
         assert not is_temporary(name), name
+        assert temporary_targets(name) == ()
+    assert temporary_targets(temporary_name("ckpt.pt")) == (f"ckpt.pt.{os.getpid()}", "ckpt.pt")
+    assert temporary_targets(temporary_name("ckpt.pt", pid=False)) == ("ckpt.pt",)
+    assert temporary_targets(".tmp.tmp") == ("tmp",)
 
 
 def test_the_new_file_appears_whole_and_only_at_the_end(tmp_path):
@@ -38,6 +42,18 @@ def test_the_new_file_appears_whole_and_only_at_the_end(tmp_path):
         assert target.read_bytes() == b"old"
     assert target.read_bytes() == PARTIAL
     assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_a_file_one_writer_owns_is_written_under_a_name_without_pid_that_the_next_writer_reuses(tmp_path):
+    """A killed writer leaves `.NAME.tmp` (a task's progress file, run.json under the run's lock); the next write of
+    the file goes through the same temporary, so nothing is left behind."""
+    target = tmp_path / "00000.json"
+    (tmp_path / temporary_name(target.name, pid=False)).write_bytes(PARTIAL)  # what a killed writer left
+    with atomic_file(target, unique=False) as handle:
+        assert sorted(os.listdir(tmp_path)) == [temporary_name(target.name, pid=False)]
+        handle.write(b"{}")
+    write_atomically(target, "{}", unique=False)
+    assert os.listdir(tmp_path) == ["00000.json"] and target.read_bytes() == b"{}"
 
 
 def _interrupt():
@@ -79,8 +95,7 @@ def test_a_full_disk_names_the_file_and_leaves_the_old_one(tmp_path, size):
         with pytest.raises(OSError) as raised:
             write_atomically(target, b"n" * size)
         assert raised.value.errno == errno.ENOSPC
-        assert raised.value.filename is not None and os.path.dirname(raised.value.filename) == str(disk)
-        assert target.name in raised.value.filename
+        assert raised.value.filename == str(target)  # the name the user knows, not the temporary's
         assert str(disk) in str(raised.value)
         assert os.listdir(disk) == ["report.html"] and target.read_bytes() == b"old"
         assert os.statvfs(disk).f_bfree == free

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdr.atomic import atomic_file, fsync_directory, is_temporary, temporary_name
+from mdr.atomic import atomic_file, fsync_directory, temporary_name, temporary_targets
 from mdr.errors import UsageError
 from mdr.layout import TrainLayout
 from mdr.train.model import GPT, GPTConfig
@@ -50,7 +50,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
     """torch.save to a temporary file beside `path`, flushed to disk, then renamed: a kill or a power cut never
-    leaves a half-written checkpoint. With keep > 0, the checkpoint is also kept as CHECKPOINTS/step_NNNNNN.pt
+    leaves a half-written checkpoint. With keep > 0, the checkpoint is also kept as RUN/checkpoints/step_NNNNNN.pt
     beside `path` (a hard link: no second copy on disk, and ckpt.pt is replaced by a rename, never rewritten), and
     only the `keep` latest of those remain (LLM360 publishes intermediate checkpoints)."""
     try:
@@ -83,14 +83,25 @@ def save_checkpoint(path: Path, state: dict, keep: int = 0) -> None:
 
 
 def remove_stale_temporaries(run: Path) -> None:
-    """Removes RUN's and RUN/checkpoints/'s temporary files (`mdr.atomic.temporary_name`): saves cut short by a
-    kill."""
+    """Removes the temporaries (`mdr.atomic.temporary_name`, or as mdr named them before, without the PID) of the
+    files a training run writes: saves cut short by a kill. RUN may be a directory of the user's (`--out ~/somedir`):
+    another program's hidden *.tmp there stays."""
     layout = TrainLayout(run)
     for directory in (layout.root, layout.checkpoints):
         if directory.is_dir():
             for stale in directory.iterdir():
-                if is_temporary(stale.name) and stale.is_file():
+                if stale.is_file() and any(_written_by_training(layout, directory / target)
+                                           for target in temporary_targets(stale.name)):
                     stale.unlink()
+
+
+def _written_by_training(layout: TrainLayout, path: Path) -> bool:
+    """Whether `path` is a file of TrainLayout's that mdr writes atomically: ckpt.pt, a kept step_NNNNNN.pt, the
+    manifest, metrics, tokenizer and its settings."""
+    if path in (layout.checkpoint, *layout.written):
+        return True
+    step = path.stem.rpartition("_")[2]
+    return path.parent == layout.checkpoints and step.isdigit() and path == layout.kept_checkpoint(int(step))
 
 
 def set_aside_abandoned(run: Path, resumed_step: int) -> list[Path]:

@@ -75,6 +75,24 @@ def test_a_list_that_does_not_match_the_stream_is_refused_in_one_line(tmp_path, 
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
+def test_a_task_beyond_the_lists_task_count_is_refused_as_a_mismatch(tmp_path):
+    """Lists written by 2 tasks, a filter phase of 3: task 2 has no list of its own; it fails on its own (not because
+    task 1 failed first) with the task counts, not with "rerun the run" (which would fail the same way)."""
+    write_shards(tmp_path / "in", url_documents(), 2)
+    *index_phases, _ = UrlDedupStage.build_phases(UrlDedupConfig(), context(tmp_path, 2))
+    run_in_process(index_phases)
+    reshard(url_documents(), 3)(tmp_path)
+    [filter_phase] = UrlDedupStage.build_phases(UrlDedupConfig(), context(tmp_path, 3))[-1:]
+    with pytest.raises(RemovalListMismatch) as error:
+        data = None
+        for step in filter_phase.pipeline:
+            data = step(data, 2, 3)
+        list(data)
+    assert "were written for 2 task(s), but this phase runs 3: the task count changed since the lists were " \
+           "written; run the recipe again into a new output folder" in str(error.value)
+    assert str(tmp_path / "work" / "url_dedup" / "removals") in str(error.value) and "\n" not in str(error.value)
+
+
 def test_a_list_without_ids_from_an_older_mdr_is_refused(tmp_path):
     def drop_ids(root):
         for path in (root / "work" / "url_dedup" / "removals").glob("*.parquet"):

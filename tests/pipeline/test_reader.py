@@ -488,6 +488,17 @@ def test_progress_file(tmp_path):
     assert [p.name for p in progress.iterdir()] == ["00000.json"]
 
 
+def test_progress_file_of_a_rerun_replaces_what_a_killed_writer_left(tmp_path):
+    """A rank owns its progress file: a killed writer leaves `.00000.json.tmp`, which the rerun writes and renames."""
+    path = tmp_path / "p.warc.gz"
+    write_warc(path, pages(1))
+    progress = tmp_path / "progress"
+    progress.mkdir()
+    (progress / ".00000.json.tmp").write_text('{"ra')
+    read([path], progress_dir=str(progress))
+    assert [p.name for p in progress.iterdir()] == ["00000.json"]
+
+
 def test_reader_pickles_and_config_checks():
     reader = WarcRecordReader(["a.warc.gz"], ReaderConfig(max_payload_bytes=5))
     assert pickle.loads(pickle.dumps(reader)).config.max_payload_bytes == 5

@@ -211,6 +211,20 @@ def test_lock_and_half_written_run_file_do_not_make_a_directory_foreign(tmp_path
         check_output_dir(plan)
 
 
+def test_run_file_of_a_rerun_replaces_what_a_killed_writer_left(tmp_path):
+    """run.json is written under the run's lock, by one writer: a killed one leaves `.run.json.tmp`, which the next
+    write reuses."""
+    from mdr.pipeline.recipe import load_recipe
+    from mdr.pipeline.runner import RunPlan, write_run_file
+
+    (tmp_path / "x.warc").write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".run.json.tmp").write_text('{"reci')
+    write_run_file(RunPlan(load_recipe("refinedweb"), [str(tmp_path / "x.warc")], out, 1), [])
+    assert os.listdir(out) == ["run.json"]
+
+
 def _recorded_run(tmp_path, names: list[str], **recorded):
     """OUT holding run.json of a run of the refinedweb recipe over `names` (empty files in tmp_path), with `recorded`
     replacing what run.json records; returns (OUT, the input paths)."""

@@ -45,6 +45,19 @@ def test_killed_stream_leaves_no_shard(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_remove_temporary_files_removes_every_leftover_of_a_killed_writer_in_out(tmp_path):
+    """A killed run leaves mdr.atomic's temporaries besides shards': progress files, run.json (old runs' with a PID),
+    dedup work files. Other names stay."""
+    leftovers = [".run.json.tmp", ".run.json.4242.tmp", "logs/filter/progress/.00000.json.tmp",
+                 "logs/filter/progress/.00001.json.4242.tmp", "work/minhash/.00000.sig.tmp", "data/.00002.parquet.tmp"]
+    kept = ["run.json", "data/00000.parquet", "notes.tmp", ".lock"]
+    for name in leftovers + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert remove_temporary_files(str(tmp_path)) == len(leftovers)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)
+
+
 def test_no_documents_no_file(tmp_path):
     assert list(ParquetShardWriter(str(tmp_path)).run(iter([]), rank=0)) == []
     assert not list(tmp_path.iterdir())

@@ -61,13 +61,16 @@ def test_the_hint_of_an_unreadable_checkpoint_never_names_the_same_file(tmp_path
 
 
 def test_stale_temporaries_are_the_ones_mdr_atomic_names(tmp_path):
-    """A save cut short by a kill leaves mdr.atomic's temporary (`.ckpt.pt.<pid>.tmp`, `.step_NNNNNN.pt.<pid>.tmp`);
-    the next start removes those and nothing else."""
+    """A save cut short by a kill leaves mdr.atomic's temporary (`.ckpt.pt.<pid>.tmp`, `.step_NNNNNN.pt.<pid>.tmp`;
+    mdr named some without the PID before); the next start removes those and nothing else: RUN may be a directory of
+    the user's, where another program's hidden temporary stays."""
     (tmp_path / "checkpoints").mkdir()
     stale = [tmp_path / temporary_name("ckpt.pt"), tmp_path / "checkpoints" / temporary_name("step_000004.pt"),
-             tmp_path / temporary_name("manifest.json")]
+             tmp_path / temporary_name("manifest.json"), tmp_path / temporary_name("manifest.json", pid=False),
+             tmp_path / temporary_name("tokenizer.json", pid=False), tmp_path / temporary_name("metrics.jsonl")]
     kept = [tmp_path / "ckpt.pt", tmp_path / "checkpoints" / "step_000003.pt", tmp_path / ".hidden",
-            tmp_path / "notes.tmp"]
+            tmp_path / "notes.tmp", tmp_path / ".other.tmp", tmp_path / ".partial.4242.tmp",
+            tmp_path / "checkpoints" / ".other.tmp"]
     for path in stale + kept:
         path.write_bytes(b"x")
     remove_stale_temporaries(tmp_path)
