@@ -129,11 +129,13 @@ def _executor_options(args, workers: int):
 
 
 def cmd_run(args) -> int:
+    from mdr.patches import check_installed
     from mdr.pipeline.recipe import load_recipe
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
     from mdr.pipeline.stats import check_invariants
 
     _check_run_flags(args)
+    check_installed(optional=(args.executor,))  # here, not in a task after run.json is written (Ray: --executor ray)
     recipe = load_recipe(args.recipe)
     files, skipped = expand_inputs(args.input)
     workers = args.workers or (os.cpu_count() or 1)  # --workers and --tasks checked by _check_run_flags

@@ -3,7 +3,9 @@
 mdr patches a library only where the measured gain or a bug leaves no public way (each module says which and why).
 A patch reaches into private names that a new release may rename or change in meaning, so every module first calls
 `require_tested(...)`: an installed version outside the series the patch was tested with fails loudly, naming both,
-instead of patching blindly. pyproject.toml bounds each such library to the same series.
+instead of patching blindly. pyproject.toml bounds each such library to the same series. Each module is named after
+the distribution it patches and declares the series as `TESTED_SERIES`, which `check_installed` reads too: `mdr run`
+calls it in the driver, before anything is written, so that a task does not fail on it later.
 
     datatrove.py    task loggers with mdr's console sinks; Ray rank workers whose dead task processes fail the task
     ray.py          token authentication the way `ray start` sets it up
@@ -13,12 +15,19 @@ instead of patching blindly. pyproject.toml bounds each such library to the same
 
 from __future__ import annotations
 
+import ast
 import re
 from importlib import metadata
+from pathlib import Path
+
+from mdr.errors import UsageError
+
+OPTIONAL = ("ray",)  # an extra: checked only for a run that uses it, and a local run needs no Ray installed
 
 
-class UntestedVersionError(RuntimeError):
-    """An installed library is outside the versions an mdr patch of its internals was tested with."""
+class UntestedVersionError(UsageError):
+    """An installed library is outside the versions an mdr patch of its internals was tested with (one line, exit
+    code 2: the user installs another version)."""
 
 
 def _series(version: str) -> tuple[int, int]:
@@ -37,3 +46,27 @@ def require_tested(distribution: str, tested: tuple[str, ...], what: str) -> str
             f"{' and '.join(s + '.x' for s in tested)}; {installed} is installed. Install a tested version "
             f"(pip install '{distribution}=={tested[-1]}.*') or check the patch in mdr/patches/ against {installed}.")
     return installed
+
+
+def check_installed(optional: tuple[str, ...] = ()) -> None:
+    """Raises UntestedVersionError if an installed library that mdr patches is outside its patch module's
+    TESTED_SERIES; of the OPTIONAL ones, only those named in `optional` are checked. A library that is not installed
+    is not patched. The series are read off the modules' source: importing a patch module imports its library,
+    which is slow (datatrove) and where the version is wrong may fail before the check does."""
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        distribution = module.stem
+        if distribution == "__init__" or distribution in OPTIONAL and distribution not in optional:
+            continue
+        try:
+            metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+        require_tested(distribution, _declared_series(module), f"mdr/patches/{module.name}")
+
+
+def _declared_series(module: Path) -> tuple[str, ...]:
+    """The TESTED_SERIES tuple a patch module assigns."""
+    for node in ast.parse(module.read_text(encoding="utf-8"), str(module)).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TESTED_SERIES" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{module} declares no TESTED_SERIES")

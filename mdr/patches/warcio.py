@@ -15,9 +15,9 @@ from warcio.bufferedreaders import DecompressingBufferedReader
 
 from mdr.patches import require_tested
 
-_TESTED = ("1.8",)
+TESTED_SERIES = ("1.8",)
 
-require_tested("warcio", _TESTED, "ArchiveIterator._consume_blanklines and read_to_end, "
+require_tested("warcio", TESTED_SERIES, "ArchiveIterator._consume_blanklines and read_to_end, "
                "DecompressingBufferedReader._decompress: a record off a record boundary or a zlib error raises")
 
 

@@ -5,59 +5,24 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from contextlib import contextmanager
-from datetime import datetime
 
-import multiprocess
 from datatrove.executor import RayPipelineExecutor
-from datatrove.executor import ray as datatrove_ray
 from datatrove.executor.base import PipelineExecutor
-from datatrove.io import get_datafolder
 from datatrove.utils.logging import logger
-from datatrove.utils.stats import PipelineStats
 
-from mdr.layout import Phase, task_log_name
+from mdr.layout import Phase
 from mdr.patches.datatrove import QuietConsole, rank_worker
 from mdr.patches.ray import token_auth_like_ray_start
 from mdr.pipeline.executors.options import ExecutorOptions
-from mdr.pipeline.executors.tasks import datatrove_arguments, run_rank_in_process
-
-
-class _RankWorker(datatrove_ray.RankWorker):
-    """datatrove's Ray actor, except that each rank runs in a process of its own whose death fails the Ray task
-    (datatrove's multiprocess Pool waits forever for a rank whose process died)."""
-
-    def run_for_rank(self, executor_ref, ranks: list[int], node_ips: list[str], node_idx: int) -> PipelineStats:
-        os.environ["RAY_NODELIST"] = ",".join(node_ips)
-        os.environ["RAY_NODEID"] = str(node_idx)
-        node_rank = -1 if executor_ref.nodes_per_task == 1 else node_idx
-        context = multiprocess.get_context("fork")  # as datatrove's Pool: the actor has imported everything
-        for rank in ranks:
-            process = context.Process(target=run_rank_in_process, args=(executor_ref, rank, 1, node_rank))
-            process.start()
-            process.join()
-            if process.exitcode not in (0, 1):  # died without its `finally`: copy its local log as datatrove does
-                _copy_ray_task_log(executor_ref, rank, f"task process exited with code {process.exitcode}")
-            if process.exitcode != 0:
-                raise RuntimeError(f"task {rank} exited with code {process.exitcode}")
-        return PipelineStats()
-
-
-def _copy_ray_task_log(executor: RayPipelineExecutor, rank: int, last_line: str) -> None:
-    local_logs = get_datafolder(f"{tempfile.gettempdir()}/ray_logs")  # where datatrove's Ray tasks log first
-    path = task_log_name(rank)
-    text = local_logs.open(path, "r").read() if local_logs.isfile(path) else ""
-    with executor.logging_dir.open(path, "w") as log:
-        now = datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        log.write(f"{text}{now} | ERROR    | mdr.pipeline.executors - {last_line}\n")
+from mdr.pipeline.executors.tasks import datatrove_arguments
 
 
 class RayExecutor(QuietConsole, RayPipelineExecutor):
     """datatrove's RayPipelineExecutor with task logs kept off the console and task process deaths detected."""
 
     def run(self) -> None:
-        with rank_worker(_RankWorker):
+        with rank_worker():
             super().run()
 
 

@@ -23,7 +23,7 @@ def untested_datatrove(monkeypatch):
 def test_an_untested_datatrove_fails_loudly_and_patches_nothing(untested_datatrove):
     original = datatrove_ray.RankWorker
     with pytest.raises(UntestedVersionError, match=r"tested with datatrove 0\.10\.x; 0\.11\.0 is installed"):
-        with rank_worker(object):
+        with rank_worker():
             pass
     assert datatrove_ray.RankWorker is original
 
