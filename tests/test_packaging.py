@@ -20,6 +20,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from mdr.layout import RunLayout
+from mdr.patches import TESTED
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -215,42 +216,35 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     assert "mdr = mdr.cli:main" in wheel.read(entry_points).decode()
 
 
-def _tested_series(path: Path) -> dict[str, tuple[str, ...]]:
-    """distribution -> the series a patch module declares, from its require_tested(distribution, SERIES, ...) calls
-    (SERIES a tuple of strings, or a module-level name bound to one)."""
-    tree = ast.parse(path.read_text(), str(path))
-    constants = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
-                 for target in node.targets if isinstance(target, ast.Name)}
-    declared = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "require_tested":
-            distribution, series = node.args[0], node.args[1]
-            series = constants[series.id] if isinstance(series, ast.Name) else series
-            declared.setdefault(ast.literal_eval(distribution), set()).add(ast.literal_eval(series))
-    assert all(len(found) == 1 for found in declared.values()), (path, declared)  # one series per library
-    return {distribution: found.pop() for distribution, found in declared.items()}
+PATCHES = sorted(p.stem for p in (REPO / "mdr" / "patches").glob("*.py") if p.name != "__init__.py")
 
 
-PATCHES = sorted(p for p in (REPO / "mdr" / "patches").glob("*.py") if p.name != "__init__.py")
+def test_every_patch_module_has_its_tested_series():
+    """One module per patched library, each named after its distribution and listed in TESTED (which the version
+    checks read), and each calling require_tested with its own distribution."""
+    assert PATCHES == sorted(TESTED)
+    for name in PATCHES:
+        source = (REPO / "mdr" / "patches" / f"{name}.py").read_text()
+        calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+                 and getattr(node.func, "id", None) == "require_tested"]
+        assert calls and {ast.literal_eval(call.args[0]) for call in calls} == {name}, name
 
 
-@pytest.mark.parametrize("patch", PATCHES, ids=[p.stem for p in PATCHES])
-def test_pyproject_bounds_patched_libraries_to_the_series_their_patches_were_tested_with(patch):
+@pytest.mark.parametrize("distribution", PATCHES)
+def test_pyproject_bounds_patched_libraries_to_the_series_their_patches_were_tested_with(distribution):
     """A version pyproject allows but the patch refuses would install and then fail (UntestedVersionError); a bound
     that leaves out the tested series would never install it."""
-    declared = _tested_series(patch)
-    assert declared, f"{patch.name} calls no require_tested"
+    series = TESTED[distribution]
     project = PROJECT["project"]
     lines = project["dependencies"] + [line for extra in project["optional-dependencies"].values() for line in extra]
-    for distribution, series in declared.items():
-        bounds = [Requirement(line).specifier for line in lines if Requirement(line).name.lower() == distribution]
-        assert bounds, f"pyproject does not name {distribution}, which {patch.name} patches"
-        tested = sorted(Version(s) for s in series)
-        inside = [Version(f"{s.major}.{s.minor}.{patch_level}") for s in tested for patch_level in range(50)]
-        outside = [Version(f"{tested[0].major}.{tested[0].minor - 1}.99") if tested[0].minor else
-                   Version(f"{tested[0].major - 1}.999"), Version(f"{tested[-1].major}.{tested[-1].minor + 1}.0"),
-                   Version(f"{tested[-1].major + 1}.0.0")]
-        for specifier in bounds:
-            assert any(specifier.contains(v) for v in inside), (distribution, str(specifier), series)
-            assert not any(specifier.contains(v, prereleases=True) for v in outside), (distribution, str(specifier),
-                                                                                     series)
+    bounds = [Requirement(line).specifier for line in lines if Requirement(line).name.lower() == distribution]
+    assert bounds, f"pyproject does not name {distribution}, which mdr/patches/{distribution}.py patches"
+    tested = sorted(Version(s) for s in series)
+    inside = [Version(f"{s.major}.{s.minor}.{patch_level}") for s in tested for patch_level in range(50)]
+    outside = [Version(f"{tested[0].major}.{tested[0].minor - 1}.99") if tested[0].minor else
+               Version(f"{tested[0].major - 1}.999"), Version(f"{tested[-1].major}.{tested[-1].minor + 1}.0"),
+               Version(f"{tested[-1].major + 1}.0.0")]
+    for specifier in bounds:
+        assert any(specifier.contains(v) for v in inside), (distribution, str(specifier), series)
+        assert not any(specifier.contains(v, prereleases=True) for v in outside), (distribution, str(specifier),
+                                                                                 series)

@@ -3,9 +3,10 @@
 mdr patches a library only where the measured gain or a bug leaves no public way (each module says which and why).
 A patch reaches into private names that a new release may rename or change in meaning, so every module first calls
 `require_tested(...)`: an installed version outside the series the patch was tested with fails loudly, naming both,
-instead of patching blindly. pyproject.toml bounds each such library to the same series. Each module is named after
-the distribution it patches and declares the series as `TESTED_SERIES`, which `check_installed` reads too: `mdr run`
-calls it in the driver, before anything is written, so that a task does not fail on it later.
+instead of patching blindly. `TESTED` below holds those series, one entry per module (each named after the
+distribution it patches); pyproject.toml bounds each library to the same series (tests/test_packaging.py checks
+it), and `check_installed` compares them with the installed versions without importing any library: `mdr run` calls
+it in the driver, before anything is written, so that a task does not fail on it later.
 
     datatrove.py    task loggers with mdr's console sinks; Ray rank workers whose dead task processes fail the task
     ray.py          token authentication the way `ray start` sets it up
@@ -15,13 +16,13 @@ calls it in the driver, before anything is written, so that a task does not fail
 
 from __future__ import annotations
 
-import ast
 import re
 from importlib import metadata
-from pathlib import Path
 
 from mdr.errors import UsageError
 
+# distribution -> the major.minor series its patch module was tested with
+TESTED = {"datatrove": ("0.10",), "ray": ("2.60",), "trafilatura": ("2.3",), "warcio": ("1.8",)}
 OPTIONAL = ("ray",)  # an extra: checked only for a run that uses it, and a local run needs no Ray installed
 
 
@@ -36,9 +37,10 @@ def _series(version: str) -> tuple[int, int]:
     return (int(match[1]), int(match[2] or 0)) if match else (-1, -1)
 
 
-def require_tested(distribution: str, tested: tuple[str, ...], what: str) -> str:
-    """Returns the installed version of `distribution` if its major.minor series is one of `tested` ("1.7", "1.8");
+def require_tested(distribution: str, what: str) -> str:
+    """Returns the installed version of `distribution` if its major.minor series is one of TESTED[distribution];
     raises UntestedVersionError naming the installed and tested versions and `what` the patch changes otherwise."""
+    tested = TESTED[distribution]
     installed = metadata.version(distribution)
     if _series(installed) not in {_series(t) for t in tested}:
         raise UntestedVersionError(
@@ -49,24 +51,13 @@ def require_tested(distribution: str, tested: tuple[str, ...], what: str) -> str
 
 
 def check_installed(optional: tuple[str, ...] = ()) -> None:
-    """Raises UntestedVersionError if an installed library that mdr patches is outside its patch module's
-    TESTED_SERIES; of the OPTIONAL ones, only those named in `optional` are checked. A library that is not installed
-    is not patched. The series are read off the modules' source: importing a patch module imports its library,
-    which is slow (datatrove) and where the version is wrong may fail before the check does."""
-    for module in sorted(Path(__file__).parent.glob("*.py")):
-        distribution = module.stem
-        if distribution == "__init__" or distribution in OPTIONAL and distribution not in optional:
+    """Raises UntestedVersionError if an installed library that mdr patches is outside its TESTED series; of the
+    OPTIONAL ones, only those named in `optional` are checked. A library that is not installed is not patched."""
+    for distribution in sorted(TESTED):
+        if distribution in OPTIONAL and distribution not in optional:
             continue
         try:
             metadata.version(distribution)
         except metadata.PackageNotFoundError:
             continue
-        require_tested(distribution, _declared_series(module), f"mdr/patches/{module.name}")
-
-
-def _declared_series(module: Path) -> tuple[str, ...]:
-    """The TESTED_SERIES tuple a patch module assigns."""
-    for node in ast.parse(module.read_text(encoding="utf-8"), str(module)).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TESTED_SERIES" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise LookupError(f"{module} declares no TESTED_SERIES")
+        require_tested(distribution, f"mdr/patches/{distribution}.py")

@@ -28,7 +28,6 @@ from mdr.layout import task_log_name
 from mdr.patches import require_tested
 from mdr.pipeline.terminal import add_console_sink, set_console_level
 
-TESTED_SERIES = ("0.10",)
 
 # datatrove's task log format; mdr.pipeline.executors.tasks.error_summary reads its "| ERROR " records
 _TASK_LOG_FORMAT = (
@@ -73,7 +72,7 @@ class _LogFile:
 @contextmanager
 def _task_loggers(console_level: str):
     """datatrove's executors add mdr's task logger (at `console_level` on the console) while this lasts."""
-    require_tested("datatrove", TESTED_SERIES, "the task logger of datatrove.executor.base and .ray")
+    require_tested("datatrove", "the task logger of datatrove.executor.base and .ray")
     original = datatrove_base.add_task_logger
     datatrove_base.add_task_logger = datatrove_ray.add_task_logger = partial(_add_task_logger,
                                                                              console_level=console_level)
@@ -131,7 +130,7 @@ def _copy_ray_task_log(executor: datatrove_ray.RayPipelineExecutor, rank: int, l
 @contextmanager
 def rank_worker():
     """datatrove's Ray executor runs its ranks in mdr's RankWorker actors while this lasts."""
-    require_tested("datatrove", TESTED_SERIES, "the RankWorker actor of datatrove.executor.ray")
+    require_tested("datatrove", "the RankWorker actor of datatrove.executor.ray")
     original = datatrove_ray.RankWorker
     datatrove_ray.RankWorker = RankWorker  # looked up as a module global when tasks are submitted
     try:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from mdr.patches import require_tested
 
-TESTED_SERIES = ("2.60",)
 
 
 def token_auth_like_ray_start() -> None:
@@ -19,7 +18,7 @@ def token_auth_like_ray_start() -> None:
     token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
     if "RAY_AUTH_MODE" in os.environ or not (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
         return
-    require_tested("ray", TESTED_SERIES, "RAY_AUTH_MODE and the private ray._raylet.Config, set as `ray start` does")
+    require_tested("ray", "RAY_AUTH_MODE and the private ray._raylet.Config, set as `ray start` does")
     os.environ["RAY_AUTH_MODE"] = "token"
     if "ray" in sys.modules:  # Ray reads RAY_AUTH_MODE when imported; refresh as ray.init does when it enables auth
         try:

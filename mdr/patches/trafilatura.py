@@ -15,7 +15,6 @@ from lxml import etree
 from mdr.filters.fast_xpath import CompiledXPath, compiled
 from mdr.patches import require_tested
 
-TESTED_SERIES = ("2.3",)
 
 _originals: dict[int, list] = {}  # id(list) -> the list's lxml XPaths, while installed
 
@@ -29,7 +28,7 @@ def _xpath_lists() -> list[list]:
 
 def install() -> None:
     """Replace the XPaths of trafilatura.xpaths' lists by compiled ones, in place (other modules share the lists)."""
-    require_tested("trafilatura", TESTED_SERIES, "the XPath lists of trafilatura.xpaths, replaced in place")
+    require_tested("trafilatura", "the XPath lists of trafilatura.xpaths, replaced in place")
     for paths in _xpath_lists():
         if id(paths) not in _originals:
             _originals[id(paths)] = list(paths)

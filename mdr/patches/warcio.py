@@ -15,9 +15,8 @@ from warcio.bufferedreaders import DecompressingBufferedReader
 
 from mdr.patches import require_tested
 
-TESTED_SERIES = ("1.8",)
 
-require_tested("warcio", TESTED_SERIES, "ArchiveIterator._consume_blanklines and read_to_end, "
+require_tested("warcio", "ArchiveIterator._consume_blanklines and read_to_end, "
                "DecompressingBufferedReader._decompress: a record off a record boundary or a zlib error raises")
 
 
