@@ -1,16 +1,28 @@
 """`mdr` run as its user runs it, in a subprocess of its own: the command line of the end-to-end tests, in one place."""
 
+import io
 import json
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 MDR = [sys.executable, "-m", "mdr"]
 
 
 def mdr(*args, **kwargs) -> subprocess.CompletedProcess:
-    """`mdr ARGS`, to its end; its stdout and stderr captured as text."""
-    return subprocess.run([*MDR, *args], capture_output=True, text=True, **kwargs)
+    """`mdr ARGS`, to its end; its stdout and stderr captured as text unless `kwargs` say otherwise."""
+    return subprocess.run([*MDR, *args], **{"capture_output": True, "text": True, **kwargs})
+
+
+def mdr_here(*args: str) -> subprocess.CompletedProcess:
+    """`mdr ARGS` in this process (stdout and stderr captured, so not a terminal): no interpreter start per call."""
+    from mdr.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["mdr", *args], code, out.getvalue(), err.getvalue())
 
 
 def start_mdr(*args, **kwargs) -> subprocess.Popen:
@@ -27,8 +39,8 @@ def run_args(recipe, out: Path, *inputs: Path, tasks: int, workers: int) -> list
             "--workers", str(workers), "--no-progress"]
 
 
-def stats_json(out: Path) -> dict:
-    """`mdr stats OUT --json`, which must succeed."""
-    result = mdr("stats", str(out), "--json")
+def stats_json(out: Path, run=mdr) -> dict:
+    """`mdr stats OUT --json`, which must succeed; `run`: `mdr` (a process of its own) or `mdr_here`."""
+    result = run("stats", str(out), "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -12,6 +12,7 @@ import pytest
 
 from mdr.pipeline.recipe import RecipeError
 from mdr.pipeline.runner import expand_inputs
+from tests.pipeline.commands import mdr
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
@@ -146,9 +147,8 @@ def test_unreadable_files_and_directories_are_named(tmp_path):
 
 def test_mdr_run_reads_linked_directories_and_names_what_it_skips(tree):
     """End to end: the linked directory's records are read, each skipped path is on stderr with its reason."""
-    result = subprocess.run([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", "in",
-                             "--output", "out", "--tasks", "1", "--workers", "1", "--no-progress"],
-                            capture_output=True, text=True, cwd=tree)
+    result = mdr("run", "refinedweb", "--input", "in", "--output", "out", "--tasks", "1", "--workers", "1",
+                 "--no-progress", cwd=tree)
     err = result.stderr
     assert result.returncode == 0, err
     assert "2 file(s)" in err

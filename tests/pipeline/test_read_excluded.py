@@ -7,8 +7,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from mdr.pipeline.reader import DROP_REASONS, ReaderConfig, WarcRecordReader
 from mdr.pipeline.report.collect import collect
 from mdr.pipeline.report.report import write_report
 from mdr.pipeline.writer import ParquetShardWriter
+from tests.pipeline.commands import mdr
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "warc"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
@@ -35,10 +34,6 @@ reader:
 stages:
   - quality: {{}}
 """
-
-
-def mdr(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True)
 
 
 def make_inputs(folder: Path) -> list[Path]:

@@ -16,12 +16,9 @@ of examples in the suite (MDR_FUZZ_EXAMPLES, default 80); a longer run:
         tests/pipeline/test_reader_fuzz.py::test_fuzz_damaged_archives_count_every_record
 """
 
-import json
 import os
 import random
 import re
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from hypothesis import strategies as st
 from mdr.pipeline.reader import ReaderConfig, WarcRecordReader
 from mdr.pipeline.runner import INPUT_SUFFIXES
 from mdr.pipeline.stats import check_invariants
+from tests.pipeline.commands import mdr, stats_json
 from tests.pipeline.damaged_archives import (FORMATS, LAYOUTS, Archive, Body, Junk, Lie, Plan, build, junk_bytes,
                                             random_plan)
 from tests.pipeline.record_scan import scan
@@ -142,14 +140,10 @@ def test_mdr_run_counts_every_record_of_damaged_and_real_files(tmp_path):
     recipe = tmp_path / "read-only.yaml"
     recipe.write_text("name: read-only\nstages:\n  - url: {}\n")  # the read step, and one cheap stage after it
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "mdr"]
-    result = subprocess.run([*command, "run", str(recipe), "--input", str(inputs), *map(str, real),
-                             "--output", str(out), "--no-progress", "--workers", "2", "--tasks", "2"],
-                            capture_output=True, text=True)
+    result = mdr("run", str(recipe), "--input", str(inputs), *map(str, real), "--output", str(out), "--no-progress",
+                 "--workers", "2", "--tasks", "2")
     assert result.returncode == 0, result.stderr
-    stats = subprocess.run([*command, "stats", str(out), "--json"], capture_output=True, text=True)
-    assert stats.returncode == 0, stats.stderr
-    funnel = json.loads(stats.stdout)
+    funnel = stats_json(out)
     assert check_invariants(funnel) == [] and funnel["complete"]
     assert funnel["input_records"] == expected
     read = funnel["stages"][0]

@@ -1,6 +1,4 @@
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -12,6 +10,7 @@ from mdr.pipeline.recipe import (
     load_recipe,
     parse_recipe,
 )
+from tests.pipeline.commands import mdr
 
 
 def test_builtin_recipes_load_and_list_their_stages():
@@ -87,17 +86,13 @@ def test_every_registered_config_has_defaults():
         assert dataclasses.is_dataclass(stage.config)
 
 
-def _mdr(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True, cwd=cwd)
-
-
 def test_cli_bad_recipe_exits_2_with_one_line_and_writes_nothing(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("stages:\n  - language: {threshold: high}\n")
     warc = tmp_path / "in.warc.gz"
     warc.write_bytes(b"")
     out = tmp_path / "out"
-    result = _mdr("run", str(recipe), "--input", str(warc), "--output", str(out))
+    result = mdr("run", str(recipe), "--input", str(warc), "--output", str(out))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "threshold" in result.stderr
     assert not out.exists()
@@ -105,18 +100,18 @@ def test_cli_bad_recipe_exits_2_with_one_line_and_writes_nothing(tmp_path):
 
 def test_cli_missing_input_exits_2(tmp_path):
     out = tmp_path / "out"
-    result = _mdr("run", "refinedweb", "--input", str(tmp_path / "nope.warc.gz"), "--output", str(out))
+    result = mdr("run", "refinedweb", "--input", str(tmp_path / "nope.warc.gz"), "--output", str(out))
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert not out.exists()
 
 
 def test_cli_unknown_recipe_exits_2(tmp_path):
-    result = _mdr("run", "refinedwob", "--input", str(tmp_path), "--output", str(tmp_path / "o"))
+    result = mdr("run", "refinedwob", "--input", str(tmp_path), "--output", str(tmp_path / "o"))
     assert result.returncode == 2 and "refinedwob" in result.stderr
 
 
 def test_cli_recipes_prints_a_loadable_recipe(tmp_path):
-    result = _mdr("recipes", "refinedweb")
+    result = mdr("recipes", "refinedweb")
     assert result.returncode == 0
     copy = tmp_path / "mine.yaml"
     copy.write_text(result.stdout)

@@ -17,6 +17,7 @@ import pytest
 from mdr.pipeline.progress import ProgressMonitor
 from mdr.pipeline.reader import WarcRecordReader
 from mdr.pipeline.terminal import safe, utf8_path
+from tests.pipeline.commands import mdr
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -154,8 +155,7 @@ def hostile_run(tmp_path_factory):
     (root / "in" / f"evil{EVIL}.warc").write_bytes(hostile + b"junk " + EVIL.encode() + b"\r\n\r\n")
     (root / "in" / f"notes{EVIL}.txt").write_text("not an archive")
     shutil.copy(IANA, os.fsdecode(bytes(root) + b"/in/bad\xff.warc"))
-    result = subprocess.run([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", "in",
-                             "--output", "out", "--workers", "1"], capture_output=True, cwd=root)
+    result = mdr("run", "refinedweb", "--input", "in", "--output", "out", "--workers", "1", text=False, cwd=root)
     return root, result
 
 
@@ -182,10 +182,9 @@ def test_run_of_a_file_name_that_is_not_utf8_completes_with_stats_and_report(hos
     shards = [*out.glob("data/*.parquet"), *out.glob("excluded/*/*.parquet")]
     sources = {s for p in shards for s in pq.read_table(p)["source_file"].to_pylist()}
     assert sources == {"in/bad\\xff.warc", f"in/evil{EVIL}.warc"}  # as given: --input in
-    stats = subprocess.run([sys.executable, "-m", "mdr", "stats", str(out)], capture_output=True)
+    stats = mdr("stats", str(out), text=False)
     assert stats.returncode == 0 and not TERMINAL_CONTROLS.search(stats.stdout.decode()), stats.stderr
-    report = subprocess.run([sys.executable, "-m", "mdr", "report", str(out), "-o",
-                             str(root / "report.html")], capture_output=True)
+    report = mdr("report", str(out), "-o", str(root / "report.html"), text=False)
     assert report.returncode == 0, report.stderr.decode(errors="replace")
     html = (root / "report.html").read_text(encoding="utf-8")
     assert "in/bad\\xff.warc" in html and "\x1b" not in html

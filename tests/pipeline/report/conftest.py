@@ -1,17 +1,14 @@
 """Runs shared by the report tests: `mdr run` over data_samples/ plus a WARC with planted script payloads (in a URL,
 in raw HTML dropped by the URL filter, and in the visible text of an article that is kept)."""
 
-import io
-import json
-import subprocess
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
+
+from tests.pipeline.commands import mdr
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "data_samples"
@@ -65,21 +62,6 @@ def write_planted_warc(path: Path) -> None:
                                    "WARC-Record-ID": f"<urn:uuid:00000000-0000-4000-8000-00000000000{index}>"}))
 
 
-def mdr(*args, **kwargs) -> subprocess.CompletedProcess:
-    """`mdr ARGS` in its own process (runs, and checks of the real entry point)."""
-    return subprocess.run([sys.executable, "-m", "mdr", *args], capture_output=True, text=True, **kwargs)
-
-
-def mdr_here(*args: str) -> subprocess.CompletedProcess:
-    """`mdr ARGS` in this process (stdout and stderr captured, so not a terminal): no interpreter start per call."""
-    from mdr.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return subprocess.CompletedProcess(["mdr", *args], code, out.getvalue(), err.getvalue())
-
-
 def run_inputs(tmp: Path) -> list[str]:
     warc = tmp / "planted.warc.gz"
     if not warc.exists():
@@ -108,9 +90,3 @@ def report_file(run_dir, tmp_path_factory) -> Path:
     result = mdr("report", str(run_dir), "-o", str(path), "--samples", "50")
     assert result.returncode == 0, result.stderr
     return path
-
-
-def stats_json(out: Path) -> dict:
-    result = mdr_here("stats", str(out), "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)

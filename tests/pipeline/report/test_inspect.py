@@ -6,7 +6,6 @@ import os
 import pty
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,7 +13,7 @@ import pytest
 from datatrove.data import Document
 
 from mdr.pipeline.writer import ParquetShardWriter
-from tests.pipeline.report.conftest import mdr, mdr_here
+from tests.pipeline.commands import MDR, mdr, mdr_here
 
 HEADING = re.compile(r"^━━ (\d+)/(\d+) · (\S+) · (\S+) ", re.MULTILINE)
 PLANTED_DOCS = 15
@@ -45,7 +44,7 @@ def inspect_tty(out: Path, *args: str, pager: str) -> subprocess.CompletedProces
     """Runs `mdr inspect` with a terminal as stdout and `pager` as $PAGER."""
     primary, secondary = pty.openpty()
     try:
-        return subprocess.run([sys.executable, "-m", "mdr", "inspect", str(out), *args],
+        return subprocess.run([*MDR, "inspect", str(out), *args],
                               stdout=secondary, stderr=subprocess.PIPE, text=True, timeout=120,
                               env={**os.environ, "PAGER": pager})
     finally:

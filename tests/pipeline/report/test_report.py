@@ -13,8 +13,8 @@ import pytest
 
 from mdr.pipeline.report.collect import collect, html_preview
 from mdr.pipeline.report.report import script_json
-from tests.pipeline.report.conftest import (DROPPED_URL, IMG_PAYLOAD, KEPT_URL, SCRIPT_PAYLOAD, URL_PAYLOAD, mdr,
-                                            mdr_here, stats_json)
+from tests.pipeline.commands import mdr_here, stats_json
+from tests.pipeline.report.conftest import DROPPED_URL, IMG_PAYLOAD, KEPT_URL, SCRIPT_PAYLOAD, URL_PAYLOAD
 
 
 def embedded_samples(html: str) -> dict:
@@ -77,7 +77,7 @@ def test_report_is_self_contained(report_file):
 
 def test_numbers_agree_with_stats_and_parquet(run_dir):
     view = collect(run_dir, per_reason=50, seed=0, max_chars=100)
-    stats = stats_json(run_dir)
+    stats = stats_json(run_dir, mdr_here)
     names = [stage["name"] for stage in stats["stages"]]
     by_name = {stage["name"]: stage for stage in stats["stages"]}
     # every extracted document is either kept or dropped (with a stored row) by a later stage
@@ -112,7 +112,7 @@ def test_numbers_agree_with_stats_and_parquet(run_dir):
 
 def test_dedup_section_reads_the_dedup_stages(run_dir):
     view = collect(run_dir, per_reason=1, seed=0, max_chars=10)
-    stats = {stage["name"]: stage for stage in stats_json(run_dir)["stages"]}
+    stats = {stage["name"]: stage for stage in stats_json(run_dir, mdr_here)["stages"]}
     dedup = {stage["name"]: stage for stage in view["dedup"]["stages"]}
     assert set(dedup) == {"minhash", "exact_substring", "url_dedup"}
     for name, stage in dedup.items():

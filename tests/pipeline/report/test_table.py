@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,7 +12,7 @@ import pytest
 from mdr.formatting import quantity
 from mdr.pipeline.report.table import format_funnel, recipe_changes
 from mdr.pipeline.stats import check_invariants, funnel
-from tests.pipeline.report.conftest import mdr, mdr_here, stats_json
+from tests.pipeline.commands import mdr, mdr_here, start_mdr, stats_json
 from tests.waiting import wait_for
 
 FUNNEL_KEYS = {"input_records", "stages", "output_docs", "complete"}
@@ -36,7 +35,7 @@ def assert_text_counts(stats: dict, out: Path):
 
 
 def test_stats_json_keeps_its_contract_and_adds_text_counts(run_dir):
-    stats = stats_json(run_dir)
+    stats = stats_json(run_dir, mdr_here)
     assert FUNNEL_KEYS <= set(stats) and {"tasks", "tasks_done"} <= set(stats)
     assert all(STAGE_KEYS | {"chars_out"} == set(stage) for stage in stats["stages"])
     assert stats["complete"] is True and stats["tasks_done"] == stats["tasks"]
@@ -45,7 +44,7 @@ def test_stats_json_keeps_its_contract_and_adds_text_counts(run_dir):
 
 
 def test_stats_table_shows_every_stage_with_its_numbers(run_dir):
-    stats = stats_json(run_dir)
+    stats = stats_json(run_dir, mdr_here)
     result = mdr_here("stats", str(run_dir))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -120,15 +119,14 @@ def test_stats_of_a_killed_then_resumed_run(run_dir, inputs, tmp_path):
     out = tmp_path / "resumed"
     args = ["run", "refinedweb", "--input", *inputs, "--output", str(out), "--tasks", "8", "--workers", "1",
             "--no-progress"]
-    process = subprocess.Popen([sys.executable, "-m", "mdr", *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = start_mdr(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = out / "logs" / "filter" / "completions"
     started = wait_for(lambda: completions.is_dir() and len(list(completions.iterdir())) >= 2, timeout=180)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert started, "the run never completed two tasks"
 
-    partial = stats_json(out)
+    partial = stats_json(out, mdr_here)
     tasks = sum(phase["tasks"] for phase in json.loads((out / "run.json").read_text())["phases"])
     assert partial["complete"] is False and 2 <= partial["tasks_done"] < partial["tasks"] == tasks
     assert check_invariants(partial) == []
@@ -140,7 +138,7 @@ def test_stats_of_a_killed_then_resumed_run(run_dir, inputs, tmp_path):
 
     result = mdr(*args)
     assert result.returncode == 0, result.stderr
-    resumed, reference = stats_json(out), stats_json(run_dir)
+    resumed, reference = stats_json(out, mdr_here), stats_json(run_dir, mdr_here)
     assert resumed["complete"] is True and resumed["tasks_done"] == tasks
     assert check_invariants(resumed) == []
     assert_text_counts(resumed, out)
