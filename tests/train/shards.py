@@ -6,13 +6,13 @@ from __future__ import annotations
 import atexit
 import functools
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tests.pipeline.commands import mdr
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
@@ -30,8 +30,7 @@ def _scratch() -> Path:
 def samples_run() -> Path:
     """OUT directory of `mdr run refinedweb --input data_samples` (3 shards, one row group each)."""
     out = _scratch() / "samples-run"
-    result = subprocess.run([sys.executable, "-m", "mdr", "run", "refinedweb", "--input", str(SAMPLES),
-                             "--output", str(out), "--no-progress"], capture_output=True, text=True)
+    result = mdr("run", "refinedweb", "--input", str(SAMPLES), "--output", str(out), "--no-progress")
     if result.returncode != 0:
         raise RuntimeError(f"mdr run failed: {result.stderr[-2000:]}")
     return out

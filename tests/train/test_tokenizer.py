@@ -4,14 +4,13 @@ deterministic and atomic training, and `mdr tokenizer train` on an `mdr run` out
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mdr.errors import UsageError
 from mdr.train.tokenizer import EOS_TOKEN, load_tokenizer, train_tokenizer
+from tests.pipeline.commands import mdr
 from tests.train.shards import SHAKESPEARE, samples_run, shakespeare_shards
 
 TEXTS = [
@@ -82,17 +81,15 @@ def test_bad_requests_are_one_line(samples, tmp_path):
 @pytest.mark.skipif(not SHAKESPEARE.is_file(), reason=f"real text not present at {SHAKESPEARE}")
 def test_cli_trains_on_shards(tmp_path):
     out = tmp_path / "tok.json"
-    command = [sys.executable, "-m", "mdr", "tokenizer", "train", "--data", str(shakespeare_shards()),
-               "--vocab-size", "500", "--out", str(out), "--max-docs", "3000"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = mdr("tokenizer", "train", "--data", str(shakespeare_shards()), "--vocab-size", "500", "--out", str(out),
+                 "--max-docs", "3000")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     tokenizer = load_tokenizer(str(out))
     assert tokenizer.vocab_size == 500 and tokenizer.sha256[:12] in result.stderr
     assert tokenizer.decode(tokenizer.encode("ROMEO:\nBut, soft!")) == "ROMEO:\nBut, soft!"
 
-    missing = subprocess.run(command[:6] + [str(tmp_path / "none"), "--vocab-size", "500", "--out", str(out)],
-                             capture_output=True, text=True)
+    missing = mdr("tokenizer", "train", "--data", str(tmp_path / "none"), "--vocab-size", "500", "--out", str(out))
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1 and "no Parquet files found" in missing.stderr
 

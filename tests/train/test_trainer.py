@@ -20,9 +20,9 @@ from mdr.train.data import TokenLoader
 from mdr.train.model import GPT, config_for
 from mdr.train.tokenizer import load_tokenizer
 from mdr.train.trainer import (TrainConfig, lr_multiplier, make_optimizer, make_scheduler, train, train_step)
+from tests.pipeline.commands import MDR
 from tests.train.runs import SMALL, shakespeare_data, shakespeare_tokenizer
 
-PYTHON = sys.executable
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
 
@@ -121,7 +121,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 
 def _cli_train(data, tokenizer, run, max_steps, *extra):
-    return [PYTHON, "-m", "mdr", "train", "--data", *data, "--out", str(run), "--tokenizer", tokenizer,
+    return [*MDR, "train", "--data", *data, "--out", str(run), "--tokenizer", tokenizer,
             "--preset", "tiny", "--seq-len", "32", "--batch-size", "4", "--max-steps", str(max_steps),
             "--val-fraction", "0.05", "--eval-interval", "1000", "--eval-batches", "2", "--log-interval", "1",
             "--no-progress", *extra]
@@ -297,7 +297,7 @@ def test_killed_mdr_train_leaves_no_loader_process(tmp_path):
     its process group must be gone within seconds. Measured on a 2-core machine at load 8: the group empty 2 s after
     the kill (before: the forkserver and worker still there minutes later)."""
     run = tmp_path / "run"
-    command = [PYTHON, "-m", "mdr", *_quick_cli(shakespeare_data(), run, "--tokenizer",
+    command = [*MDR, *_quick_cli(shakespeare_data(), run, "--tokenizer",
                shakespeare_tokenizer(), "--max-steps", "100000", "--num-workers", "1", "--log-interval", "1")]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
