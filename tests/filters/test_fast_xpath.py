@@ -13,8 +13,7 @@ from trafilatura import xpaths
 from trafilatura.utils import load_html
 
 from mdr.filters.extraction import ExtractionConfig, ExtractionStage
-from mdr.filters.fast_xpath import CompiledXPath, compile_xpath
-from mdr.patches import UntestedVersionError
+from mdr.filters.fast_xpath import compile_xpath
 from mdr.patches import trafilatura as patch
 from mdr.pipeline.reader import WarcRecordReader
 from tests.filters.texts import shared_file
@@ -77,25 +76,6 @@ def test_every_path_trafilatura_runs_on_each_page_is_compiled():
 ])
 def test_paths_outside_the_subset_stay_with_lxml(source):
     assert compile_xpath(source) is None
-
-
-def test_install_and_uninstall_swap_trafilatura_paths_in_place():
-    overall = xpaths.OVERALL_DISCARD_XPATH  # main_extractor and external hold this very list
-    patch.install()
-    try:
-        assert patch.installed() and all(isinstance(p, CompiledXPath) for p in overall)
-        assert any(isinstance(p, etree.XPath) for p in xpaths.AUTHOR_XPATHS)  # `rel='me'`: left to lxml
-        patch.install()  # twice is harmless
-    finally:
-        patch.uninstall()
-    assert not patch.installed() and all(isinstance(p, etree.XPath) for p in overall)
-
-
-def test_an_untested_trafilatura_is_refused_before_anything_is_patched(monkeypatch):
-    monkeypatch.setattr("importlib.metadata.version", lambda distribution: "2.4.0")
-    with pytest.raises(UntestedVersionError, match=r"trafilatura 2\.3\.x; 2\.4\.0 is installed"):
-        patch.install()
-    assert not patch.installed() and all(isinstance(p, etree.XPath) for p in xpaths.OVERALL_DISCARD_XPATH)
 
 
 EDGE_PAGE = """<html><body>
