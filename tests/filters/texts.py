@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from datatrove.data import Document
 
+from data_samples.make_samples import paragraphs
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 DOLMA_CC_SAMPLE = "text/cc-derived/dolma_cc_main_2019_30/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 SAMPLE_TEXTS = Path(__file__).resolve().parents[2] / "data_samples" / "texts"
@@ -67,9 +69,9 @@ def real_texts(count: int | None = None) -> list[str]:
 def sample_texts() -> list[str]:
     """Every page text of data_samples/texts/ (articles, and the pages planted for the filters to drop: repeated
     lines, a price list, a short page, French, German, Spanish), twice: its paragraphs on lines of their own, as
-    extraction gives them, and a blank line apart, so that the paragraph rules see several paragraphs."""
-    pages = [[" ".join(block.split()) for block in path.read_text(encoding="utf-8").split("\n\n")]
-             for path in sorted(SAMPLE_TEXTS.glob("*.txt"))]
+    extraction gives them, and a blank line apart, so that the paragraph rules see several paragraphs. Each
+    paragraph reads as make_samples.py puts it in the sample WARCs' pages."""
+    pages = [paragraphs(path.stem) for path in sorted(SAMPLE_TEXTS.glob("*.txt"))]
     return [separator.join(paragraphs) for separator in ("\n", "\n\n") for paragraphs in pages]
 
 
