@@ -28,7 +28,8 @@ SAMPLES = REPO / "data_samples"
 # What a curation-only install (`pip install mdr`) lacks: the train extra, and datasketch (tests and benchmarks only).
 NOT_IN_CORE = ("torch", "tensorboard", "datasketch")
 # mdr's packages and the folders that hold them (pyproject's package-dir).
-CODE = {"mdr": "mdr", "mdr.pipeline": "pipeline", "mdr.filters": "filters", "mdr.dedup": "dedup", "mdr.train": "train"}
+CODE = {"mdr": "mdr", "mdr.pipeline": "pipeline", "mdr.filters": "filters", "mdr.dedup": "dedup", "mdr.train": "train",
+        "mdr.experiments": "experiments"}
 
 # Installed as sitecustomize in the child processes of a test: the path finder no longer finds NOT_IN_CORE, as if
 # they were not installed (an import raises ModuleNotFoundError, importlib.util.find_spec answers None), and every
@@ -169,7 +170,7 @@ def test_core_dependencies_pull_no_torch():
     assert "datatrove" in seen and "trafilatura" in seen  # the walk follows the real tree
     assert seen.isdisjoint(NOT_IN_CORE)
     extras = PROJECT["project"]["optional-dependencies"]
-    assert set(_requirements(extras["train"])) == {"torch", "tensorboard"}
+    assert set(_requirements(extras["train"])) == {"torch", "tensorboard", "scipy"}
     assert "mdr[train]" in extras["test"] and "datasketch" in _requirements(extras["test"])
 
 

@@ -1,0 +1,102 @@
+"""What `mdr ablate`'s seeds say (issue 12.2): per arm and eval set, the mean ± sample standard deviation of bits per
+byte over the seeds, and each arm's difference to the first arm with a 95% interval and a plain word.
+
+Seeds pair across arms: seed k gives the same initialisation and the same data-order seed in every arm, so the
+difference of two arms is estimated from the per-seed differences, with Student's t-interval for paired samples
+(mean ± t(0.975, n−1) · s/√n, s the sample standard deviation of the differences): what the seed changes in both
+arms alike cancels. With one seed there is no interval (no estimate of the noise), and the word says so.
+Lower bits per byte is better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+CONFIDENCE = 0.95  # issue 12: "each arm's difference to the first arm with a 95% interval"
+BETTER, WORSE, NOISE = "better", "worse", "no difference beyond noise"
+ONE_SEED = "one seed: no interval"
+NOT_FINITE = "no estimate: a run's bits per byte is not finite"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean ± sample standard deviation over seeds (std None with one seed)."""
+
+    mean: float
+    std: float | None
+    seeds: int
+
+
+@dataclass(frozen=True)
+class Difference:
+    """An arm's bits per byte minus the first arm's, paired by seed: the mean difference, its interval (None with
+    one seed) and the word for it."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    seeds: int
+    verdict: str
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    arm: str
+    eval_set: str
+    bpb: Spread
+    difference: Difference | None  # to the first arm; None for the first arm itself
+
+
+def spread(values: Sequence[float]) -> Spread:
+    if not values:
+        raise ValueError("no values")
+    mean = math.fsum(values) / len(values)
+    if len(values) == 1:
+        return Spread(mean=mean, std=None, seeds=1)
+    variance = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return Spread(mean=mean, std=math.sqrt(variance), seeds=len(values))
+
+
+def paired_difference(values: Sequence[float], baseline: Sequence[float],
+                      confidence: float = CONFIDENCE) -> Difference:
+    """`values` − `baseline`, element k of each from seed k: the paired t-interval of the mean difference, and
+    "better" when it lies below 0 (fewer bits per byte), "worse" above, NOISE when it holds 0. Differences equal at
+    every seed give an interval of width 0."""
+    if len(values) != len(baseline):
+        raise ValueError(f"{len(values)} values against {len(baseline)} baseline values: seeds pair one to one")
+    differences = [v - b for v, b in zip(values, baseline)]
+    summary = spread(differences)
+    if not all(map(math.isfinite, differences)):
+        return Difference(mean=summary.mean, low=None, high=None, seeds=summary.seeds, verdict=NOT_FINITE)
+    if summary.std is None:
+        return Difference(mean=summary.mean, low=None, high=None, seeds=1, verdict=ONE_SEED)
+    half = float(stats.t.ppf((1 + confidence) / 2, summary.seeds - 1)) * summary.std / math.sqrt(summary.seeds)
+    low, high = summary.mean - half, summary.mean + half
+    verdict = BETTER if high < 0 else WORSE if low > 0 else NOISE
+    return Difference(mean=summary.mean, low=low, high=high, seeds=summary.seeds, verdict=verdict)
+
+
+def compare_arms(bpb: Mapping[str, Mapping[str, Mapping[int, float]]]) -> list[ArmResult]:
+    """Per arm (in the mapping's order, the first being the baseline) and eval set: the spread over seeds and the
+    paired difference to the first arm. `bpb[arm][eval_set][seed]` is one run's final bits per byte; every arm must
+    have the same eval sets and seeds (a run missing is a ValueError naming it)."""
+    arms = list(bpb)
+    if not arms:
+        raise ValueError("no arms")
+    first = bpb[arms[0]]
+    results = []
+    for arm in arms:
+        if set(bpb[arm]) != set(first):
+            raise ValueError(f"arm {arm} has eval sets {sorted(bpb[arm])}, arm {arms[0]} {sorted(first)}")
+        for eval_set, by_seed in bpb[arm].items():
+            seeds = sorted(first[eval_set])
+            if sorted(by_seed) != seeds:
+                raise ValueError(f"arm {arm}, {eval_set}: seeds {sorted(by_seed)}, arm {arms[0]} has {seeds}")
+            values = [by_seed[seed] for seed in seeds]
+            difference = None if arm == arms[0] else paired_difference(values, [first[eval_set][s] for s in seeds])
+            results.append(ArmResult(arm=arm, eval_set=eval_set, bpb=spread(values), difference=difference))
+    return results
