@@ -5,11 +5,14 @@
     OUT/.lock                 locked by the `mdr run` writing OUT: a second one into OUT is refused
     OUT/data/*.parquet        kept documents (the only final output)
     OUT/excluded/<stage>/     documents each stage dropped, with reason and measured value
+    OUT/taps/<stage>/         the documents a tapped stage forwarded (`mdr run --tap`), same schema as data/
     OUT/logs/<phase>/         the phase's logging dir: datatrove's stats/, completions/, logs/ and stats.json, the
                               reader's progress/, MinHash clustering's cluster_sizes.json
 With dedup stages in the recipe, the filter phase writes OUT/filtered/ instead of OUT/data/, each dedup stage but the
 last writes OUT/deduped/<stage>/, and their phases keep work files (signatures, pairs, removal lists, span lists)
-in OUT/work/<stage>/ (the names inside are each stage's own).
+in OUT/work/<stage>/ (the names inside are each stage's own). A tap on a stage whose output one of those folders
+holds already (the last filter stage, a dedup stage) is that folder: run.json's "taps" maps each tapped stage to the
+folder, relative to OUT, that holds its documents, and `tap_folders` reads it back.
 
 `RunLayout` gives every one of these paths; nothing else in mdr spells them (tests/test_layout.py checks it). A
 phase's logging dir is also opened by name through datatrove's DataFolder (local or remote): `task_stats_name` and
@@ -24,6 +27,7 @@ pyarrow or torch.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +92,10 @@ class RunLayout:
         """The output of a dedup stage that another dedup stage follows."""
         return self.root / "deduped" / stage
 
+    def tap(self, stage: str) -> Path:
+        """Where a tap writes the documents `stage` forwards when no other folder of the run holds them."""
+        return self.root / "taps" / stage
+
     @property
     def excluded_dir(self) -> Path:
         """Holds one folder per stage that dropped documents."""
@@ -121,6 +129,15 @@ class RunLayout:
     def work(self, stage: str) -> Path:
         """A dedup stage's work files."""
         return self.root / "work" / stage
+
+
+def tap_folders(layout: RunLayout) -> dict[str, Path]:
+    """Each tapped stage of run `layout`, in recipe order, with the folder holding the documents it forwarded, as
+    its run.json records them (`RunLayout.tap`, or filtered/, deduped/<stage>/, data/): what reads a run's taps
+    (`mdr ablate --run`) needs no layout rule. Empty for a run without taps; FileNotFoundError without run.json.
+    (A function, not a RunLayout method: those give paths without reading OUT.)"""
+    recorded = json.loads(layout.run_file.read_text()).get("taps") or {}
+    return {stage: layout.root / folder for stage, folder in recorded.items()}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The curation verbs of the `mdr` command (mdr/cli.py holds the root parser and the exit codes).
 
-    mdr run RECIPE --input PATH... --output DIR [--executor local|ray|slurm] [--tasks N] [--workers N]
+    mdr run RECIPE --input PATH... --output DIR [--executor local|ray|slurm] [--tasks N] [--workers N] [--tap STAGE]...
     mdr stats DIR [DIR_B] [--json]
     mdr recipes [NAME]
 """
@@ -27,6 +27,8 @@ def register(verbs) -> None:
     run.add_argument("--executor", choices=["local", "ray", "slurm"], default="local")
     run.add_argument("--tasks", type=int, help="number of tasks (default: max(files, workers))")
     run.add_argument("--workers", type=int, help="tasks run at once (local default: CPU count)")
+    run.add_argument("--tap", action="append", default=[], metavar="STAGE",
+                     help="also keep the documents STAGE forwards, in OUT/taps/STAGE/ (repeatable; recipe key taps)")
     run.add_argument("--no-progress", action="store_true", help="no live progress line")
     run.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     run.add_argument("--slurm-partition", help="Slurm partition (default: the cluster's default)")
@@ -136,7 +138,7 @@ def cmd_run(args) -> int:
 
     _check_run_flags(args)
     check_installed(optional=(args.executor,))  # here, not in a task after run.json is written (Ray: --executor ray)
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe).with_taps(args.tap)
     files, skipped = expand_inputs(args.input)
     workers = args.workers or (os.cpu_count() or 1)  # --workers and --tasks checked by _check_run_flags
     tasks = args.tasks or default_tasks(len(files), workers)
@@ -148,6 +150,8 @@ def cmd_run(args) -> int:
         _tell(line)
     _tell(f"{'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
           f"{tasks} task(s), executor {args.executor} -> {plan.output}")
+    if plan.tap_folders:
+        _tell("taps: " + ", ".join(f"{stage} -> {folder}" for stage, folder in plan.tap_folders.items()))
     result = run(plan, options, progress=not args.no_progress)
     if args.executor == "slurm" and args.no_wait:
         _tell(f"submitted; follow it with `mdr stats {plan.output}`")

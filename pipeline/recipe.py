@@ -53,7 +53,10 @@ STAGE_REGISTRY: dict[str, tuple[str, str, str]] = {
 # Stages that still see raw HTML: their dropped documents are stored truncated in OUT/excluded/.
 HTML_STAGES = {"url", "extract"}
 
-TOP_LEVEL_KEYS = {"name", "description", "reader", "stages", "output"}
+TOP_LEVEL_KEYS = {"name", "description", "reader", "stages", "output", "taps"}
+
+# The stage after which documents are text: a tap on a stage before it would hold HTML (`check_taps`).
+EXTRACT_STAGE = "extract"
 
 # The most tasks of a phase (`mdr run --tasks`, a dedup stage's own task counts such as exact_substring.partitions):
 # each task keeps log, stats and progress files per phase, and the executors list every rank, so more is a typo
@@ -205,10 +208,45 @@ class Recipe:
     description: str = ""
     source: str = ""  # where it was loaded from
     raw: dict = field(default_factory=dict)  # the validated mapping, recorded in OUT/run.json
+    # Stages whose forwarded documents the run also keeps (`taps:`, `mdr run --tap`), in recipe order. Not in `raw`:
+    # run.json records them beside the recipe, so the same taps asked by the recipe or by --tap are the same run.
+    taps: tuple[str, ...] = ()
 
     @property
     def stage_keys(self) -> list[str]:
         return [stage.key for stage in self.stages]
+
+    def with_taps(self, names: list[str], where: str = "--tap") -> Recipe:
+        """This recipe with `names` tapped too (`mdr run --tap`), each checked by `check_taps`."""
+        added = check_taps(names, self.stage_keys, where, duplicates=True)
+        return dataclasses.replace(self, taps=tuple(k for k in self.stage_keys if k in self.taps or k in added))
+
+
+def check_taps(names: Any, stage_keys: list[str], where: str, duplicates: bool = False) -> tuple[str, ...]:
+    """The stages of `names` in recipe order, or a RecipeError: a tap names a stage of this recipe that forwards
+    text. `read` and the stages before `extract` forward HTML documents, which no trainer can use (and read's are
+    the raw records), so they are refused; a recipe without `extract` (WET input) has text from the reader on.
+    A name given twice is refused unless `duplicates` (--tap repeated, or naming a tap the recipe has)."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise RecipeError(f"{where}: expected a list of stage names, got {names!r}")
+    from mdr.pipeline.reader import WarcRecordReader
+
+    read = WarcRecordReader.name  # the reader's step: a row of the funnel, not a stage of the recipe
+    first_text = stage_keys.index(EXTRACT_STAGE) if EXTRACT_STAGE in stage_keys else 0
+    for name in names:
+        if name == read:
+            raise RecipeError(f"{where}: cannot tap {read!r}: the reader forwards raw HTML records, not text; "
+                              f"tap {EXTRACT_STAGE!r} or a later stage")
+        if name not in STAGE_REGISTRY:
+            raise RecipeError(f"{where}: unknown stage {name!r} (known: {', '.join(STAGE_REGISTRY)})")
+        if name not in stage_keys:
+            raise RecipeError(f"{where}: stage {name!r} is not in this recipe (its stages: {', '.join(stage_keys)})")
+        if stage_keys.index(name) < first_text:
+            raise RecipeError(f"{where}: cannot tap {name!r}: it runs before {EXTRACT_STAGE!r} and forwards HTML, "
+                              f"not text; tap {EXTRACT_STAGE!r} or a later stage")
+        if not duplicates and names.count(name) > 1:
+            raise RecipeError(f"{where}: stage {name!r} appears twice")
+    return tuple(key for key in stage_keys if key in names)
 
 
 # cgroup memory files (kernel Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst): v2 writes "max" for
@@ -392,7 +430,9 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
         "stages": [{s.key: dataclasses.asdict(s.config)} for s in stages],
         "output": dataclasses.asdict(output),
     }
-    return Recipe(name, stages, reader, output, raw.get("description", ""), source, normalized)
+    taps = raw.get("taps")
+    taps = check_taps([] if taps is None else taps, [s.key for s in stages], f"{source}: taps")
+    return Recipe(name, stages, reader, output, raw.get("description", ""), source, normalized, taps)
 
 
 def build_config(config_type: type, options: Any, where: str):

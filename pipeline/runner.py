@@ -1,6 +1,6 @@
 """Turns a recipe into datatrove phases and runs them with a datatrove executor, resumably.
 
-The output directory's layout (run.json, the lock, data/, excluded/, logs/, and with dedup stages filtered/,
+The output directory's layout (run.json, the lock, data/, excluded/, logs/, taps/, and with dedup stages filtered/,
 deduped/ and work/) is mdr/layout.py's `RunLayout`. This module checks that OUT may be written (unwritable, locked,
 another run's, changed inputs), holds its lock and records the run in its run.json.
 """
@@ -174,7 +174,18 @@ class RunPlan:
             "recipe": self.recipe.raw,
             "inputs": [f if "://" in f else os.path.abspath(f) for f in self.files],
             "tasks": self.tasks,
+            # A tap adds a step to the filter phase (its task stats line up by step) and a folder that a resume must
+            # complete, so a resume with other taps is refused like one with another recipe.
+            "taps": {stage: str(folder.relative_to(self.output)) for stage, folder in self.tap_folders.items()},
         }))
+
+    @property
+    def tap_folders(self) -> dict[str, Path]:
+        """Each tapped stage with the folder that holds the documents it forwards: the folder a phase writes anyway
+        when the stage ends one (`stage_outputs`), else its own OUT/taps/<stage>/, written by a pass-through writer
+        after the stage (`build_filter_pipeline`)."""
+        ends = stage_outputs(self)
+        return {stage: ends.get(stage, self.layout.tap(stage)) for stage in self.recipe.taps}
 
     @property
     def layout(self) -> RunLayout:
@@ -193,6 +204,9 @@ class RunPlan:
             stats.append({"size": info.st_size, "mtime_ns": info.st_mtime_ns})
         return stats
 
+
+# What run.json's identity keys were before mdr recorded them: a run of an mdr without taps resumes as one without.
+_ABSENT_IDENTITY = {"taps": {}}
 
 # Keys every mdr run.json has (`RunPlan.identity`, and "phases" since `write_run_file` records them): a file named
 # run.json is generic, so a directory counts as an mdr run only when its run.json holds these.
@@ -308,8 +322,9 @@ def check_output_dir(plan: RunPlan, locked: bool = False) -> bool:
         raise RecipeError(f"output directory {out} has an unreadable {run_file.name} ({error}): choose another "
                           f"--output") from None
     for key, value in plan.identity.items():
-        if previous.get(key) != value:
-            which = _inputs_difference(previous.get(key), value) if key == "inputs" else ""
+        if previous.get(key, _ABSENT_IDENTITY.get(key)) != value:
+            which = {"inputs": _inputs_difference, "taps": _taps_difference}.get(key, lambda *_: "")(
+                previous.get(key, _ABSENT_IDENTITY.get(key)), value)
             raise RecipeError(
                 f"output directory {out} holds a run with different {key}{which}: resume with the same command "
                 f"or choose another --output"
@@ -332,6 +347,12 @@ def _inputs_difference(recorded, inputs: list[str]) -> str:
     if parts:
         return f" ({len(inputs)} now, {len(recorded)} then; " + ", ".join(parts) + ")"
     return " (the same files in another order)" if sorted(recorded, key=str) == sorted(inputs) else ""
+
+
+def _taps_difference(recorded, taps: dict) -> str:
+    """The tapped stages run.json recorded and those asked now."""
+    then = ", ".join(recorded) if isinstance(recorded, dict) and recorded else "none"
+    return f" ({then} then, {', '.join(taps) or 'none'} now)"
 
 
 def _check_inputs_unchanged(plan: RunPlan, previous: dict) -> None:
@@ -378,10 +399,14 @@ def funnel_stages(pipeline: list) -> list[str]:
 
 def build_filter_pipeline(plan: RunPlan, output: Path | None = None) -> list:
     """reader → the recipe's filter stages → the shard writer (`output`, by default OUT/data). The reader and each
-    filter stage write what they drop to OUT/excluded/<stage>/."""
+    filter stage write what they drop to OUT/excluded/<stage>/. A tapped stage whose documents no phase writes is
+    followed by a shard writer into its tap folder that passes every document on: the tap is written in the same
+    pass, atomically per task as the other shards (so a resume redoes it with its task), and, being no funnel stage
+    (`funnel_stages`), changes no stats."""
     from mdr.pipeline.reader import WarcRecordReader
 
     layout = plan.layout
+    tees = {stage: folder for stage, folder in plan.tap_folders.items() if folder == layout.tap(stage)}
     pipeline = [
         WarcRecordReader(
             plan.files, config=plan.recipe.reader, progress_dir=str(layout.progress(FILTER_PHASE)),
@@ -396,19 +421,34 @@ def build_filter_pipeline(plan: RunPlan, output: Path | None = None) -> list:
             str(layout.excluded(stage.key)), stage=stage.key, html=stage.key in HTML_STAGES, config=plan.recipe.output
         )
         pipeline.append(stage.build(exclusion_writer=excluded))
+        if stage.key in tees:
+            pipeline.append(ParquetShardWriter(str(tees[stage.key]), config=plan.recipe.output))
     pipeline.append(ParquetShardWriter(str(output or layout.data), config=plan.recipe.output))
     return pipeline
 
 
+def stage_outputs(plan: RunPlan) -> dict[str, Path]:
+    """The stages whose forwarded documents a phase writes, with the folder: the last filter stage's go to
+    OUT/filtered/ when dedup stages follow, else to OUT/data/; each dedup stage's to OUT/deduped/<stage>/, the last
+    one's to OUT/data/."""
+    layout = plan.layout
+    filters = [stage.key for stage in plan.recipe.stages if not stage.is_dedup]
+    dedups = [stage.key for stage in plan.recipe.stages if stage.is_dedup]
+    outputs = {filters[-1]: layout.filtered if dedups else layout.data} if filters else {}
+    for number, key in enumerate(dedups):
+        outputs[key] = layout.data if number == len(dedups) - 1 else layout.deduped(key)
+    return outputs
+
+
 def build_phases(plan: RunPlan) -> list:
     """The filter phase, then each dedup stage's phases, chained through OUT/filtered/ and OUT/deduped/<stage>/;
-    the last phase writes OUT/data/."""
-    layout = plan.layout
+    the last phase writes OUT/data/ (`stage_outputs`)."""
+    layout, outputs = plan.layout, stage_outputs(plan)
     dedups = [stage for stage in plan.recipe.stages if stage.is_dedup]
     source = layout.filtered if dedups else layout.data
     phases = [Phase(FILTER_PHASE, build_filter_pipeline(plan, source), plan.tasks, str(layout.logs(FILTER_PHASE)))]
-    for number, stage in enumerate(dedups):
-        target = layout.data if number == len(dedups) - 1 else layout.deduped(stage.key)
+    for stage in dedups:
+        target = outputs[stage.key]
         context = DedupContext(layout=layout, input_folder=str(source), output_folder=str(target), tasks=plan.tasks,
                                input_files=plan.files, writer=plan.recipe.output)
         phases.extend(stage.build_phases(context))

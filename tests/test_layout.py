@@ -115,7 +115,7 @@ def spelled_paths(source: str) -> list[int]:
 
 def test_the_layout_names_every_folder_and_file_of_out():
     assert FOLDERS == {"data", "filtered", "deduped", "excluded", "logs", "work", "stats", "completions", "progress",
-                       "checkpoints", "abandoned", "tensorboard"}
+                       "taps", "checkpoints", "abandoned", "tensorboard"}
     assert FILES == {"run.json", ".lock", "stats.json", "cluster_sizes.json", "ckpt.pt", "metrics.jsonl",
                      "manifest.json", "tokenizer.json", "tokenizer.settings.json"}
 
@@ -224,7 +224,7 @@ def _tree(text: str) -> set[str]:
 def test_the_readme_and_the_module_show_the_layouts_paths():
     run = RunLayout(Path("OUT"))
     paths = {run.run_file, run.lock, run.data, run.filtered, run.deduped("<stage>"), run.excluded("<stage>"),
-             run.logs("<phase>"), run.work("<stage>")}
+             run.logs("<phase>"), run.work("<stage>"), run.tap("<stage>")}
     expected = {path.as_posix() for path in paths}
     readme = (REPO / "README.md").read_text().split("### Output", 1)[1].split("```")[1]
     assert _tree(readme.replace("OUT/filtered/, OUT/deduped", "OUT/filtered/\nOUT/deduped")) == expected
