@@ -2,7 +2,7 @@
 
     mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--tokenizer PATH] [--max-steps N]
               [--label-smoothing E] [--entropy-reg L] [--resume [auto]] [--keep-checkpoints K] [...]
-    mdr eval RUN --data SHARDS [--split val|all] [--json]
+    mdr eval RUN [--data SHARDS [--split auto|val|all]] [--task FILE.jsonl ...] [--json]
     mdr sample RUN --prompt TEXT [--prompt TEXT ...] [--strategy S | --compare] [--json]
     mdr export RUN --hf DIR
 
@@ -66,11 +66,20 @@ def register(verbs) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = verbs.add_parser("eval", help="held-out NLL, perplexity, bits per byte, entropy and calibration")
+    evaluate = verbs.add_parser("eval", help="held-out NLL, perplexity, bits per byte, entropy and calibration; "
+                                             "zero-shot multiple-choice accuracy")
     evaluate.add_argument("run", metavar="RUN")
-    evaluate.add_argument("--data", nargs="+", required=True, metavar="SHARDS")
-    evaluate.add_argument("--split", choices=["val", "all"], default="val",
-                          help="val: the documents the run held out (by text hash); all: every document")
+    evaluate.add_argument("--data", nargs="+", metavar="SHARDS",
+                          help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories")
+    evaluate.add_argument("--split", choices=["auto", "val", "all"], default="auto",
+                          help="auto (default): val when SHARDS hold a file RUN trained on (a path or sha256 its "
+                               "manifest lists), all otherwise; val: the documents the run held out (by text hash); "
+                               "all: every document")
+    evaluate.add_argument("--task", action="append", metavar="FILE.jsonl",
+                          help="multiple-choice questions, one JSON object a line: {\"context\": ..., \"choices\": "
+                               "[...], \"label\": INDEX}; prints acc and acc_norm (log-likelihood per byte of the "
+                               "choice). A choice is scored as the context's continuation: start it with a space "
+                               "where it begins a word (lm-evaluation-harness's convention). Repeat for more tasks")
     evaluate.add_argument("--max-batches", type=int, help="stop after N batches (default: all)")
     evaluate.add_argument("--batch-size", type=int, help="sequences per batch (default: the run's)")
     evaluate.add_argument("--device", default="cpu")
@@ -197,30 +206,81 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     _require_train_extra("eval", "torch")
     from mdr.layout import TrainLayout
+    from mdr.pipeline.terminal import safe
     from mdr.train.checkpointing import load_model
-    from mdr.train.data import TokenLoader
-    from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
+    from mdr.train.tasks import evaluate_task, read_task
+    from mdr.train.tokenizer import load_tokenizer
 
+    if not args.data and not args.task:
+        raise UsageError("nothing to evaluate on: give --data SHARDS, --task FILE.jsonl or both")
     _at_least_one(args.max_batches, "--max-batches")
     _at_least_one(args.batch_size, "--batch-size")
+    tasks = {path: read_task(path) for path in args.task or []}  # every task file checked before the model loads
     model, config = load_model(args.run, _device(args.device))
-    tokenizer = str(TrainLayout(args.run).tokenizer)
-    split, val_fraction = ("val", config["val_fraction"]) if args.split == "val" else ("train", 0.0)
+    result = _held_out_metrics(args, model, config) if args.data else {}
+    if tasks:
+        tokenizer = load_tokenizer(str(TrainLayout(args.run).tokenizer))
+        result["tasks"] = {path: evaluate_task(model, tokenizer, questions) for path, questions in tasks.items()}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    metrics = {k: v for k, v in result.items() if k != "tasks"}
+    if metrics:
+        print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in metrics.items()))
+    for path, scores in result.get("tasks", {}).items():
+        print(safe(f"{path}: acc {scores['acc']:.4f}  acc_norm {scores['acc_norm']:.4f}  n {scores['n']:,}  "
+                   f"chance {scores['chance']:.4f}"))
+    return 0
+
+
+def _eval_split(args, val_fraction: float, files: list[str]) -> tuple[str, str]:
+    """The split `mdr eval --split` names, and why: auto is val on the run's own training data, all on other data."""
+    from mdr.train.evaluate import trained_on
+
+    split, reason = args.split, f"--split {args.split}"
+    if split == "auto":
+        own = trained_on(args.run, files)
+        if own is None:
+            from mdr.layout import TrainLayout
+
+            raise UsageError(f"{TrainLayout(args.run).manifest} is missing or unreadable, so --split auto cannot tell "
+                             "whether --data is the run's training data: give --split val or --split all")
+        split = "val" if own else "all"
+        reason = ("--split auto: --data holds files the run trained on" if own
+                  else "--split auto: --data is not the run's training data")
     if split == "val" and val_fraction == 0.0:
-        raise UsageError(f"{args.run} held nothing out (val_fraction 0): use --split all")
-    loader = TokenLoader(args.data, tokenizer, model.config.block_size, args.batch_size or config["batch_size"],
-                         seed=config["seed"], split=split, val_fraction=val_fraction, epochs=1)
+        raise UsageError(f"{args.run} held nothing out (val_fraction 0; {reason}): use --split all to evaluate "
+                         "every document")
+    return split, reason
+
+
+def _held_out_metrics(args, model, config: dict) -> dict:
+    """`mdr eval --data`: the metrics of evaluate() on the split of SHARDS that --split names."""
+    from mdr.layout import TrainLayout
+    from mdr.train.data import TokenLoader
+    from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
+    from mdr.train.tokenizer import resolve_parquet_files
+
+    tokenizer = str(TrainLayout(args.run).tokenizer)
+    files = resolve_parquet_files(args.data)
+    split, reason = _eval_split(args, config["val_fraction"], files)
+    loader_split, val_fraction = ("val", config["val_fraction"]) if split == "val" else ("train", 0.0)
+    loader = TokenLoader(files, tokenizer, model.config.block_size, args.batch_size or config["batch_size"],
+                         seed=config["seed"], split=loader_split, val_fraction=val_fraction, epochs=1)
     try:
         metrics = evaluate(model, loader, token_byte_lengths(tokenizer, model.config.vocab_size), args.max_batches,
                            args.device)
     except NoHeldOutData:
-        raise UsageError(f"no {args.split} tokens in {' '.join(args.data)} (fewer than one batch of "
-                          f"{loader.batch_size}×{loader.seq_len} tokens per split)") from None
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in metrics.items()))
-    return 0
+        batch = f"{loader.batch_size}×{loader.seq_len} tokens"
+        if split == "val":
+            raise UsageError(f"no held-out tokens in {' '.join(args.data)} ({reason}): its documents in the run's "
+                             f"held-out split make less than one batch of {batch}; --split all evaluates every "
+                             "document, the trained-on ones included") from None
+        raise UsageError(f"no tokens in {' '.join(args.data)} ({reason}): less than one batch of {batch}") from None
+    if args.split == "auto":
+        print(f"mdr: evaluated {'the held-out split' if split == 'val' else 'every document'} ({reason})",
+              file=sys.stderr)
+    return metrics
 
 
 @_reported

@@ -1,4 +1,5 @@
-"""Held-out evaluation: NLL, perplexity, bits per byte, token entropy, ECE and the calibration gap over batches.
+"""Held-out evaluation: NLL, perplexity, bits per byte, token entropy, ECE and the calibration gap over batches, and
+whether data given to evaluate on is a run's own training data (`trained_on`). Multiple-choice tasks are tasks.py's.
 
 Sums are kept as tensors and, under torch.distributed, added across ranks, so every rank evaluates its own part of
 the held-out split and all ranks get the same numbers.
@@ -7,12 +8,15 @@ the held-out split and all ranks get the same numbers.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
 from torch.nn import functional as F
 
+from mdr.layout import TrainLayout
 from mdr.train import objective
 
 
@@ -96,3 +100,29 @@ def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch
         "gap": objective.calibration_gap(nll, entropy),
         "tokens": int(tokens),
     }
+
+
+def _local_identity(path: str) -> str | None:
+    """A file's resolved path, to compare with another's; None for an fsspec URL (compared by content only)."""
+    return os.path.realpath(path) if "://" not in path else None
+
+
+def trained_on(run: str | os.PathLike, files: list[str]) -> bool | None:
+    """Whether any of `files` is a shard `run` trained on, by its manifest (runlog.write_manifest): the same file
+    (an absolute path listed there, resolved) or the same content (its sha256). None when the run has no readable
+    manifest to tell by.
+
+    Either match counts: a file rewritten at a trained-on path may still hold trained-on documents, and a copy of a
+    trained-on shard elsewhere holds them all. Files are hashed only when no path matches.
+    """
+    from mdr.train.runlog import file_sha256
+
+    try:
+        shards = json.loads(TrainLayout(run).manifest.read_text())["shards"]
+        hashes = {shard["sha256"] for shard in shards}
+        paths = {os.path.realpath(shard["path"]) for shard in shards if os.path.isabs(shard["path"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if any(_local_identity(path) in paths for path in files):
+        return True
+    return any(file_sha256(path) in hashes for path in files)

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from mdr.train.trainer import TrainConfig
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """The sha256 of a local file or fsspec URL, read in 1 MiB chunks."""
     import fsspec
 
     digest = hashlib.sha256()
@@ -65,7 +66,7 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
         "model_config": dataclasses.asdict(model_config),
         "git": _git_commit(),
         "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
-        "shards": previous.get("shards") or [{"path": f, "sha256": _sha256(f)} for f in files],
+        "shards": previous.get("shards") or [{"path": f, "sha256": file_sha256(f)} for f in files],
         "data_order_seed": config.seed,
         "versions": {"mdr": mdr.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -1,20 +1,27 @@
-"""train/evaluate.py: byte lengths of byte-level BPE tokens, and the held-out metrics against a direct computation
-on the same batches."""
+"""train/evaluate.py: byte lengths of byte-level BPE tokens, the held-out metrics against a direct computation on the
+same batches, and `mdr eval --data` telling a run's own data (its held-out split) from other data (all of it)."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from torch.nn import functional as F
 
 from mdr.train import objective
 from mdr.train.data import TokenLoader
-from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
+from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths, trained_on
 from mdr.train.tokenizer import load_tokenizer
 from mdr.train.checkpointing import load_model
+from tests.pipeline.commands import mdr_here
 from tests.train.runs import shakespeare_data, shakespeare_tokenizer, tiny_run
+from tests.train.shards import shakespeare_speeches
 
 
 def test_token_byte_lengths_add_up_to_the_text():
@@ -62,3 +69,52 @@ def test_no_tokens_is_an_error():
     model, _ = load_model(tiny_run())
     with pytest.raises(NoHeldOutData):
         evaluate(model, [], torch.zeros(model.config.vocab_size, dtype=torch.long))
+
+
+# `mdr eval --data`: --split auto keeps the held-out split on the run's own data and takes all of other data
+
+
+def _eval_json(*args: str) -> tuple[dict, str]:
+    result = mdr_here("eval", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def test_split_auto_keeps_the_held_out_split_of_the_runs_own_data(tmp_path):
+    run, data = tiny_run(), shakespeare_data()
+    auto, note = _eval_json(str(run), "--data", *data, "--max-batches", "2")
+    assert "the held-out split (--split auto: --data holds files the run trained on)" in note
+    assert auto == _eval_json(str(run), "--data", *data, "--max-batches", "2", "--split", "val")[0]
+    assert auto != _eval_json(str(run), "--data", *data, "--max-batches", "2", "--split", "all")[0]
+    # a copy of one of its shards elsewhere is its data too, known by its sha256
+    copy = tmp_path / "copy.parquet"
+    shutil.copyfile(sorted(Path(data[0]).glob("*.parquet"))[1], copy)
+    assert trained_on(run, [str(copy)]) is True
+    assert "the held-out split (--split auto" in _eval_json(str(run), "--data", str(copy), "--max-batches", "1")[1]
+
+
+def test_split_auto_evaluates_all_of_other_data(tmp_path):
+    run = tiny_run()
+    other = tmp_path / "other.parquet"  # the same speeches in capitals: other documents, another file
+    pq.write_table(pa.table({"text": [s.upper() for s in shakespeare_speeches()[:300]]}), other)
+    assert trained_on(run, [str(other)]) is False
+    auto, note = _eval_json(str(run), "--data", str(other))
+    assert "every document (--split auto: --data is not the run's training data)" in note
+    assert auto == _eval_json(str(run), "--data", str(other), "--split", "all")[0]
+    assert auto["tokens"] > _eval_json(str(run), "--data", str(other), "--split", "val")[0]["tokens"]
+
+
+def test_an_empty_split_names_split_all(tmp_path):
+    run = tiny_run()
+    result = mdr_here("eval", str(run), "--data", *shakespeare_data(), "--batch-size", "100000")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "no held-out tokens" in result.stderr and "--split all" in result.stderr
+    # without a manifest, auto cannot tell whose data it is
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("ckpt.pt", "tokenizer.json"):
+        shutil.copyfile(run / name, bare / name)
+    assert trained_on(bare, shakespeare_data()) is None
+    result = mdr_here("eval", str(bare), "--data", *shakespeare_data())
+    assert result.returncode == 2 and "give --split val or --split all" in result.stderr
+    assert _eval_json(str(bare), "--data", *shakespeare_data(), "--split", "val", "--max-batches", "1")[0]["tokens"]
