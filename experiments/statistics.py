@@ -24,9 +24,10 @@ NOT_FINITE = "no estimate: a run's bits per byte is not finite"
 
 @dataclass(frozen=True)
 class Spread:
-    """Mean ± sample standard deviation over seeds (std None with one seed)."""
+    """Mean ± sample standard deviation over seeds (std None with one seed; both None when a run's value is not
+    finite, a diverged run: ablation.json stays strict JSON, which has no NaN or Infinity)."""
 
-    mean: float
+    mean: float | None
     std: float | None
     seeds: int
 
@@ -34,9 +35,9 @@ class Spread:
 @dataclass(frozen=True)
 class Difference:
     """An arm's bits per byte minus the first arm's, paired by seed: the mean difference, its interval (None with
-    one seed) and the word for it."""
+    one seed) and the word for it (mean None when a run's value is not finite)."""
 
-    mean: float
+    mean: float | None
     low: float | None
     high: float | None
     seeds: int
@@ -54,6 +55,8 @@ class ArmResult:
 def spread(values: Sequence[float]) -> Spread:
     if not values:
         raise ValueError("no values")
+    if not all(map(math.isfinite, values)):
+        return Spread(mean=None, std=None, seeds=len(values))
     mean = math.fsum(values) / len(values)
     if len(values) == 1:
         return Spread(mean=mean, std=None, seeds=1)
@@ -69,9 +72,9 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float],
     if len(values) != len(baseline):
         raise ValueError(f"{len(values)} values against {len(baseline)} baseline values: seeds pair one to one")
     differences = [v - b for v, b in zip(values, baseline)]
+    if not all(map(math.isfinite, differences)):  # a diverged run (inf - inf has no mean)
+        return Difference(mean=None, low=None, high=None, seeds=len(differences), verdict=NOT_FINITE)
     summary = spread(differences)
-    if not all(map(math.isfinite, differences)):
-        return Difference(mean=summary.mean, low=None, high=None, seeds=summary.seeds, verdict=NOT_FINITE)
     if summary.std is None:
         return Difference(mean=summary.mean, low=None, high=None, seeds=1, verdict=ONE_SEED)
     half = float(stats.t.ppf((1 + confidence) / 2, summary.seeds - 1)) * summary.std / math.sqrt(summary.seeds)

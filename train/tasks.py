@@ -4,7 +4,8 @@ task built from held-out documents.
 A task file holds one question a line, {"context": str, "choices": [str, ...], "label": int}; other keys are ignored.
 Each choice is scored as the continuation of the context: its log-likelihood is the sum of the log-probabilities of
 its tokens given the context. `acc` counts the questions whose label has the highest log-likelihood, `acc_norm` those
-whose label has the highest log-likelihood per UTF-8 byte of the choice, which does not favour short choices.
+whose label has the highest log-likelihood per UTF-8 byte of the choice (its leading delimiter space not counted),
+which does not favour short choices.
 
 The conventions are lm-evaluation-harness's (EleutherAI), so that a task scores here as it would there:
 - the task file writes the word boundary: a choice meant to follow the context as a new word starts with a space
@@ -195,10 +196,18 @@ def _first_best(values: Sequence[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
+def per_byte(log_likelihood: float, choice: str) -> float:
+    """A choice's log-likelihood per UTF-8 byte, as lm-eval normalises it. lm-eval's choices come without their
+    `target_delimiter` (" "), which it prepends only to score them, and it divides by the bytes of the choice alone
+    (process_results: byte_length of doc_to_choice's strings); a task file here writes the delimiter into the choice,
+    so one leading space is not counted. A choice of nothing but that space counts 1 byte rather than divide by 0."""
+    return log_likelihood / max(1, len(choice.removeprefix(" ").encode("utf-8")))
+
+
 def evaluate_task(model: torch.nn.Module, tokenizer, questions: Iterable[Question | Mapping]) -> dict:
     """{"acc", "acc_norm", "n", "chance"} of `model` on the questions (Questions or rows of a task file).
 
-    acc_norm ranks choices by log-likelihood per UTF-8 byte of the choice as written: lm-eval's `acc_bytes`
+    acc_norm ranks choices by log-likelihood per UTF-8 byte of the choice (`per_byte`): lm-eval's `acc_bytes`
     (ConfigurableTask.process_results, lm_eval/api/task.py: byte_length = len(choice.encode("utf-8"))). lm-eval's
     own `acc_norm` divides by len(choice) in characters, which is the same on ASCII text. chance is the expected
     accuracy of a uniform guess, the mean of 1/len(choices). Every question is encoded and checked before any is
@@ -214,9 +223,8 @@ def evaluate_task(model: torch.nn.Module, tokenizer, questions: Iterable[Questio
     try:
         for question, pairs in zip(questions, encoded):
             scores = _log_likelihoods(model, pairs)
-            per_byte = [s / len(choice.encode("utf-8")) for s, choice in zip(scores, question.choices)]
             correct += _first_best(scores) == question.label
-            correct_norm += _first_best(per_byte) == question.label
+            correct_norm += _first_best([per_byte(s, c) for s, c in zip(scores, question.choices)]) == question.label
             chance += 1 / len(question.choices)
     finally:
         model.train(was_training)

@@ -67,6 +67,11 @@ def test_a_run_that_diverged_gives_no_estimate():
     difference = paired_difference([1.0, math.nan, 1.1], [1.2, 1.3, 1.4])
     assert difference.verdict == NOT_FINITE and difference.low is None and difference.high is None
     assert paired_difference([1.0, math.inf], [1.2, 1.3]).verdict == NOT_FINITE
+    # inf - inf has no mean: still the verdict, not a ValueError from fsum; and nothing that is not strict JSON
+    both = paired_difference([math.inf, 1.0], [1.0, math.inf])
+    assert both.verdict == NOT_FINITE and both.mean is None
+    assert spread([math.inf, math.inf]) == Spread(mean=None, std=None, seeds=2)
+    json.dumps(asdict(both), allow_nan=False)
 
 
 def test_seeds_must_pair():

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from mdr.train.checkpointing import load_model
 from mdr.train.model import GPT, GPTConfig, padded_vocab_size
 from mdr.train.tasks import (TaskError, as_questions, continuation_task, encode_pair, evaluate_task, read_task,
-                             score_choices)
+                             per_byte, score_choices)
 from mdr.train.tokenizer import load_tokenizer
 from tests.pipeline.commands import mdr_here
 from tests.train.runs import shakespeare_data, shakespeare_tokenizer, tiny_run
@@ -108,11 +108,11 @@ def test_acc_counts_the_likeliest_choice_and_acc_norm_the_likeliest_per_byte():
     boost = 5.0
     log_z = math.log(256 + math.exp(boost))
     model, tokenizer = _Fixed({"x": boost}), _Bytes()
-    short, long = " y", " xxxxxxxx"  # 2 and 9 bytes
+    short, long = " y", " xxxxxxxx"  # 1 and 8 bytes after the delimiter space
     scores = score_choices(model, tokenizer, "a", [short, long])
     assert scores == pytest.approx([-2 * log_z, -log_z + 8 * (boost - log_z)], rel=1e-6)  # float32
-    # the long choice is less likely in all (-14.0 < -12.0) but likelier per byte (-1.56 > -6.0)
-    assert scores[1] < scores[0] and scores[1] / 9 > scores[0] / 2
+    # the long choice is less likely in all (-14.0 < -12.0) but likelier per byte (-1.75 > -12.0)
+    assert scores[1] < scores[0] and scores[1] / 8 > scores[0] / 1
     # question 0: acc picks the short choice, acc_norm the long one (the label); question 1: " y" and " z" tie,
     # and a tie goes to the first (numpy.argmax), so acc misses the label " z" too
     rows = [{"context": "a", "choices": [short, long], "label": 1},
@@ -121,9 +121,19 @@ def test_acc_counts_the_likeliest_choice_and_acc_norm_the_likeliest_per_byte():
                                                      "chance": pytest.approx((1 / 2 + 1 / 3) / 2)}
 
 
+def test_acc_norm_leaves_the_delimiter_space_out_of_the_length_as_lm_eval_does():
+    # lm-eval scores " a" and " bbbb" but divides by len("a") and len("bbbb"): -2/1 < -5.5/4, so " bbbb" ranks first;
+    # counting the space (-2/2 > -5.5/5) would rank " a" first
+    assert per_byte(-5.5, " bbbb") > per_byte(-2.0, " a")
+    assert per_byte(-2.0, " a") == -2.0 and per_byte(-5.5, " bbbb") == -5.5 / 4
+    assert per_byte(-3.0, "é") == -1.5  # no delimiter: every byte counts
+    assert per_byte(-3.0, " ") == -3.0  # the delimiter alone: 1 byte, not a division by 0
+
+
 def test_acc_norm_divides_by_bytes_not_characters():
-    # " é" is 3 bytes (2 characters) of likelihood 1/Z each; " q" is 2, "q" suppressed to e^-2/Z: per byte " é" is
-    # likelier (-log Z > -1 - log Z), per character " q" would be (-1 - log Z > -1.5 log Z, log Z about 6)
+    # " é": the space and é's 2 bytes, each of likelihood 1/Z; " q": the space, then "q" suppressed to e^-2/Z. Per
+    # byte of the choice after its delimiter, " é" is likelier (-1.5 log Z > -2 - 2 log Z), per character " q" would
+    # be (-2 - 2 log Z > -3 log Z, log Z about 6)
     model, tokenizer = _Fixed({"x": 5.0, "q": -2.0}), _Bytes()
     log_z = math.log(255 + math.exp(5.0) + math.exp(-2.0))
     assert score_choices(model, tokenizer, "a", [" q", " é"]) == pytest.approx([-2 - 2 * log_z, -3 * log_z], rel=1e-6)
