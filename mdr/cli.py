@@ -4,6 +4,7 @@
     mdr tokenizer                         train a tokenizer on shards (mdr.train.tokenizer)
     mdr report | inspect                  a run's HTML report, its documents (mdr.pipeline.report.cli)
     mdr train | eval | sample | export    GPT training on the shards (mdr.train.cli; the `train` extra)
+    mdr ablate                            a model per tapped stage, compared (mdr.experiments.cli)
 
 `python -m mdr ...` is the same command, so `torchrun --nproc-per-node N -m mdr train ...` trains with DDP.
 
@@ -25,7 +26,8 @@ EXIT_USAGE = 2
 
 # Modules with a `register(verbs)` function adding their own verbs (argparse subparsers with a `handler` default).
 # They import nothing heavy at module level: `mdr --help` loads neither datatrove's executors nor torch.
-VERBS: list[str] = ["mdr.pipeline.cli", "mdr.train.tokenizer", "mdr.pipeline.report.cli", "mdr.train.cli"]
+VERBS: list[str] = ["mdr.pipeline.cli", "mdr.train.tokenizer", "mdr.pipeline.report.cli", "mdr.train.cli",
+                   "mdr.experiments.cli"]
 
 
 def parser() -> argparse.ArgumentParser:

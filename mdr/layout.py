@@ -18,7 +18,8 @@ folder, relative to OUT, that holds its documents, and `tap_folders` reads it ba
 phase's logging dir is also opened by name through datatrove's DataFolder (local or remote): `task_stats_name` and
 `task_log_name` give those names.
 
-`TrainLayout` does the same for a training run's directory (`mdr train --out RUN`).
+`TrainLayout` does the same for a training run's directory (`mdr train --out RUN`), `AblationLayout` for an
+ablation's (`mdr ablate --out DIR`).
 
 `Phase` and `DedupContext` are what the runner hands to the executors and to the dedup stages. This module imports
 nothing but the standard library: the CLI, the dedup stages and the trainer import it without pulling in datatrove,
@@ -238,3 +239,46 @@ class TrainLayout:
         """What a run writes besides its checkpoints: what a failed fresh start removes, and what, found without a
         checkpoint, marks RUN as holding another run's leftovers."""
         return self.tokenizer, self.tokenizer_settings, self.manifest, self.metrics, self.tensorboard
+
+
+@dataclass(frozen=True)
+class AblationLayout:
+    """The paths of an ablation directory (`mdr ablate --out DIR`):
+
+        DIR/arms/<arm>/train.parquet    the arm's training documents (held-out and decontaminated ids removed)
+        DIR/eval/<set>.parquet          each evaluation set: heldout-first, heldout-last and the --eval sets
+        DIR/tokenizer-sample.parquet    the pooled sample of every arm's training documents the tokenizer fits
+        DIR/tokenizer.json              the one tokenizer every run uses
+        DIR/runs/<arm>/seed<k>/         the training run of an arm and seed (a TrainLayout), and its result.json
+        DIR/ablation.json               the arms, the runs' metrics and what the seeds say about them
+    """
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    def arm_data(self, arm: str) -> Path:
+        return self.root / "arms" / arm / "train.parquet"
+
+    def eval_set(self, name: str) -> Path:
+        return self.root / "eval" / f"{name}.parquet"
+
+    @property
+    def tokenizer_sample(self) -> Path:
+        return self.root / "tokenizer-sample.parquet"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / TrainLayout.TOKENIZER
+
+    def run(self, arm: str, seed: int) -> Path:
+        return self.root / "runs" / arm / f"seed{seed}"
+
+    def result(self, arm: str, seed: int) -> Path:
+        """Written when the run has trained and been evaluated: a run with one is not trained again."""
+        return self.run(arm, seed) / "result.json"
+
+    @property
+    def ablation_file(self) -> Path:
+        return self.root / "ablation.json"

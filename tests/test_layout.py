@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from mdr import layout as layout_module
-from mdr.layout import (MERGED_STATS_FILE, DedupContext, RunLayout, TrainLayout, task_log_name, task_stats_name)
+from mdr.layout import (MERGED_STATS_FILE, AblationLayout, DedupContext, RunLayout, TrainLayout, task_log_name,
+                        task_stats_name)
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ["mdr", "pipeline", "filters", "dedup", "train", "benchmarks"]  # mdr, mdr.pipeline, ... and benchmarks
+PACKAGES = ["mdr", "pipeline", "filters", "dedup", "train", "experiments", "benchmarks"]  # mdr, mdr.pipeline, ...
 
 
 def _paths_given(layout) -> set[str]:
@@ -27,16 +28,20 @@ def _paths_given(layout) -> set[str]:
             continue
         value = getattr(layout, name)
         if callable(value):
-            value = value(*(0 if parameter == "step" else "PLACE" for parameter in inspect.signature(value).parameters))
+            value = value(*(0 if parameter in ("step", "seed") else "PLACE"
+                            for parameter in inspect.signature(value).parameters))
         paths += list(value) if isinstance(value, (tuple, list)) else [value]
     return {part for path in paths for part in path.relative_to(layout.root).parts} - {"PLACE"}
 
 
 def layout_names() -> tuple[set[str], set[str]]:
-    """(folder names, file names) of every path RunLayout, TrainLayout and the logging-dir names give, read off the
-    module itself so that a path added there is checked here too. A kept checkpoint's step_NNNNNN.pt is made of a
-    number, not spelled as a whole."""
-    parts = _paths_given(RunLayout(Path("OUT"))) | _paths_given(TrainLayout(Path("OUT"))) - {TrainLayout(
+    """(folder names, file names) of every path RunLayout, TrainLayout, AblationLayout and the logging-dir names
+    give, read off the module itself so that a path added there is checked here too. A kept checkpoint's
+    step_NNNNNN.pt is made of a number, not spelled as a whole."""
+    ablation = AblationLayout(Path("OUT"))  # seedN and <set>.parquet are made of a number or a name too
+    parts = _paths_given(RunLayout(Path("OUT"))) | _paths_given(ablation) - {ablation.run("PLACE", 0).name,
+                                                                             ablation.eval_set("PLACE").name}
+    parts |= _paths_given(TrainLayout(Path("OUT"))) - {TrainLayout(
         Path("OUT")).kept_checkpoint(0).name}
     parts |= {Path(task_stats_name(0)).parent.name, Path(task_log_name(0)).parent.name, MERGED_STATS_FILE}
     files = {part for part in parts if "." in part}
@@ -115,9 +120,10 @@ def spelled_paths(source: str) -> list[int]:
 
 def test_the_layout_names_every_folder_and_file_of_out():
     assert FOLDERS == {"data", "filtered", "deduped", "excluded", "logs", "work", "stats", "completions", "progress",
-                       "taps", "checkpoints", "abandoned", "tensorboard"}
+                       "taps", "checkpoints", "abandoned", "tensorboard", "arms", "eval", "runs"}
     assert FILES == {"run.json", ".lock", "stats.json", "cluster_sizes.json", "ckpt.pt", "metrics.jsonl",
-                     "manifest.json", "tokenizer.json", "tokenizer.settings.json"}
+                     "manifest.json", "tokenizer.json", "tokenizer.settings.json", "train.parquet",
+                     "tokenizer-sample.parquet", "result.json", "ablation.json"}
 
 
 def test_no_module_but_the_layout_spells_an_output_path():

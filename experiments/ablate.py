@@ -1,0 +1,297 @@
+"""`mdr ablate --run OUT` (issue 12.2): the same small model trained on each arm, the documents a tapped stage of run
+OUT forwarded, at the same number of tokens, with the same tokenizer, model, optimizer and schedule, and compared on
+common held-out sets.
+
+The steps, in order, each written under DIR (`AblationLayout`):
+1. the arms (`--arms`, default every tap of OUT in recipe order), their held-out split (`heldout.split_heldout`) and
+   decontamination against heldout-first and every --eval set (`heldout.decontaminate`): arms/<arm>/train.parquet
+   and eval/<set>.parquet;
+2. one tokenizer, fitted once on a pooled sample with an equal number of documents from every arm, so that no arm
+   gets a vocabulary of its own (tokenizer.json);
+3. per arm and seed, a training run of `tokens // (batch_size × seq_len)` steps (every arm sees the same number of
+   tokens; an arm with fewer repeats its documents, and its epochs are reported), then bits per byte on every
+   evaluation set: runs/<arm>/seed<k>/result.json, written last and atomically, so that a run with one is skipped
+   when the command runs again;
+4. ablation.json and the table: mean ± std over seeds, and each arm's difference to the first arm with its 95%
+   interval (`statistics.compare_arms`).
+
+A mistaken request (an arm that is no tap, an eval set that cannot be read, a budget under one step, a DIR holding
+runs of another configuration) is a UsageError before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mdr.atomic import atomic_file, write_atomically
+from mdr.errors import UsageError
+from mdr.experiments.heldout import Doc, decontaminate, load_eval_set, split_heldout
+from mdr.experiments.statistics import compare_arms
+from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders
+
+HELDOUT_FIRST, HELDOUT_LAST = "heldout-first", "heldout-last"
+# Documents per arm in the tokenizer's pooled sample, at most: the tokenizer is fitted once, on the same number of
+# documents from every arm (the smallest arm's count when it has fewer), so that no arm's text dominates it.
+TOKENIZER_DOCS_PER_ARM = 20_000
+_EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# The settings of a run that make it the same run: a result.json written under others is another ablation's.
+_RUN_IDENTITY = ("data", "tokenizer", "preset", "seq_len", "batch_size", "max_steps", "seed", "val_fraction",
+                 "tokenizer_vocab_size")
+
+
+@dataclass
+class AblateConfig:
+    run: str  # an `mdr run` output directory with taps
+    out: str  # DIR
+    tokens: int  # training tokens of every run
+    arms: list[str] | None = None  # tapped stages, in recipe order; None: every tap
+    seeds: int = 3
+    evals: dict[str, str] = field(default_factory=dict)  # --eval NAME=PATH
+    heldout_fraction: float = 0.05
+    preset: str = "tiny"
+    batch_size: int = 12
+    seq_len: int | None = None  # None: the preset's context
+    tokenizer_vocab_size: int | None = None  # None: the trainer's default for the preset
+    lr: float | None = None
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class Plan:
+    """What the checks of the request found, before anything is written."""
+
+    arms: dict[str, list[Doc]]  # arm → its documents, in recipe order
+    evals: dict[str, list[str]]  # --eval name → texts
+    seq_len: int
+    max_steps: int
+
+
+def parse_eval(text: str) -> tuple[str, str]:
+    """`--eval NAME=PATH` → (name, path): a name that can be a file name and is not one of the held-out sets'."""
+    name, sep, path = text.partition("=")
+    if not sep or not path:
+        raise UsageError(f"--eval {text}: give NAME=PATH")
+    if not _EVAL_NAME.fullmatch(name) or name in (HELDOUT_FIRST, HELDOUT_LAST):
+        raise UsageError(f"--eval {text}: the name must be letters, digits, '.', '_' or '-' (not starting with a "
+                         f"punctuation mark) and not {HELDOUT_FIRST} or {HELDOUT_LAST}")
+    return name, path
+
+
+def plan(config: AblateConfig) -> Plan:
+    """Checks the request and reads the arms and eval sets; writes nothing."""
+    from mdr.train.model import PRESETS
+
+    if config.preset not in PRESETS:
+        raise UsageError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    for name, value in (("--seeds", config.seeds), ("--batch-size", config.batch_size),
+                        ("--seq-len", config.seq_len or 1)):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1, got {value}")
+    seq_len = config.seq_len or PRESETS[config.preset].block_size
+    max_steps = config.tokens // (config.batch_size * seq_len)
+    if max_steps < 1:
+        raise UsageError(f"--tokens {config.tokens} is less than one step of {config.batch_size} × {seq_len} tokens")
+    try:
+        taps = tap_folders(RunLayout(Path(config.run)))
+    except FileNotFoundError:
+        raise UsageError(f"{config.run} is not an `mdr run` output directory: it has no "
+                         f"{RunLayout(Path(config.run)).run_file.name}") from None
+    if not taps:
+        raise UsageError(f"{config.run} has no taps: run `mdr run ... --tap STAGE` for every stage to compare")
+    names = config.arms or list(taps)
+    unknown = [name for name in names if name not in taps]
+    if unknown or len(set(names)) != len(names) or len(names) < 2:
+        raise UsageError(f"--arms {','.join(names)}: give two or more distinct tapped stages of {config.run} "
+                         f"(its taps: {', '.join(taps)})")
+    order = list(taps)
+    names.sort(key=order.index)  # the first arm is the stage nearest the input
+    evals = {name: load_eval_set(path) for name, path in config.evals.items()}
+    return Plan(arms={name: _documents(taps[name]) for name in names}, evals=evals, seq_len=seq_len,
+                max_steps=max_steps)
+
+
+def _documents(folder: Path) -> list[Doc]:
+    """(id, text) of every document in a tap's shards, in file order."""
+    docs = []
+    for path in sorted(folder.glob("*.parquet")):
+        table = pq.read_table(path, columns=["id", "text"])
+        docs.extend(zip(table["id"].to_pylist(), table["text"].to_pylist()))
+    return docs
+
+
+def _write_texts(path: Path, texts: list[str], ids: list[str] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = {"id": ids or [str(i) for i in range(len(texts))], "text": texts}
+    with atomic_file(path) as handle:
+        pq.write_table(pa.table(columns), handle)
+
+
+def ablate(config: AblateConfig) -> dict:
+    """Runs the ablation (module docstring); returns what ablation.json holds."""
+    work = plan(config)
+    layout = AblationLayout(Path(config.out))
+    heldout = split_heldout(work.arms, config.heldout_fraction)
+    references = {HELDOUT_FIRST: [text for _, text in heldout.first], **work.evals}
+    clean = decontaminate(heldout.training, references)
+    eval_texts = {HELDOUT_FIRST: [text for _, text in heldout.first],
+                  HELDOUT_LAST: [text for _, text in heldout.last], **work.evals}
+    runs = [(arm, seed) for arm in work.arms for seed in range(config.seeds)]
+    train_configs = {run: _train_config(config, work, layout, *run) for run in runs}
+    _check_earlier_results(layout, train_configs)
+    empty = [arm for arm, docs in clean.training.items() if not docs]
+    if empty or not heldout.last:
+        raise UsageError(f"nothing left to {'train on in arm ' + ', '.join(empty) if empty else 'evaluate on'} "
+                         "after the held-out split and decontamination: give more documents or a smaller "
+                         "--heldout-fraction")
+
+    for arm, docs in clean.training.items():
+        _write_texts(layout.arm_data(arm), [t for _, t in docs], [i for i, _ in docs])
+    for name, texts in eval_texts.items():
+        _write_texts(layout.eval_set(name), texts)
+    tokenizer = _fit_tokenizer(config, layout, clean.training)
+    arm_tokens = {arm: _tokens(tokenizer, [t for _, t in docs]) for arm, docs in clean.training.items()}
+    tokens_per_run = work.max_steps * config.batch_size * work.seq_len
+    for name, texts in eval_texts.items():  # each set must fill one evaluation batch, checked before any training
+        if _tokens(tokenizer, texts) < config.batch_size * work.seq_len + 1:
+            raise UsageError(f"eval set {name} ({len(texts)} documents) holds fewer tokens than one batch of "
+                             f"{config.batch_size} × {work.seq_len}: give more documents or a smaller --batch-size")
+
+    results = {}
+    for arm, seed in runs:
+        path = layout.result(arm, seed)
+        if not path.is_file():
+            _train_and_evaluate(config, layout, train_configs[arm, seed], arm, seed, list(eval_texts), arm_tokens[arm])
+        results[arm, seed] = json.loads(path.read_text())
+
+    bpb = {arm: {name: {seed: results[arm, seed]["bpb"][name] for seed in range(config.seeds)}
+                 for name in eval_texts} for arm in work.arms}
+    summary = {
+        "run": str(config.run),
+        "arms": {arm: {"documents": len(work.arms[arm]), "heldout_removed": heldout.removed[arm],
+                       "decontaminated": clean.per_arm[arm], "training_documents": len(clean.training[arm]),
+                       "training_tokens": arm_tokens[arm], "epochs": tokens_per_run / arm_tokens[arm]}
+                 for arm in work.arms},
+        "eval_sets": {name: {"documents": len(texts), "path": config.evals.get(name)}
+                      for name, texts in eval_texts.items()},
+        "decontamination": clean.summary(),
+        "tokenizer": {"path": str(layout.tokenizer), "sha256": results[runs[0]]["tokenizer_sha256"]},
+        "runs": [results[run] for run in runs],
+        "results": [dataclasses.asdict(result) for result in compare_arms(bpb)],
+        "configuration": {**dataclasses.asdict(config), "seq_len": work.seq_len, "max_steps": work.max_steps,
+                          "tokens_per_run": tokens_per_run},
+    }
+    write_atomically(layout.ablation_file, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm: str, seed: int):
+    from mdr.train.trainer import TrainConfig
+
+    options = {"lr": config.lr} if config.lr is not None else {}
+    if config.tokenizer_vocab_size is not None:
+        options["tokenizer_vocab_size"] = config.tokenizer_vocab_size
+    # val_fraction 0: the held-out sets are the ablation's own (eval/); one checkpoint, at the end, which a rerun
+    # of an interrupted ablation resumes (resume="auto")
+    # what decides the arm's documents besides the run's settings, in the manifest and checked on a rerun
+    extra = {"run": str(Path(config.run).resolve()), "arms": list(work.arms),
+             "heldout_fraction": config.heldout_fraction,
+             "evals": {name: str(Path(path).resolve()) for name, path in config.evals.items()}}
+    return TrainConfig(data=[str(layout.arm_data(arm))], extra=extra, out=str(layout.run(arm, seed)),
+                       tokenizer=str(layout.tokenizer), preset=config.preset, seq_len=work.seq_len,
+                       batch_size=config.batch_size, max_steps=work.max_steps, seed=seed, val_fraction=0.0,
+                       checkpoint_interval=work.max_steps, log_interval=max(1, work.max_steps // 100),
+                       device=config.device, progress=config.progress, resume="auto", **options)
+
+
+def _identity(train_config: dict) -> dict:
+    return {key: train_config.get(key) for key in _RUN_IDENTITY} | {"ablation": train_config["extra"]}
+
+
+def _check_earlier_results(layout: AblationLayout, train_configs: dict) -> None:
+    """A result.json in DIR must come from the run this invocation would train: else DIR is another ablation's."""
+    for (arm, seed), train_config in train_configs.items():
+        path = layout.result(arm, seed)
+        if path.is_file():
+            stored = json.loads(path.read_text())["train_config"]
+            if _identity(stored) != _identity(dataclasses.asdict(train_config)):
+                raise UsageError(f"{layout.root} holds a run of {arm}, seed {seed}, with other settings "
+                                 f"({path}): give another --out, or the same settings")
+
+
+def _fit_tokenizer(config: AblateConfig, layout: AblationLayout, training: dict[str, list[Doc]]):
+    """The tokenizer of every run: fitted on the same number of documents from each arm (a seeded sample), once."""
+    from mdr.train.tokenizer import load_tokenizer, train_tokenizer
+    from mdr.train.trainer import TOKENIZER_VOCAB_SIZE
+
+    share = min(TOKENIZER_DOCS_PER_ARM, *(len(docs) for docs in training.values()))
+    pooled = [text for arm, docs in training.items()
+              for _, text in random.Random(f"tokenizer:{arm}").sample(docs, share)]
+    fitted = layout.tokenizer.is_file() and layout.tokenizer_sample.is_file() and pq.read_table(
+        layout.tokenizer_sample, columns=["text"])["text"].to_pylist() == pooled
+    if not fitted:  # first, or an earlier invocation's arms held other documents (and no run had finished)
+        _write_texts(layout.tokenizer_sample, pooled)
+        train_tokenizer([str(layout.tokenizer_sample)],
+                        config.tokenizer_vocab_size or TOKENIZER_VOCAB_SIZE[config.preset], str(layout.tokenizer))
+    return load_tokenizer(str(layout.tokenizer))
+
+
+def _tokens(tokenizer, texts: list[str]) -> int:
+    """The tokens the loader makes of `texts`: each document's tokens and its end-of-document token."""
+    return sum(len(tokenizer.encode(text)) + 1 for text in texts)
+
+
+def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_config, arm: str, seed: int,
+                        eval_sets: list[str], arm_tokens: int) -> None:
+    from mdr.train.checkpointing import load_model
+    from mdr.train.data import TokenLoader
+    from mdr.train.evaluate import evaluate, token_byte_lengths
+    from mdr.train.trainer import train
+
+    if config.progress:
+        print(f"mdr: ablate: training {arm}, seed {seed} ({train_config.max_steps} steps)", file=sys.stderr)
+    train(train_config)
+    run = TrainLayout(Path(train_config.out))
+    trained = [json.loads(line) for line in run.metrics.read_text().splitlines() if line.strip()]
+    last = [record for record in trained if record.get("split") == "train"][-1]
+    model, _ = load_model(run.root, config.device)
+    token_bytes = token_byte_lengths(str(run.tokenizer), model.config.vocab_size)
+    metrics = {}
+    for name in eval_sets:  # every document of the set, in order (evaluate() runs without gradients)
+        loader = TokenLoader([str(layout.eval_set(name))], str(run.tokenizer), model.config.block_size,
+                             config.batch_size, seed=seed, split="train", val_fraction=0.0, epochs=1, shuffle=False)
+        metrics[name] = evaluate(model, loader, token_bytes, None, config.device)
+    manifest = json.loads(run.manifest.read_text())
+    result = {"arm": arm, "seed": seed, "steps": last["step"], "tokens": last["tokens"],
+              "epochs": last["tokens"] / arm_tokens, "tokenizer_sha256": manifest["tokenizer"]["sha256"],
+              "bpb": {name: values["bpb"] for name, values in metrics.items()}, "metrics": metrics,
+              "train_config": dataclasses.asdict(train_config)}
+    write_atomically(layout.result(arm, seed), json.dumps(result, indent=2) + "\n")
+
+
+def format_table(summary: dict) -> str:
+    """Mean ± std bits per byte per arm and eval set, and the difference to the first arm with its interval."""
+    lines = [f"{'arm':<16} {'eval set':<16} {'epochs':>7} {'bpb mean ± std':>18}  difference to the first arm"]
+    for row in summary["results"]:
+        spread, difference = row["bpb"], row["difference"]
+        std = f"{spread['std']:.4f}" if spread["std"] is not None else "-"
+        if difference is None:
+            versus = "(baseline)"
+        elif difference["low"] is None:
+            versus = f"{difference['mean']:+.4f}  {difference['verdict']}"
+        else:
+            versus = (f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}]  "
+                      f"{difference['verdict']}")
+        epochs = summary["arms"][row["arm"]]["epochs"]
+        lines.append(f"{row['arm']:<16} {row['eval_set']:<16} {epochs:>7.2f} "
+                     f"{spread['mean']:>9.4f} ± {std:<6}  {versus}")
+    return "\n".join(lines)

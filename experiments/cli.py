@@ -1,0 +1,68 @@
+"""The `mdr ablate` verb (experiments/ablate.py):
+
+    mdr ablate --run OUT --out DIR --tokens N [--arms a,b,c] [--seeds K] [--eval NAME=PATH ...]
+               [--heldout-fraction F] [--preset P] [--batch-size B] [--seq-len L] [--lr LR] [--device D]
+
+Registering it imports nothing heavy: torch loads when the verb runs (`mdr --help` stays fast).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mdr.errors import UsageError
+
+
+def register(verbs) -> None:
+    ablate = verbs.add_parser("ablate", help="train the same small model on the documents each tapped stage "
+                                             "forwards, at equal tokens, and compare them on held-out data")
+    ablate.add_argument("--run", required=True, metavar="OUT", help="an `mdr run` output directory with taps")
+    ablate.add_argument("--out", required=True, metavar="DIR", help="the ablation's directory")
+    ablate.add_argument("--tokens", required=True, type=int, metavar="N", help="training tokens of every run")
+    ablate.add_argument("--arms", metavar="A,B,...", help="tapped stages to compare (default: every tap, in "
+                                                          "recipe order); the first is the baseline")
+    ablate.add_argument("--seeds", type=int, default=3, metavar="K", help="runs per arm (default 3)")
+    ablate.add_argument("--eval", action="append", default=[], metavar="NAME=PATH",
+                        help="another evaluation set: Parquet with a text column, JSONL with a \"text\" field, "
+                             ".txt, or a directory of them; repeat for more")
+    ablate.add_argument("--heldout-fraction", type=float, default=0.05, metavar="F",
+                        help="share of the first arm's documents held out, by a hash of their WARC record id "
+                             "(default 0.05)")
+    ablate.add_argument("--preset", default="tiny", help="model shape (default tiny)")
+    ablate.add_argument("--batch-size", type=int, default=12, help="sequences per step (default 12)")
+    ablate.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's context)")
+    ablate.add_argument("--tokenizer-vocab-size", type=int, help="vocabulary of the shared tokenizer")
+    ablate.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    ablate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ablate.add_argument("--no-progress", action="store_true", help="no progress lines")
+    ablate.add_argument("--json", action="store_true", help="print ablation.json instead of the table")
+    ablate.set_defaults(handler=cmd_ablate)
+
+
+def cmd_ablate(args) -> int:
+    from mdr.train.cli import _reported
+
+    return _reported(_ablate)(args)
+
+
+def _ablate(args) -> int:
+    from mdr.train.cli import _device, _require_train_extra
+
+    _require_train_extra("ablate", "torch", "tensorboard")
+    from mdr.experiments.ablate import AblateConfig, ablate, format_table, parse_eval
+    from mdr.pipeline.terminal import safe
+
+    evals = dict(parse_eval(text) for text in args.eval)
+    if len(evals) != len(args.eval):
+        raise UsageError("--eval: each NAME once")
+    config = AblateConfig(run=args.run, out=args.out, tokens=args.tokens,
+                          arms=args.arms.split(",") if args.arms else None, seeds=args.seeds, evals=evals,
+                          heldout_fraction=args.heldout_fraction, preset=args.preset, batch_size=args.batch_size,
+                          seq_len=args.seq_len, tokenizer_vocab_size=args.tokenizer_vocab_size, lr=args.lr,
+                          device=_device(args.device), progress=not args.no_progress)
+    summary = ablate(config)
+    print(json.dumps(summary, indent=2) if args.json else safe(format_table(summary)))
+    if not args.json:
+        print(f"mdr: ablation -> {args.out}", file=sys.stderr)
+    return 0

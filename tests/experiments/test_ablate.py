@@ -1,0 +1,142 @@
+"""`mdr ablate --run OUT` end to end on data_samples/ with a micro budget: every arm trains on the same number of
+tokens with the same tokenizer, a planted near-duplicate of an evaluation document leaves every arm, and a second
+invocation trains nothing new."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mdr.experiments.heldout import is_heldout
+from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders
+from tests.pipeline.commands import mdr, mdr_here, run_args
+
+torch = pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parents[2]
+WARCS = sorted((REPO / "data_samples").glob("*.warc.gz"))
+ARMS = ["language", "lines"]
+SEEDS = 2
+HELDOUT_FRACTION = 0.3
+# The micro budget: the tiny preset on 32-token sequences, 4 per step, 15 steps.
+BUDGET = ["--tokens", "2000", "--seq-len", "32", "--batch-size", "4", "--tokenizer-vocab-size", "512",
+          "--seeds", str(SEEDS), "--heldout-fraction", str(HELDOUT_FRACTION), "--no-progress"]
+
+
+def texts(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["text"])["text"].to_pylist()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ablate") / "run"
+    result = mdr(*run_args("refinedweb", out, *WARCS, tasks=3, workers=2), "--tap", "language", "--tap", "lines")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def planted(run, tmp_path_factory) -> str:
+    """A --eval set holding a copy of a document that both arms forward and neither holds out."""
+    folders = tap_folders(RunLayout(run))
+    rows = {}
+    for stage in ARMS:
+        for path in sorted(folders[stage].glob("*.parquet")):
+            for row in pq.read_table(path, columns=["id", "text"]).to_pylist():
+                rows.setdefault(row["id"], {})[stage] = row["text"]
+    doc_id, by_arm = next((i, t) for i, t in sorted(rows.items())
+                          if len(t) == len(ARMS) and not is_heldout(i, HELDOUT_FRACTION) and len(t["lines"]) > 200)
+    path = tmp_path_factory.mktemp("planted") / "planted.jsonl"
+    path.write_text(json.dumps({"text": by_arm["lines"]}) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def ablation(run, planted, one_thread, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("ablation") / "dir"
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
+                      "--eval", f"planted={planted}", *BUDGET)
+    assert result.returncode == 0, result.stderr
+    assert "heldout-first" in result.stdout and "lines" in result.stdout
+    return out, json.loads(AblationLayout(out).ablation_file.read_text())
+
+
+def runs(out: Path) -> list[TrainLayout]:
+    layout = AblationLayout(out)
+    return [TrainLayout(layout.run(arm, seed)) for arm in ARMS for seed in range(SEEDS)]
+
+
+def test_every_arm_trains_on_the_same_number_of_tokens(ablation):
+    out, summary = ablation
+    trained = set()
+    for run in runs(out):
+        records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+        trained.add(max(record["tokens"] for record in records if record["split"] == "train"))
+    assert len(trained) == 1 and trained != {0}
+    tokens = trained.pop()
+    assert summary["configuration"]["tokens_per_run"] == tokens
+    assert [(r["arm"], r["tokens"]) for r in summary["runs"]] == [(arm, tokens) for arm in ARMS for _ in range(SEEDS)]
+    for facts in summary["arms"].values():  # the epochs: the run's tokens over the arm's own
+        assert facts["epochs"] == pytest.approx(tokens / facts["training_tokens"])
+
+
+def test_every_run_uses_the_one_tokenizer(ablation):
+    from mdr.train.tokenizer import load_tokenizer
+
+    out, summary = ablation
+    hashes = {json.loads(run.manifest.read_text())["tokenizer"]["sha256"] for run in runs(out)}
+    assert hashes == {load_tokenizer(str(AblationLayout(out).tokenizer)).sha256} == {summary["tokenizer"]["sha256"]}
+
+
+def test_a_planted_near_duplicate_leaves_every_arm_and_is_counted(ablation, planted):
+    out, summary = ablation
+    text = json.loads(Path(planted).read_text())["text"]
+    for arm in ARMS:
+        assert text not in texts(AblationLayout(out).arm_data(arm))
+        assert summary["arms"][arm]["decontaminated"] >= 1
+    assert summary["decontamination"]["per_reference"]["planted"] >= 1
+    assert summary["eval_sets"]["planted"]["documents"] == 1
+
+
+def test_results_cover_every_arm_and_eval_set(ablation):
+    _, summary = ablation
+    cells = {(row["arm"], row["eval_set"]) for row in summary["results"]}
+    assert cells == {(arm, name) for arm in ARMS for name in ("heldout-first", "heldout-last", "planted")}
+    first = [row for row in summary["results"] if row["arm"] == ARMS[0]]
+    assert all(row["difference"] is None and row["bpb"]["seeds"] == SEEDS for row in first)
+    assert all(row["difference"]["verdict"] for row in summary["results"] if row["arm"] != ARMS[0])
+
+
+def test_a_second_invocation_trains_nothing_new(ablation, run, planted):
+    out, _ = ablation
+    layout = AblationLayout(out)
+    before = {path: path.stat().st_mtime_ns for path in (layout.root / "runs").rglob("*") if path.is_file()}
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
+                      "--eval", f"planted={planted}", *BUDGET)
+    assert result.returncode == 0, result.stderr
+    after = {path: path.stat().st_mtime_ns for path in (layout.root / "runs").rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_other_settings_in_the_same_dir_are_refused(ablation, run, planted):
+    out, _ = ablation
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
+                      "--eval", f"planted={planted}", *BUDGET, "--tokens", "4000")
+    assert result.returncode == 2 and "other settings" in result.stderr
+
+
+def test_an_arm_that_is_no_tap_is_one_line_before_anything_is_written(run, tmp_path):
+    out = tmp_path / "dir"
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", "language,minhash", *BUDGET)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "its taps: language, lines" in result.stderr
+    assert not out.exists()
