@@ -246,8 +246,9 @@ def _eval_split(args, val_fraction: float, files: list[str]) -> tuple[str, str]:
             raise UsageError(f"{TrainLayout(args.run).manifest} is missing or unreadable, so --split auto cannot tell "
                              "whether --data is the run's training data: give --split val or --split all")
         split = "val" if own else "all"
-        reason = ("--split auto: --data holds files the run trained on" if own
-                  else "--split auto: --data is not the run's training data")
+        reason = ("--split auto: --data holds files the run trained on" if own else
+                  "--split auto: --data holds none of the files the run trained on; its documents are not checked one "
+                  "by one")
     if split == "val" and val_fraction == 0.0:
         raise UsageError(f"{args.run} held nothing out (val_fraction 0; {reason}): use --split all to evaluate "
                          "every document")

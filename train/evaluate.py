@@ -113,16 +113,20 @@ def trained_on(run: str | os.PathLike, files: list[str]) -> bool | None:
     manifest to tell by.
 
     Either match counts: a file rewritten at a trained-on path may still hold trained-on documents, and a copy of a
-    trained-on shard elsewhere holds them all. Files are hashed only when no path matches.
+    trained-on shard elsewhere holds them all. Files are hashed only when no path matches, and only those whose size
+    is a trained-on shard's (manifests from before sizes were recorded: every file). The check is per file: the
+    same documents in other files (a tap of the run's curation, a re-sharded copy) are not recognised.
     """
-    from mdr.train.runlog import file_sha256
+    from mdr.train.runlog import file_sha256, file_size
 
     try:
         shards = json.loads(TrainLayout(run).manifest.read_text())["shards"]
         hashes = {shard["sha256"] for shard in shards}
         paths = {os.path.realpath(shard["path"]) for shard in shards if os.path.isabs(shard["path"])}
-    except (OSError, ValueError, KeyError, TypeError):
+        sizes = {shard.get("size") for shard in shards}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if any(_local_identity(path) in paths for path in files):
         return True
-    return any(file_sha256(path) in hashes for path in files)
+    candidates = files if None in sizes else [path for path in files if file_size(path) in sizes]
+    return any(file_sha256(path) in hashes for path in candidates)

@@ -40,6 +40,17 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def file_size(path: str) -> int | None:
+    """The size in bytes of a local file or fsspec URL (None when it cannot be read)."""
+    import fsspec
+
+    try:
+        filesystem, location = fsspec.core.url_to_fs(path)
+        return filesystem.size(location)
+    except (OSError, ValueError):
+        return None
+
+
 def _git_commit() -> dict | None:
     source = Path(__file__).resolve().parent
     try:
@@ -66,7 +77,7 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
         "model_config": dataclasses.asdict(model_config),
         "git": _git_commit(),
         "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
-        "shards": previous.get("shards") or [{"path": f, "sha256": file_sha256(f)} for f in files],
+        "shards": previous.get("shards") or [{"path": f, "sha256": file_sha256(f), "size": file_size(f)} for f in files],
         "data_order_seed": config.seed,
         "versions": {"mdr": mdr.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda"

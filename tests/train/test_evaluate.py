@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from mdr.train import objective
 from mdr.train.data import TokenLoader
+from mdr.train import runlog
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths, trained_on
 from mdr.train.tokenizer import load_tokenizer
 from mdr.train.checkpointing import load_model
@@ -93,13 +94,30 @@ def test_split_auto_keeps_the_held_out_split_of_the_runs_own_data(tmp_path):
     assert "the held-out split (--split auto" in _eval_json(str(run), "--data", str(copy), "--max-batches", "1")[1]
 
 
+def test_trained_on_follows_links_and_hashes_only_files_of_a_trained_on_size(tmp_path, monkeypatch):
+    run, data = tiny_run(), shakespeare_data()
+    shard = sorted(Path(data[0]).glob("*.parquet"))[0]
+    link = tmp_path / "link.parquet"
+    link.symlink_to(shard)
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"text": ["not a trained-on shard"]}), other)
+    hashed = []
+    real_sha256 = runlog.file_sha256
+    monkeypatch.setattr(runlog, "file_sha256", lambda path: hashed.append(path) or real_sha256(path))
+    assert trained_on(run, [str(link)]) is True and hashed == []  # the link resolves to a listed path
+    assert trained_on(run, [str(other)]) is False and hashed == []  # no shard of its size: never read
+    copy = tmp_path / "copy.parquet"
+    shutil.copyfile(shard, copy)
+    assert trained_on(run, [str(copy)]) is True and hashed == [str(copy)]
+
+
 def test_split_auto_evaluates_all_of_other_data(tmp_path):
     run = tiny_run()
     other = tmp_path / "other.parquet"  # the same speeches in capitals: other documents, another file
     pq.write_table(pa.table({"text": [s.upper() for s in shakespeare_speeches()[:300]]}), other)
     assert trained_on(run, [str(other)]) is False
     auto, note = _eval_json(str(run), "--data", str(other))
-    assert "every document (--split auto: --data is not the run's training data)" in note
+    assert "every document (--split auto: --data holds none of the files the run trained on" in note
     assert auto == _eval_json(str(run), "--data", str(other), "--split", "all")[0]
     assert auto["tokens"] > _eval_json(str(run), "--data", str(other), "--split", "val")[0]["tokens"]
 
