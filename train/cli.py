@@ -213,6 +213,12 @@ def cmd_eval(args) -> int:
 
     if not args.data and not args.task:
         raise UsageError("nothing to evaluate on: give --data SHARDS, --task FILE.jsonl or both")
+    if not args.data:  # these choose how --data is read: without it they would be ignored without a word
+        given = [flag for flag, value in (("--split", args.split != "auto"), ("--max-batches", args.max_batches),
+                                          ("--batch-size", args.batch_size)) if value]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{', '.join(given)} {verb} to --data, which is not given (--task scores every question)")
     _at_least_one(args.max_batches, "--max-batches")
     _at_least_one(args.batch_size, "--batch-size")
     tasks = {path: read_task(path) for path in args.task or []}  # every task file checked before the model loads

@@ -248,3 +248,9 @@ def test_mdr_eval_checks_the_task_file_before_the_model(tmp_path):
     assert f"{path} line 2: label 5 is out of range" in result.stderr
     nothing = mdr_here("eval", str(tmp_path / "no-run"))
     assert nothing.returncode == 2 and "give --data SHARDS, --task FILE.jsonl or both" in nothing.stderr
+    # the options of --data are refused without it rather than ignored
+    path = _write(tmp_path / "good.jsonl", GOOD)
+    for extra in (["--split", "val"], ["--max-batches", "2"], ["--batch-size", "4"]):
+        ignored = mdr_here("eval", str(tmp_path / "no-run"), "--task", str(path), *extra)
+        assert ignored.returncode == 2 and ignored.stderr.count("\n") == 1
+        assert f"{extra[0]} applies to --data, which is not given" in ignored.stderr
