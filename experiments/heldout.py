@@ -34,7 +34,7 @@ import xxhash
 
 from mdr.dedup.minhash import MinhashConfig, MinhashSignature
 from mdr.errors import UsageError
-from mdr.layout import RunLayout
+from mdr.layout import documents_folder
 from mdr.train.tokenizer import DataError, one_line, open_text_parquet, read_texts  # loads no torch
 
 Doc = tuple[str, str]  # (WARC record id, text)
@@ -165,7 +165,8 @@ def _near_duplicate(a: set, b: frozenset) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # --eval sets
 
-EVAL_FORMATS = "Parquet with a 'text' column (.parquet), JSONL with a \"text\" field (.jsonl, .jsonl.gz), plain text (.txt)"
+EVAL_FORMATS = ("Parquet with a 'text' column (.parquet), JSONL with a \"text\" field (.jsonl, .jsonl.gz), "
+                "plain text (.txt)")
 
 
 def load_eval_set(path: str | Path) -> list[str]:
@@ -174,9 +175,8 @@ def load_eval_set(path: str | Path) -> list[str]:
     A missing, unreadable or malformed file, or a set without any text, is a one-line UsageError naming it."""
     path = Path(path)
     if path.is_dir():
-        run = RunLayout(path)
-        root = run.data if run.run_file.is_file() and run.data.is_dir() else path
-        files = sorted(p for p in root.rglob("*") if _reader(p) and p.is_file() and not p.name.startswith("."))
+        files = sorted(p for p in documents_folder(path).rglob("*")
+                       if _reader(p) and p.is_file() and not p.name.startswith("."))
         if not files:
             raise UsageError(f"{path} holds no evaluation file: {EVAL_FORMATS}")
     elif path.is_file():

@@ -132,6 +132,13 @@ class RunLayout:
         return self.root / "work" / stage
 
 
+def documents_folder(folder: Path) -> Path:
+    """The folder of documents a directory given as data stands for: an `mdr run` OUT means its kept documents
+    (data/), any other directory itself."""
+    run = RunLayout(folder)
+    return run.data if run.run_file.is_file() and run.data.is_dir() else folder
+
+
 def tap_folders(layout: RunLayout) -> dict[str, Path]:
     """Each tapped stage of run `layout`, in recipe order, with the folder holding the documents it forwarded, as
     its run.json records them (`RunLayout.tap`, or filtered/, deduped/<stage>/, data/): what reads a run's taps

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mdr.atomic import write_atomically
 from mdr.errors import UsageError
-from mdr.layout import DATA_DIR, RUN_FILE, RunLayout, TrainLayout
+from mdr.layout import DATA_DIR, RUN_FILE, TrainLayout, documents_folder
 
 EOS_TOKEN = "<|endoftext|>"
 BYTE_ALPHABET_SIZE = 256  # byte-level BPE starts from one token per byte
@@ -55,10 +55,7 @@ def _local_files(item: str) -> list[str]:
         return [p for p in glob.glob(item, recursive=True) if p.endswith(".parquet") and os.path.isfile(p)]
     path = Path(item)
     if path.is_dir():
-        run = RunLayout(path)
-        if run.run_file.is_file() and run.data.is_dir():  # `mdr run` OUT: its kept documents only
-            path = run.data
-        return [str(p) for p in path.rglob("*.parquet") if p.is_file() and not p.name.startswith(".")]
+        return [str(p) for p in documents_folder(path).rglob("*.parquet") if p.is_file() and not p.name.startswith(".")]
     return [str(path)] if path.is_file() else []
 
 
