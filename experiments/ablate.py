@@ -113,8 +113,7 @@ def plan(config: AblateConfig) -> Plan:
     if unknown or len(set(names)) != len(names) or len(names) < 2:
         raise UsageError(f"--arms {','.join(names)}: give two or more distinct tapped stages of {config.run} "
                          f"(its taps: {', '.join(taps)})")
-    order = list(taps)
-    names.sort(key=order.index)  # the first arm is the stage nearest the input
+    names = sorted(names, key=list(taps).index)  # in recipe order: the first arm, the baseline, is nearest the input
     evals = {name: load_eval_set(path) for name, path in config.evals.items()}
     return Plan(arms={name: _documents(taps[name]) for name in names}, evals=evals, seq_len=seq_len,
                 max_steps=max_steps)
