@@ -108,6 +108,12 @@ def plan(config: AblateConfig) -> Plan:
                          f"{RunLayout(Path(config.run)).run_file.name}") from None
     if not taps:
         raise UsageError(f"{config.run} has no taps: run `mdr run ... --tap STAGE` for every stage to compare")
+    from mdr.pipeline.stats import funnel
+
+    progress = funnel(config.run)
+    if not progress["complete"]:  # a tap's shards appear task by task: a killed run's taps lack the rest
+        raise UsageError(f"{config.run} is an unfinished run ({progress['tasks_done']} of {progress['tasks']} tasks "
+                         "done): run the same `mdr run` command again to finish it, then ablate")
     names = config.arms or list(taps)
     unknown = [name for name in names if name not in taps]
     if unknown or len(set(names)) != len(names) or len(names) < 2:
@@ -283,14 +289,15 @@ def format_table(summary: dict) -> str:
     for row in summary["results"]:
         spread, difference = row["bpb"], row["difference"]
         std = f"{spread['std']:.4f}" if spread["std"] is not None else "-"
+        mean = f"{spread['mean']:>9.4f}" if spread["mean"] is not None else f"{'-':>9}"  # None: a run diverged
         if difference is None:
             versus = "(baseline)"
         elif difference["low"] is None:
-            versus = f"{difference['mean']:+.4f}  {difference['verdict']}"
+            versus = (f"{difference['mean']:+.4f}  " if difference["mean"] is not None else "") + difference["verdict"]
         else:
             versus = (f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}]  "
                       f"{difference['verdict']}")
         epochs = summary["arms"][row["arm"]]["epochs"]
         lines.append(f"{row['arm']:<16} {row['eval_set']:<16} {epochs:>7.2f} "
-                     f"{spread['mean']:>9.4f} ± {std:<6}  {versus}")
+                     f"{mean} ± {std:<6}  {versus}")
     return "\n".join(lines)

@@ -3,13 +3,18 @@ tokens with the same tokenizer, a planted near-duplicate of an evaluation docume
 invocation trains nothing new."""
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from mdr.experiments.ablate import format_table
 from mdr.experiments.heldout import is_heldout
-from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders
+from mdr.experiments.statistics import NOT_FINITE
+from mdr.pipeline.runner import FILTER_PHASE
+from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders, task_stats_name
 from tests.pipeline.commands import mdr, mdr_here, run_args
 
 torch = pytest.importorskip("torch")
@@ -140,3 +145,31 @@ def test_an_arm_that_is_no_tap_is_one_line_before_anything_is_written(run, tmp_p
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "its taps: language, lines" in result.stderr
     assert not out.exists()
+
+
+def test_an_unfinished_run_is_refused(run, tmp_path):
+    """A killed run's taps hold only the shards of the tasks that ended: such a run is no arm to compare."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    layout = RunLayout(copy)
+    # what a kill leaves: the last task of the filter phase wrote neither its stats nor its completion mark
+    (layout.logs(FILTER_PHASE) / task_stats_name(2)).unlink()
+    sorted(layout.completions(FILTER_PHASE).iterdir())[-1].unlink()
+    out = tmp_path / "dir"
+    result = mdr_here("ablate", "--run", str(copy), "--out", str(out), *BUDGET)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert re.search(r"is an unfinished run \((\d+) of (\d+) tasks done\)", result.stderr)
+    assert not out.exists()
+
+
+def test_the_table_shows_a_diverged_run_without_a_number():
+    summary = {"arms": {"language": {"epochs": 1.0}, "lines": {"epochs": 1.0}},
+               "results": [{"arm": "language", "eval_set": "heldout-first", "difference": None,
+                            "bpb": {"mean": 3.9, "std": 0.01, "seeds": 2}},
+                           {"arm": "lines", "eval_set": "heldout-first",
+                            "bpb": {"mean": None, "std": None, "seeds": 2},
+                            "difference": {"mean": None, "low": None, "high": None, "seeds": 2,
+                                           "verdict": NOT_FINITE}}]}
+    first, baseline, diverged = format_table(summary).splitlines()
+    assert "3.9000 ± 0.0100" in baseline and "(baseline)" in baseline
+    assert diverged.split()[:4] == ["lines", "heldout-first", "1.00", "-"] and diverged.endswith(NOT_FINITE)
