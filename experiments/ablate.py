@@ -146,10 +146,9 @@ def ablate(config: AblateConfig) -> dict:
     work = plan(config)
     layout = AblationLayout(Path(config.out))
     heldout = split_heldout(work.arms, config.heldout_fraction)
-    references = {HELDOUT_FIRST: [text for _, text in heldout.first], **work.evals}
-    clean = decontaminate(heldout.training, references)
-    eval_texts = {HELDOUT_FIRST: [text for _, text in heldout.first],
-                  HELDOUT_LAST: [text for _, text in heldout.last], **work.evals}
+    first = [text for _, text in heldout.first]
+    clean = decontaminate(heldout.training, {HELDOUT_FIRST: first, **work.evals})
+    eval_texts = {HELDOUT_FIRST: first, HELDOUT_LAST: [text for _, text in heldout.last], **work.evals}
     runs = [(arm, seed) for arm in work.arms for seed in range(config.seeds)]
     train_configs = {run: _train_config(config, work, layout, *run) for run in runs}
     _check_earlier_results(layout, train_configs)
@@ -251,8 +250,9 @@ def _fit_tokenizer(config: AblateConfig, layout: AblationLayout, training: dict[
 
 
 def _tokens(tokenizer, texts: list[str]) -> int:
-    """The tokens the loader makes of `texts`: each document's tokens and its end-of-document token."""
-    return sum(len(tokenizer.encode(text)) + 1 for text in texts)
+    """The tokens the loader makes of `texts` (it encodes with encode_batch too): each document's tokens and its
+    end-of-document token."""
+    return sum(len(ids) + 1 for ids in tokenizer.encode_batch(texts))
 
 
 def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_config, arm: str, seed: int,
