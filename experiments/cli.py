@@ -41,15 +41,15 @@ def register(verbs) -> None:
 
 
 def cmd_ablate(args) -> int:
-    from mdr.train.cli import _reported
+    from mdr.train.cli import reported
 
-    return _reported(_ablate)(args)
+    return reported(_ablate)(args)
 
 
 def _ablate(args) -> int:
-    from mdr.train.cli import _device, _require_train_extra
+    from mdr.train.cli import check_device, require_train_extra
 
-    _require_train_extra("ablate", "torch", "tensorboard")
+    require_train_extra("ablate", "torch", "tensorboard")
     from mdr.experiments.ablate import AblateConfig, ablate, format_table, parse_eval
     from mdr.pipeline.terminal import safe
 
@@ -60,7 +60,7 @@ def _ablate(args) -> int:
                           arms=args.arms.split(",") if args.arms else None, seeds=args.seeds, evals=evals,
                           heldout_fraction=args.heldout_fraction, preset=args.preset, batch_size=args.batch_size,
                           seq_len=args.seq_len, tokenizer_vocab_size=args.tokenizer_vocab_size, lr=args.lr,
-                          device=_device(args.device), progress=not args.no_progress)
+                          device=check_device(args.device), progress=not args.no_progress)
     summary = ablate(config)
     print(json.dumps(summary, indent=2) if args.json else safe(format_table(summary)))
     if not args.json:

@@ -112,7 +112,7 @@ def register(verbs) -> None:
     export.set_defaults(handler=cmd_export)
 
 
-def _require_train_extra(verb: str, *modules: str) -> None:
+def require_train_extra(verb: str, *modules: str) -> None:
     """The `train` extra's modules a verb needs (pyproject.toml): a curation-only install lacks them."""
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
@@ -120,7 +120,7 @@ def _require_train_extra(verb: str, *modules: str) -> None:
                          "pip install 'mdr[train]'")
 
 
-def _reported(handler):
+def reported(handler):
     """A verb whose failures while running are one line on stderr and exit code 1, not a traceback: input data
     found unreadable mid-run, memory exhausted (torch's CUDA one included). An OSError (a full disk, EIO) goes on
     to `mdr`'s main(), which words it for every verb (mdr/cli.py, _os_error_line). Mistakes in the request
@@ -152,7 +152,7 @@ def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
     return (found,) if found is not None else ()
 
 
-def _device(name: str) -> str:
+def check_device(name: str) -> str:
     """--device checked before anything loads: a known device type, and CUDA only where torch sees it."""
     import torch
 
@@ -181,9 +181,9 @@ def _option_name(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
-@_reported
+@reported
 def cmd_train(args) -> int:
-    _require_train_extra("train", "torch", "tensorboard")
+    require_train_extra("train", "torch", "tensorboard")
     from mdr.train.trainer import TrainConfig, train
 
     options = {_option_name(f): getattr(args, _option_name(f)) for f in _TRAIN_OPTIONS}
@@ -202,9 +202,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-@_reported
+@reported
 def cmd_eval(args) -> int:
-    _require_train_extra("eval", "torch")
+    require_train_extra("eval", "torch")
     from mdr.layout import TrainLayout
     from mdr.pipeline.terminal import safe
     from mdr.train.checkpointing import load_model
@@ -222,7 +222,7 @@ def cmd_eval(args) -> int:
     _at_least_one(args.max_batches, "--max-batches")
     _at_least_one(args.batch_size, "--batch-size")
     tasks = {path: read_task(path) for path in args.task or []}  # every task file checked before the model loads
-    model, config = load_model(args.run, _device(args.device))
+    model, config = load_model(args.run, check_device(args.device))
     result = _held_out_metrics(args, model, config) if args.data else {}
     if tasks:
         tokenizer = load_tokenizer(str(TrainLayout(args.run).tokenizer))
@@ -290,16 +290,16 @@ def _held_out_metrics(args, model, config: dict) -> dict:
     return metrics
 
 
-@_reported
+@reported
 def cmd_sample(args) -> int:
-    _require_train_extra("sample", "torch")
+    require_train_extra("sample", "torch")
     from mdr.layout import TrainLayout
     from mdr.pipeline.terminal import safe
     from mdr.train import sample
     from mdr.train.checkpointing import load_model
     from mdr.train.tokenizer import load_tokenizer
 
-    model, _ = load_model(args.run, _device(args.device))
+    model, _ = load_model(args.run, check_device(args.device))
     tokenizer = load_tokenizer(str(TrainLayout(args.run).tokenizer))
     chosen = {k: getattr(args, k) for k in ("max_new_tokens", "top_k", "top_p", "temperature", "beam_width",
                                             "length_penalty", "min_new_tokens", "seed")}
@@ -325,9 +325,9 @@ def cmd_sample(args) -> int:
     return 0
 
 
-@_reported
+@reported
 def cmd_export(args) -> int:
-    _require_train_extra("export", "torch")
+    require_train_extra("export", "torch")
     from mdr.train.export import export_hf
 
     out = export_hf(args.run, args.hf)

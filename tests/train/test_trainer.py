@@ -518,21 +518,21 @@ def test_a_checkpoint_that_cannot_be_read_is_a_failure_not_a_bad_file(tmp_path, 
 
 
 def test_failures_are_reported_on_a_torch_without_torch_out_of_memory_error(monkeypatch, capsys):
-    """torch>=2.4 is allowed and torch.OutOfMemoryError is newer: _reported evaluated it for every failure, so
+    """torch>=2.4 is allowed and torch.OutOfMemoryError is newer: reported evaluated it for every failure, so
     there an AttributeError replaced the one-line report."""
-    from mdr.train.cli import _reported
+    from mdr.train.cli import reported
     from mdr.train.tokenizer import DataError
 
     monkeypatch.delattr(torch, "OutOfMemoryError", raising=False)
 
-    @_reported
+    @reported
     def failing(args):
         raise DataError("shard.parquet: row group 0 is unreadable")
 
     assert failing(None) == 1
     assert "row group 0 is unreadable" in _one_line_error(capsys)
 
-    @_reported
+    @reported
     def out_of_memory(args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
