@@ -1,6 +1,7 @@
 """`mdr ablate --run OUT` (issue 12.2): the same small model trained on each arm, the documents a tapped stage of run
 OUT forwarded, at the same number of tokens, with the same tokenizer, model, optimizer and schedule, and compared on
-common held-out sets.
+common held-out sets. `mdr ablate --input WARCS --recipe RECIPE --arms A,B,...` curates that run first, into DIR/run
+with a tap at every arm (experiments/curate.py), and goes on as `--run DIR/run`.
 
 The steps, in order, each written under DIR (`AblationLayout`):
 1. the arms (`--arms`, default every tap of OUT in recipe order), their held-out split (`heldout.split_heldout`) and
@@ -11,9 +12,9 @@ The steps, in order, each written under DIR (`AblationLayout`):
 3. per arm and seed, a training run of `tokens // (batch_size × seq_len)` steps (every arm sees the same number of
    tokens; an arm with fewer repeats its documents, and its epochs are reported), then bits per byte on every
    evaluation set: runs/<arm>/seed<k>/result.json, written last and atomically, so that a run with one is skipped
-   when the command runs again;
+   when the command runs again; with --parallel N, N runs at a time, each in a process of its own;
 4. ablation.json and the table: mean ± std over seeds, and each arm's difference to the first arm with its 95%
-   interval (`statistics.compare_arms`).
+   interval (`statistics.compare_arms`); ablation.html, the same with learning curves and error bars (`page`).
 
 A mistaken request (an arm that is no tap, an eval set that cannot be read, a budget under one step, a DIR holding
 runs of another configuration) is a UsageError before anything is written.
@@ -23,9 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import random
 import re
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +39,7 @@ import pyarrow.parquet as pq
 from mdr.atomic import atomic_file, write_atomically
 from mdr.errors import UsageError
 from mdr.experiments.heldout import Doc, decontaminate, load_eval_set, split_heldout
+from mdr.experiments.page import write_page
 from mdr.experiments.statistics import compare_arms
 from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders
 
@@ -50,7 +55,7 @@ _RUN_IDENTITY = ("data", "tokenizer", "preset", "seq_len", "batch_size", "max_st
 
 @dataclass
 class AblateConfig:
-    run: str  # an `mdr run` output directory with taps
+    run: str | None  # an `mdr run` output directory with taps; None with `input`
     out: str  # DIR
     tokens: int  # training tokens of every run
     arms: list[str] | None = None  # tapped stages, in recipe order; None: every tap
@@ -64,6 +69,23 @@ class AblateConfig:
     lr: float | None = None
     device: str = "cpu"
     progress: bool = True
+    parallel: int = 1  # runs trained at a time, each in a process of its own (CPU only)
+    # Curation inside the ablation (experiments/curate.py), instead of `run`: these WARC/ARC/WET files or
+    # directories, curated by `recipe` (a built-in name or a YAML path) into DIR/run with a tap at every arm, on
+    # `workers` processes (None: the CPU count) in `tasks` tasks (None: mdr run's default)
+    input: list[str] | None = None
+    recipe: str | None = None
+    workers: int | None = None
+    tasks: int | None = None
+
+
+@dataclass
+class Request:
+    """What `check_request` found, before any run is read."""
+
+    evals: dict[str, list[str]]  # --eval name → texts
+    seq_len: int
+    max_steps: int
 
 
 @dataclass
@@ -77,20 +99,34 @@ class Plan:
 
 
 def parse_eval(text: str) -> tuple[str, str]:
-    """`--eval NAME=PATH` → (name, path): a name that can be a file name and is not one of the held-out sets'."""
-    name, sep, path = text.partition("=")
-    if not sep or not path:
-        raise UsageError(f"--eval {text}: give NAME=PATH")
-    if not _EVAL_NAME.fullmatch(name) or name in (HELDOUT_FIRST, HELDOUT_LAST):
-        raise UsageError(f"--eval {text}: the name must be letters, digits, '.', '_' or '-' (not starting with a "
-                         f"punctuation mark) and not {HELDOUT_FIRST} or {HELDOUT_LAST}")
+    """`--eval NAME=PATH` → (name, path): `mdr train --eval`'s rule, and not one of the held-out sets' names."""
+    from mdr.train.cli import parse_named_path  # the CLI module alone: no torch
+
+    name, path = parse_named_path(text, "--eval")
+    if name in (HELDOUT_FIRST, HELDOUT_LAST):
+        raise UsageError(f"--eval {text}: {HELDOUT_FIRST} and {HELDOUT_LAST} are the ablation's own held-out sets: "
+                         "choose another name")
     return name, path
 
 
-def plan(config: AblateConfig) -> Plan:
-    """Checks the request and reads the arms and eval sets; writes nothing."""
+def check_request(config: AblateConfig) -> Request:
+    """Checks what the request asks besides the arms' documents: where they come from (--run or --input, not both),
+    the model, the budget, and the --eval sets, which it reads. Needs no run and writes nothing, so that `mdr ablate
+    --input` finds these mistakes before it curates."""
     from mdr.train.model import PRESETS
 
+    if config.run is not None and config.input is not None:
+        raise UsageError("give --run OUT or --input WARCS, not both: --input curates the run itself, into "
+                         f"{AblationLayout(Path(config.out)).curation}")
+    if config.run is None and config.input is None:
+        raise UsageError("give --run OUT (an `mdr run` with taps) or --input WARCS --recipe RECIPE (curated into "
+                         f"{AblationLayout(Path(config.out)).curation})")
+    if config.input is not None and config.recipe is None:
+        raise UsageError("--input needs --recipe RECIPE: a built-in recipe (refinedweb, fineweb) or a recipe YAML")
+    curation_only = [flag for flag, value in (("--recipe", config.recipe), ("--workers", config.workers),
+                                              ("--tasks", config.tasks)) if value is not None]
+    if config.input is None and curation_only:
+        raise UsageError(f"{', '.join(curation_only)}: only with --input (run {config.run} is curated already)")
     if config.preset not in PRESETS:
         raise UsageError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     for name, value in (("--seeds", config.seeds), ("--batch-size", config.batch_size),
@@ -101,6 +137,14 @@ def plan(config: AblateConfig) -> Plan:
     max_steps = config.tokens // (config.batch_size * seq_len)
     if max_steps < 1:
         raise UsageError(f"--tokens {config.tokens} is less than one step of {config.batch_size} × {seq_len} tokens")
+    evals = {name: load_eval_set(path) for name, path in config.evals.items()}
+    return Request(evals=evals, seq_len=seq_len, max_steps=max_steps)
+
+
+def plan(config: AblateConfig, request: Request | None = None) -> Plan:
+    """Checks the request (`check_request`, unless given what it found) and the run, and reads the arms and eval
+    sets; writes nothing."""
+    request = request or check_request(config)
     try:
         taps = tap_folders(RunLayout(Path(config.run)))
     except FileNotFoundError:
@@ -120,9 +164,8 @@ def plan(config: AblateConfig) -> Plan:
         raise UsageError(f"--arms {','.join(names)}: give two or more distinct tapped stages of {config.run} "
                          f"(its taps: {', '.join(taps)})")
     names = sorted(names, key=list(taps).index)  # in recipe order: the first arm, the baseline, is nearest the input
-    evals = {name: load_eval_set(path) for name, path in config.evals.items()}
-    return Plan(arms={name: _documents(taps[name]) for name in names}, evals=evals, seq_len=seq_len,
-                max_steps=max_steps)
+    return Plan(arms={name: _documents(taps[name]) for name in names}, evals=request.evals,
+                seq_len=request.seq_len, max_steps=request.max_steps)
 
 
 def _documents(folder: Path) -> list[Doc]:
@@ -143,7 +186,13 @@ def _write_texts(path: Path, texts: list[str], ids: list[str] | None = None) -> 
 
 def ablate(config: AblateConfig) -> dict:
     """Runs the ablation (module docstring); returns what ablation.json holds."""
-    work = plan(config)
+    _check_parallel(config)
+    request = check_request(config)
+    if config.input is not None:  # curated first, into DIR/run, which the ablation then reads as --run
+        from mdr.experiments.curate import curate
+
+        config = curate(config)
+    work = plan(config, request)
     layout = AblationLayout(Path(config.out))
     heldout = split_heldout(work.arms, config.heldout_fraction)
     first = [text for _, text in heldout.first]
@@ -170,12 +219,9 @@ def ablate(config: AblateConfig) -> dict:
             raise UsageError(f"eval set {name} ({len(texts)} documents) holds fewer tokens than one batch of "
                              f"{config.batch_size} × {work.seq_len}: give more documents or a smaller --batch-size")
 
-    results = {}
-    for arm, seed in runs:
-        path = layout.result(arm, seed)
-        if not path.is_file():
-            _train_and_evaluate(config, layout, train_configs[arm, seed], arm, seed, list(eval_texts), arm_tokens[arm])
-        results[arm, seed] = json.loads(path.read_text())
+    pending = {run: train_configs[run] for run in runs if not layout.result(*run).is_file()}
+    _train_runs(config, layout, pending, list(eval_texts), arm_tokens, len(runs))
+    results = {run: json.loads(layout.result(*run).read_text()) for run in runs}
 
     bpb = {arm: {name: {seed: results[arm, seed]["bpb"][name] for seed in range(config.seeds)}
                  for name in eval_texts} for arm in work.arms}
@@ -195,6 +241,7 @@ def ablate(config: AblateConfig) -> dict:
                           "tokens_per_run": tokens_per_run},
     }
     write_atomically(layout.ablation_file, json.dumps(summary, indent=2) + "\n")
+    write_page(layout.page, summary)
     return summary
 
 
@@ -215,6 +262,53 @@ def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm:
                        batch_size=config.batch_size, max_steps=work.max_steps, seed=seed, val_fraction=0.0,
                        checkpoint_interval=work.max_steps, log_interval=max(1, work.max_steps // 100),
                        device=config.device, progress=config.progress, resume="auto", **options)
+
+
+def _check_parallel(config: AblateConfig) -> None:
+    import torch
+
+    if config.parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {config.parallel}")
+    if config.parallel > 1 and torch.device(config.device).type != "cpu":
+        # one accelerator is not shared well by several trainings: its memory and its queue are one
+        raise UsageError(f"--parallel {config.parallel} runs CPU trainings side by side: with --device "
+                         f"{config.device} leave it out (the runs go one at a time)")
+
+
+def _train_runs(config: AblateConfig, layout: AblationLayout, pending: dict, eval_sets: list[str],
+                arm_tokens: dict[str, int], total: int) -> None:
+    """Trains and evaluates the runs not yet finished (`pending`: (arm, seed) → TrainConfig), one after another, or
+    config.parallel at a time, each in a spawned process of its own with an equal share of this process's cores (a
+    forked one would inherit torch's thread pool in whatever state it is). Each process writes its own run directory
+    and result.json, as a run in this process does; the first failure is raised here once the runs under way end."""
+    if config.parallel == 1:
+        for (arm, seed), train_config in pending.items():
+            _train_and_evaluate(config, layout, train_config, arm, seed, eval_sets, arm_tokens[arm])
+        return
+    quiet = dataclasses.replace(config, progress=False)  # one line per finished run instead of N interleaved bars
+    threads = max(1, len(os.sched_getaffinity(0)) // config.parallel)
+    done = total - len(pending)
+    with ProcessPoolExecutor(config.parallel, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_use_threads, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_and_evaluate, quiet, layout, dataclasses.replace(train_config, progress=False),
+                               arm, seed, eval_sets, arm_tokens[arm]): (arm, seed)
+                   for (arm, seed), train_config in pending.items()}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                done += 1
+                if config.progress:
+                    arm, seed = futures[future]
+                    print(f"mdr: ablate: {arm} seed {seed} done ({done}/{total})", file=sys.stderr)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # runs not started stay so; a rerun trains them
+            raise
+
+
+def _use_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _identity(train_config: dict) -> dict:

@@ -1,7 +1,11 @@
 """The `mdr ablate` verb (experiments/ablate.py):
 
-    mdr ablate --run OUT --out DIR --tokens N [--arms a,b,c] [--seeds K] [--eval NAME=PATH ...]
-               [--heldout-fraction F] [--preset P] [--batch-size B] [--seq-len L] [--lr LR] [--device D]
+    mdr ablate (--run OUT | --input WARCS... --recipe RECIPE [--workers N] [--tasks N]) --out DIR --tokens N
+               [--arms a,b,c] [--seeds K] [--eval NAME=PATH ...] [--heldout-fraction F] [--preset P]
+               [--batch-size B] [--seq-len L] [--lr LR] [--device D]
+
+--run reads the taps of a finished `mdr run`; --input curates the WARCs with the recipe first, into DIR/run, tapped
+at every arm (experiments/curate.py). Exactly one of the two: the one-line error otherwise is check_request's.
 
 Registering it imports nothing heavy: torch loads when the verb runs (`mdr --help` stays fast).
 """
@@ -17,11 +21,18 @@ from mdr.errors import UsageError
 def register(verbs) -> None:
     ablate = verbs.add_parser("ablate", help="train the same small model on the documents each tapped stage "
                                              "forwards, at equal tokens, and compare them on held-out data")
-    ablate.add_argument("--run", required=True, metavar="OUT", help="an `mdr run` output directory with taps")
+    ablate.add_argument("--run", metavar="OUT", help="an `mdr run` output directory with taps (or --input)")
+    ablate.add_argument("--input", "-i", nargs="+", metavar="PATH",
+                        help="WARC/ARC/WET files or directories to curate into DIR/run, with a tap at every arm "
+                             "(or --run)")
+    ablate.add_argument("--recipe", help="with --input: built-in recipe (refinedweb, fineweb) or a recipe YAML")
+    ablate.add_argument("--workers", type=int, help="with --input: curation tasks run at once (default: CPU count)")
+    ablate.add_argument("--tasks", type=int, help="with --input: curation tasks (default: max(files, workers))")
     ablate.add_argument("--out", required=True, metavar="DIR", help="the ablation's directory")
     ablate.add_argument("--tokens", required=True, type=int, metavar="N", help="training tokens of every run")
     ablate.add_argument("--arms", metavar="A,B,...", help="tapped stages to compare (default: every tap, in "
-                                                          "recipe order); the first is the baseline")
+                                                          "recipe order); the first is the baseline; with --input, "
+                                                          "the stages to tap (default: the recipe's taps)")
     ablate.add_argument("--seeds", type=int, default=3, metavar="K", help="runs per arm (default 3)")
     ablate.add_argument("--eval", action="append", default=[], metavar="NAME=PATH",
                         help="another evaluation set: Parquet with a text column, JSONL with a \"text\" field, "
@@ -35,6 +46,8 @@ def register(verbs) -> None:
     ablate.add_argument("--tokenizer-vocab-size", type=int, help="vocabulary of the shared tokenizer")
     ablate.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     ablate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ablate.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="CPU trainings run at once, each in a process with its share of the cores (default 1)")
     ablate.add_argument("--no-progress", action="store_true", help="no progress lines")
     ablate.add_argument("--json", action="store_true", help="print ablation.json instead of the table")
     ablate.set_defaults(handler=cmd_ablate)
@@ -56,11 +69,13 @@ def _ablate(args) -> int:
     evals = dict(parse_eval(text) for text in args.eval)
     if len(evals) != len(args.eval):
         raise UsageError("--eval: each NAME once")
-    config = AblateConfig(run=args.run, out=args.out, tokens=args.tokens,
+    config = AblateConfig(run=args.run, input=args.input, recipe=args.recipe, workers=args.workers,
+                          tasks=args.tasks, out=args.out, tokens=args.tokens,
                           arms=args.arms.split(",") if args.arms else None, seeds=args.seeds, evals=evals,
                           heldout_fraction=args.heldout_fraction, preset=args.preset, batch_size=args.batch_size,
                           seq_len=args.seq_len, tokenizer_vocab_size=args.tokenizer_vocab_size, lr=args.lr,
-                          device=check_device(args.device), progress=not args.no_progress)
+                          device=check_device(args.device), progress=not args.no_progress,
+                          parallel=args.parallel)
     summary = ablate(config)
     print(json.dumps(summary, indent=2) if args.json else safe(format_table(summary)))
     if not args.json:

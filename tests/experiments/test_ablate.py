@@ -3,6 +3,7 @@ tokens with the same tokenizer, a planted near-duplicate of an evaluation docume
 invocation trains nothing new."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -173,3 +174,39 @@ def test_the_table_shows_a_diverged_run_without_a_number():
     first, baseline, diverged = format_table(summary).splitlines()
     assert "3.9000 ± 0.0100" in baseline and "(baseline)" in baseline
     assert diverged.split()[:4] == ["lines", "heldout-first", "1.00", "-"] and diverged.endswith(NOT_FINITE)
+
+
+@pytest.fixture
+def two_cores():
+    """This process's cores cut to two for the test: `--parallel 2` then gives each run one thread, as the module's
+    runs have (one_thread), on any machine. The thread count changes the floats (measured: 2 threads against 1 move
+    bits per byte by ~1e-8, torch's reductions summing in another order), so a bitwise comparison needs it equal."""
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(cores)[:2])
+    yield
+    os.sched_setaffinity(0, cores)
+
+
+def test_parallel_runs_give_the_results_of_runs_one_at_a_time(ablation, run, planted, two_cores, tmp_path):
+    out, _ = ablation
+    parallel = tmp_path / "dir"
+    budget = [arg for arg in BUDGET if arg != "--no-progress"]
+    result = mdr_here("ablate", "--run", str(run), "--out", str(parallel), "--arms", ",".join(ARMS),
+                      "--eval", f"planted={planted}", *budget, "--seeds", "1", "--parallel", "2")
+    assert result.returncode == 0, result.stderr
+    done = sorted(line for line in result.stderr.splitlines() if line.startswith("mdr: ablate:"))
+    assert [re.sub(r"\(\d/", "(", line) for line in done] == [f"mdr: ablate: {arm} seed 0 done (2)" for arm in ARMS]
+    for arm in ARMS:  # seed 0 of each arm: the same run as the module's, trained in another process
+        alone = json.loads(AblationLayout(out).result(arm, 0).read_text())
+        side_by_side = json.loads(AblationLayout(parallel).result(arm, 0).read_text())
+        assert side_by_side["bpb"] == alone["bpb"] and side_by_side["tokens"] == alone["tokens"]
+
+
+def test_parallel_trainings_on_a_gpu_are_refused(run, tmp_path):
+    from mdr.errors import UsageError
+    from mdr.experiments.ablate import AblateConfig, ablate
+
+    out = tmp_path / "dir"
+    with pytest.raises(UsageError, match="--parallel 2 runs CPU trainings side by side"):
+        ablate(AblateConfig(run=str(run), out=str(out), tokens=2000, device="cuda", parallel=2))
+    assert not out.exists()
