@@ -5,7 +5,8 @@ Seeds pair across arms: seed k gives the same initialisation and the same data-o
 difference of two arms is estimated from the per-seed differences, with Student's t-interval for paired samples
 (mean ± t(0.975, n−1) · s/√n, s the sample standard deviation of the differences): what the seed changes in both
 arms alike cancels. With one seed there is no interval (no estimate of the noise), and the word says so.
-Lower bits per byte is better.
+Lower bits per byte is better; for a metric where higher is better (a multiple-choice task's accuracy) the functions
+take `higher_is_better=True`, which turns the words around, not the values.
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ def spread(values: Sequence[float]) -> Spread:
     return Spread(mean=mean, std=math.sqrt(variance), seeds=len(values))
 
 
-def paired_difference(values: Sequence[float], baseline: Sequence[float],
-                      confidence: float = CONFIDENCE) -> Difference:
+def paired_difference(values: Sequence[float], baseline: Sequence[float], confidence: float = CONFIDENCE,
+                      higher_is_better: bool = False) -> Difference:
     """`values` − `baseline`, element k of each from seed k: the paired t-interval of the mean difference, and
-    "better" when it lies below 0 (fewer bits per byte), "worse" above, NOISE when it holds 0. Differences equal at
-    every seed give an interval of width 0."""
+    "better" when it lies below 0 (fewer bits per byte; above 0 when `higher_is_better`), "worse" on the other side,
+    NOISE when it holds 0. Differences equal at every seed give an interval of width 0."""
     if len(values) != len(baseline):
         raise ValueError(f"{len(values)} values against {len(baseline)} baseline values: seeds pair one to one")
     differences = [v - b for v, b in zip(values, baseline)]
@@ -79,14 +80,17 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float],
         return Difference(mean=summary.mean, low=None, high=None, seeds=1, verdict=ONE_SEED)
     half = float(stats.t.ppf((1 + confidence) / 2, summary.seeds - 1)) * summary.std / math.sqrt(summary.seeds)
     low, high = summary.mean - half, summary.mean + half
-    verdict = BETTER if high < 0 else WORSE if low > 0 else NOISE
+    below, above = (WORSE, BETTER) if higher_is_better else (BETTER, WORSE)
+    verdict = below if high < 0 else above if low > 0 else NOISE
     return Difference(mean=summary.mean, low=low, high=high, seeds=summary.seeds, verdict=verdict)
 
 
-def compare_arms(bpb: Mapping[str, Mapping[str, Mapping[int, float]]]) -> list[ArmResult]:
+def compare_arms(bpb: Mapping[str, Mapping[str, Mapping[int, float]]],
+                 higher_is_better: bool = False) -> list[ArmResult]:
     """Per arm (in the mapping's order, the first being the baseline) and eval set: the spread over seeds and the
-    paired difference to the first arm. `bpb[arm][eval_set][seed]` is one run's final bits per byte; every arm must
-    have the same eval sets and seeds (a run missing is a ValueError naming it)."""
+    paired difference to the first arm. `bpb[arm][eval_set][seed]` is one run's final bits per byte (or, with
+    `higher_is_better`, a metric where more is better, such as a task's accuracy, in ArmResult.bpb all the same);
+    every arm must have the same eval sets and seeds (a run missing is a ValueError naming it)."""
     arms = list(bpb)
     if not arms:
         raise ValueError("no arms")
@@ -100,6 +104,7 @@ def compare_arms(bpb: Mapping[str, Mapping[str, Mapping[int, float]]]) -> list[A
             if sorted(by_seed) != seeds:
                 raise ValueError(f"arm {arm}, {eval_set}: seeds {sorted(by_seed)}, arm {arms[0]} has {seeds}")
             values = [by_seed[seed] for seed in seeds]
-            difference = None if arm == arms[0] else paired_difference(values, [first[eval_set][s] for s in seeds])
+            difference = None if arm == arms[0] else paired_difference(
+                values, [first[eval_set][s] for s in seeds], higher_is_better=higher_is_better)
             results.append(ArmResult(arm=arm, eval_set=eval_set, bpb=spread(values), difference=difference))
     return results

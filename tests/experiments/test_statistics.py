@@ -103,3 +103,17 @@ def test_compare_arms_names_a_missing_run():
                       "lines": {"heldout-first": {0: 1.0, 2: 1.0}}})
     with pytest.raises(ValueError, match="eval sets"):
         compare_arms({"extract": {"heldout-first": {0: 1.0}}, "lines": {"clean": {0: 1.0}}})
+
+
+def test_higher_is_better_turns_the_words_around_not_the_values():
+    """An accuracy: the same differences as bits per byte, the same interval, the opposite word."""
+    lower = paired_difference(SLEEP_1, SLEEP_2)
+    higher = paired_difference(SLEEP_1, SLEEP_2, higher_is_better=True)
+    assert (higher.mean, higher.low, higher.high) == (lower.mean, lower.low, lower.high)
+    assert (lower.verdict, higher.verdict) == (BETTER, WORSE)
+    assert paired_difference(SLEEP_2, SLEEP_1, higher_is_better=True).verdict == BETTER
+    assert paired_difference([0.30, 0.40, 0.35], [0.32, 0.38, 0.36], higher_is_better=True).verdict == NOISE
+    accuracy = {"extract": {"task": {0: 0.25, 1: 0.25}}, "lines": {"task": {0: 0.5, 1: 0.5}}}
+    results = compare_arms(accuracy, higher_is_better=True)
+    assert (results[1].difference.mean, results[1].difference.verdict) == (0.25, BETTER)
+    assert compare_arms(accuracy)[1].difference.verdict == WORSE  # the default: lower is better
