@@ -1,7 +1,8 @@
 """The training verbs of the `mdr` command.
 
     mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--tokenizer PATH] [--max-steps N]
-              [--label-smoothing E] [--entropy-reg L] [--resume [auto]] [--keep-checkpoints K] [...]
+              [--label-smoothing E] [--entropy-reg L] [--eval NAME=SHARDS ...] [--resume [auto]]
+              [--keep-checkpoints K] [...]
     mdr eval RUN [--data SHARDS [--split auto|val|all]] [--task FILE.jsonl ...] [--json]
     mdr sample RUN --prompt TEXT [--prompt TEXT ...] [--strategy S | --compare] [--json]
     mdr export RUN --hf DIR
@@ -19,9 +20,14 @@ import dataclasses
 import functools
 import importlib.util
 import json
+import re
 import sys
 
 from mdr.errors import UsageError
+
+# An evaluation set's name (`--eval NAME=PATH`) names records, TensorBoard groups and files (mdr ablate's
+# eval/NAME.parquet): letters, digits, '.', '_' and '-', not led by '.' (a hidden file) or '-' (a flag).
+EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # `mdr train` flags that map one to one onto TrainConfig fields; unset flags keep the dataclass defaults.
 _TRAIN_OPTIONS = {
@@ -62,6 +68,12 @@ def register(verbs) -> None:
     train.add_argument("--resume", nargs="?", const=True, default=False, type=_resume_mode, metavar="auto",
                        help="continue RUN/ckpt.pt (give the same options); `--resume auto`: continue it if there is "
                             "one, else start afresh (for torchrun --max-restarts)")
+    train.add_argument("--eval", action="append", default=[], metavar="NAME=SHARDS",
+                       help="an evaluation set, evaluated with the held-out split every --eval-interval steps "
+                            "whatever --val-fraction (its first --eval-batches batches, whole documents in file "
+                            "order): a Parquet file, directory, glob, URL or `mdr run` output directory, as for "
+                            "--data; a record {\"split\": \"eval\", \"set\": NAME, ...} in RUN/metrics.jsonl. "
+                            "Repeat for more sets; may change on --resume")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     train.set_defaults(handler=cmd_train)
@@ -171,6 +183,29 @@ def _at_least_one(value: int | None, flag: str) -> int | None:
     return value
 
 
+def parse_named_path(text: str, flag: str = "--eval") -> tuple[str, str]:
+    """`NAME=PATH` -> (name, path), for flags that name what they give (`--eval`): the name as EVAL_NAME allows."""
+    name, sep, path = text.partition("=")
+    if not sep or not path:
+        raise UsageError(f"{flag} {text}: give NAME=PATH")
+    if not EVAL_NAME.fullmatch(name):
+        raise UsageError(f"{flag} {text}: the name must be letters, digits, '.', '_' or '-', not starting with a "
+                         "punctuation mark")
+    return name, path
+
+
+def named_paths(texts: list[str], parse=parse_named_path, flag: str = "--eval") -> dict[str, str]:
+    """Each `NAME=PATH` of a repeated flag, parsed by `parse` (parse_named_path or a stricter one), as a dict in the
+    order given; a name given twice is refused."""
+    named: dict[str, str] = {}
+    for text in texts:
+        name, path = parse(text)
+        if name in named:
+            raise UsageError(f"{flag} {name} is given twice ({named[name]} and {path}): give each set once")
+        named[name] = path
+    return named
+
+
 def _resume_mode(value: str) -> str:
     if value != "auto":
         raise argparse.ArgumentTypeError(f"takes no value, or 'auto' (got {value!r})")
@@ -187,8 +222,10 @@ def cmd_train(args) -> int:
     from mdr.train.trainer import TrainConfig, train
 
     options = {_option_name(f): getattr(args, _option_name(f)) for f in _TRAIN_OPTIONS}
+    eval_sets = {name: [path] for name, path in named_paths(args.eval).items()}
     config = TrainConfig(data=args.data, out=args.out, resume=args.resume, compile=args.compile,
-                         progress=not args.no_progress, **{k: v for k, v in options.items() if v is not None})
+                         progress=not args.no_progress, eval_sets=eval_sets,
+                         **{k: v for k, v in options.items() if v is not None})
     try:
         result = train(config)
     except KeyboardInterrupt:
@@ -199,6 +236,10 @@ def cmd_train(args) -> int:
         print(f"mdr: step {result['step']}: held-out nll {result['nll']:.4f}, ppl {result['ppl']:.2f}, "
               f"bpb {result['bpb']:.4f}, entropy {result['entropy']:.4f}, ece {result['ece']:.4f} -> {args.out}",
               file=sys.stderr)
+    if config.progress:
+        for name, metrics in result["eval_sets"].items():
+            print(f"mdr: step {result['step']}: eval set {name}: nll {metrics['nll']:.4f}, bpb {metrics['bpb']:.4f}",
+                  file=sys.stderr)
     return 0
 
 

@@ -2,8 +2,10 @@
 commit, tokenizer and shard hashes, seed, versions), the metrics log and the progress line on stderr.
 
 RUN/metrics.jsonl holds one line per logged step, {"split": "train", step, loss, nll, lr, tokens_per_s, ...}, and
-per evaluation, {"split": "val", step, nll, ppl, bpb, entropy, ece, gap, tokens}; RUN/tensorboard/ the same scalars
-as TensorBoard event files.
+per evaluation, {"split": "val", step, trained_tokens, nll, ppl, bpb, entropy, ece, gap, tokens} for the held-out
+split and {"split": "eval", "set": NAME, step, trained_tokens, ...the same metrics} for each named eval set ("tokens"
+are the evaluated tokens, trained_tokens those trained on by then); RUN/tensorboard/ the same scalars as TensorBoard
+event files (an eval set's under eval/NAME/).
 """
 
 from __future__ import annotations
@@ -64,9 +66,11 @@ def _git_commit() -> dict | None:
 
 
 def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, tokenizer, files: list[str],
-                   device: torch.device, world: int, resumed_at: int | None) -> None:
+                   device: torch.device, world: int, resumed_at: int | None,
+                   eval_sets: dict[str, list[str]] | None = None) -> None:
     """RUN/manifest.json: what reproduces the run (LLM360). A resume appends its step to `resumes`. Written
-    atomically but not flushed to disk (mdr.atomic's bookkeeping files): every start and resume rewrites it."""
+    atomically but not flushed to disk (mdr.atomic's bookkeeping files): every start and resume rewrites it.
+    `eval_sets` (name -> Parquet files) are listed as this attempt evaluates them: they may change on resume."""
     layout = TrainLayout(run)
     path = layout.manifest
     previous = json.loads(path.read_text()) if resumed_at is not None and path.is_file() else {}
@@ -78,6 +82,8 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
         "git": _git_commit(),
         "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
         "shards": previous.get("shards") or [{"path": f, "sha256": file_sha256(f), "size": file_size(f)} for f in files],
+        "eval_sets": {name: [{"path": f, "size": file_size(f)} for f in set_files]
+                      for name, set_files in (eval_sets or {}).items()},
         "data_order_seed": config.seed,
         "versions": {"mdr": mdr.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -140,9 +146,10 @@ class MetricsLog:
             return
         with open(self.path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        group = "/".join(str(record[key]) for key in ("split", "set") if key in record)  # eval/NAME: one per set
         for key, value in record.items():
             if key not in ("step", "split") and isinstance(value, (int, float)):
-                self.tensorboard.add_scalar(f"{record['split']}/{key}", value, record["step"])
+                self.tensorboard.add_scalar(f"{group}/{key}", value, record["step"])
 
     def close(self) -> None:
         if self.enabled:

@@ -5,6 +5,8 @@
 One process, or one per GPU under `torchrun --nproc-per-node N` (DDP: gloo on CPU, NCCL on GPU); the model never
 knows. AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping and accumulation, bf16 autocast on
 GPU, optional torch.compile. The step is `train_step`; `train` around it loads data, evaluates, logs and saves.
+Every eval_interval steps it evaluates the held-out split and each named eval set (`eval_sets`, learning curves on
+data of one's choosing, as `mdr ablate` draws them), without changing the trajectory.
 
 RUN/ holds the checkpoint (train/checkpointing.py), the run's records (train/runlog.py: manifest, metrics.jsonl,
 TensorBoard) and its tokenizer; `mdr.layout.TrainLayout` names them all. A checkpoint holds the model, optimizer,
@@ -87,12 +89,17 @@ class TrainConfig:
     progress: bool = True  # a progress line on stderr (rank 0)
     resume: bool | str = False  # True: continue RUN/ckpt.pt; "auto": continue it if there is one, else start afresh
     keep_checkpoints: int = 0  # besides RUN/ckpt.pt, keep the last K checkpoints in RUN/checkpoints/step_NNNNNN.pt
+    # named evaluation sets, name -> Parquet shards (as `data`): evaluated with the held-out split, whatever
+    # val_fraction, for learning curves on data of one's choosing (`mdr ablate`)
+    eval_sets: dict[str, list[str]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # free-form notes stored in the manifest
 
     # Options that may change on resume without changing the trajectory's meaning (max_steps changes the schedule).
+    # Evaluation does not change the trajectory: it draws no random numbers, runs in eval mode without gradients
+    # (restoring train mode), and reads its own batches in this process.
     RESUMABLE_CHANGES = ("max_steps", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval",
                          "compile", "device", "progress", "resume", "keep_checkpoints", "extra", "tokenizer", "data",
-                         "out")
+                         "out", "eval_sets")
 
     def validate(self) -> None:
         """Every option in its valid range, before anything runs (one-line UsageError). Comparisons are written so
@@ -129,6 +136,9 @@ class TrainConfig:
             raise UsageError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.resume not in (False, True, "auto"):
             raise UsageError(f"resume must be False, True or 'auto', got {self.resume!r}")
+        for name, paths in self.eval_sets.items():
+            if not isinstance(name, str) or not name or not paths:
+                raise UsageError(f"eval set {name!r}: give a name and at least one path")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -205,7 +215,8 @@ def _check_resume(stored: dict, config: TrainConfig, world: int, stored_world: i
 
 def train(config: TrainConfig, stop_at: int | None = None) -> dict:
     """Trains to config.max_steps (or, if stop_at, saves a checkpoint after step stop_at and returns, as if
-    killed there). Returns the last held-out evaluation (or {} if none ran) with the step reached."""
+    killed there). Returns the last held-out evaluation (or {} if none ran) with the step reached, and under
+    "eval_sets" each eval set's last metrics."""
     config.validate()
     if config.lr is None:
         config = dataclasses.replace(config, lr=PEAK_LR[config.preset])
@@ -293,6 +304,37 @@ def _check_vocab_size(vocab_size: int | None, tokenizer_vocab_size: int) -> None
         raise UsageError(f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_vocab_size}")
 
 
+def _eval_set_files(name: str, paths: list[str]) -> list[str]:
+    """The Parquet files of eval set `name`, each checked as the data's are (a text column of strings), and holding
+    a document: before anything is written."""
+    try:
+        files = resolve_parquet_files(paths)
+        documents = sum(open_text_parquet(path).metadata.num_rows for path in files)
+    except UsageError as error:
+        raise UsageError(f"eval set {name}: {error}") from None
+    if not documents:
+        raise UsageError(f"eval set {name} holds no documents ({', '.join(files)})")
+    return files
+
+
+def _read_eval_set(name: str, files: list[str], tokenizer_path: str, seq_len: int, config: TrainConfig, rank: int,
+                   world: int) -> list:
+    """The batches of eval set `name` this rank evaluates, the same at every evaluation, so read and tokenized once:
+    its first eval_batches, of whole documents in file order, the set dealt over the ranks as the held-out split is.
+    A set too small for one batch on any rank is refused; on a fresh start this comes after the tokenizer is made
+    (train() then removes what was written)."""
+    try:
+        loader = TokenLoader(files, tokenizer_path, seq_len, config.batch_size, rank=rank, world_size=world,
+                             seed=config.seed, split="train", val_fraction=0.0, epochs=1, shuffle=False)
+    except UsageError as error:
+        raise UsageError(f"eval set {name}: {error}") from None
+    batches = list(itertools.islice(loader, config.eval_batches))
+    if sum(gather(len(batches), world)) == 0:
+        raise UsageError(f"eval set {name} holds fewer tokens than one batch of {config.batch_size} × {seq_len} per "
+                         "rank: give it more documents, or train with a smaller batch size or sequence length")
+    return batches
+
+
 def _prepare_tokenizer(config: TrainConfig, layout: TrainLayout, files: list[str], given, progress: Progress) -> None:
     """RUN/tokenizer.json: the given one copied, or one trained on the data, unless the one there was trained with
     the same settings (RUN/tokenizer.settings.json records them; an earlier attempt of the run trained it)."""
@@ -336,6 +378,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     files = resolve_parquet_files(config.data)
     for path in files:  # each a Parquet file with a text column of strings, before anything is written
         open_text_parquet(path)
+    eval_files = {name: _eval_set_files(name, paths) for name, paths in config.eval_sets.items()}
     if not resuming:  # the vocabulary against the tokenizer's, before anything is written (resuming: checked then)
         planned = given.vocab_size if given is not None else (config.tokenizer_vocab_size
                                                               or TOKENIZER_VOCAB_SIZE[config.preset])
@@ -365,6 +408,8 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
     _check_vocab_size(model_config.vocab_size, tokenizer.vocab_size)
     seq_len = model_config.block_size
+    eval_sets = {name: _read_eval_set(name, set_files, str(run_tokenizer), seq_len, config, rank, world)
+                 for name, set_files in eval_files.items()}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = GPT(model_config).to(device)
     optimizer = make_optimizer(model, config, device)
@@ -391,7 +436,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         if resumed_step is not None:
             for moved in set_aside_abandoned(run, resumed_step):
                 progress.note(f"mdr: {moved.name} is past the resumed step {resumed_step}: moved to {moved.parent}")
-        write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step)
+        write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step, eval_files)
 
     train_model = torch.compile(model) if config.compile else model
     if world > 1:
@@ -400,6 +445,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     tokens_per_step = config.batch_size * seq_len * config.grad_accum * world
     log = MetricsLog(run, resumed_step, master)
     last_eval: dict = {}
+    last_sets: dict = {}
     eval_enabled = config.val_fraction > 0.0
 
     val_batches: list = []  # the held-out batches are the same at every evaluation: read and tokenized once
@@ -452,10 +498,17 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             loss_sum.zero_()
             window_steps, window_start = 0, time.perf_counter()
         pause_start = time.perf_counter()
-        if eval_enabled and (step % config.eval_interval == 0 or step == config.max_steps):
-            last_eval = held_out()
-            if last_eval:
-                log.write({"split": "val", "step": step, **last_eval})
+        if step % config.eval_interval == 0 or step == config.max_steps:
+            # "tokens" of evaluate() counts the evaluated tokens; trained_tokens places the record on a learning curve
+            reached = {"step": step, "trained_tokens": step * tokens_per_step}
+            if eval_enabled:
+                last_eval = held_out()
+                if last_eval:
+                    log.write({"split": "val", **reached, **last_eval})
+            for name, set_batches in eval_sets.items():
+                last_sets[name] = evaluate(model, set_batches, token_bytes, None, device,
+                                           torch.bfloat16 if device.type == "cuda" else None)
+                log.write({"split": "eval", "set": name, **reached, **last_sets[name]})
         if step % config.checkpoint_interval == 0 or step == config.max_steps or step == stop_at:
             checkpoint_now()
         window_start += time.perf_counter() - pause_start  # evaluating and saving are not training time
@@ -463,4 +516,4 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             break
     progress.close()
     log.close()
-    return {**last_eval, "step": step}
+    return {**last_eval, "step": step, "eval_sets": last_sets}
