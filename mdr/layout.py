@@ -254,10 +254,14 @@ class AblationLayout:
 
         DIR/arms/<arm>/train.parquet    the arm's training documents (held-out and decontaminated ids removed)
         DIR/eval/<set>.parquet          each evaluation set: heldout-first, heldout-last and the --eval sets
+        DIR/eval/continuation.jsonl     with --continuation Q: the Q multiple-choice questions built from heldout-last
         DIR/tokenizer-sample.parquet    the pooled sample of every arm's training documents the tokenizer fits
         DIR/tokenizer.json              the one tokenizer every run uses
         DIR/runs/<arm>/seed<k>/         the training run of an arm and seed (a TrainLayout), and its result.json
         DIR/ablation.json               the arms, the runs' metrics and what the seeds say about them
+        DIR/ablation.html               the same as a page: learning curves, final bits per byte with error bars
+        DIR/run/                        with `--input WARCS --recipe R`: the `mdr run` OUT the ablation curates,
+                                        tapped at every arm (a RunLayout); the ablation then reads it as --run
     """
 
     root: Path
@@ -270,6 +274,11 @@ class AblationLayout:
 
     def eval_set(self, name: str) -> Path:
         return self.root / "eval" / f"{name}.parquet"
+
+    @property
+    def continuation_task(self) -> Path:
+        """The continuation task's questions, a task file (train/tasks.py): inspectable, and the same on a rerun."""
+        return self.root / "eval" / "continuation.jsonl"
 
     @property
     def tokenizer_sample(self) -> Path:
@@ -289,3 +298,12 @@ class AblationLayout:
     @property
     def ablation_file(self) -> Path:
         return self.root / "ablation.json"
+
+    @property
+    def page(self) -> Path:
+        return self.root / "ablation.html"
+
+    @property
+    def curation(self) -> Path:
+        """The run `mdr ablate --input` curates: a second invocation finds it complete, a killed one resumes it."""
+        return self.root / "run"

@@ -40,9 +40,11 @@ def csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
 
 
-def content_security_policy(script: str, style: str) -> str:
-    """Nothing may load or connect; only this script and this style block run; images only as data: URLs."""
-    return (f"default-src 'none'; script-src {csp_hash(script)}; style-src {csp_hash(style)}; img-src data:; "
+def content_security_policy(script: str | None, style: str) -> str:
+    """Nothing may load or connect; only this script (none when None) and this style block run; images only as
+    data: URLs."""
+    scripts = csp_hash(script) if script is not None else "'none'"
+    return (f"default-src 'none'; script-src {scripts}; style-src {csp_hash(style)}; img-src data:; "
             f"base-uri 'none'; form-action 'none'")
 
 
@@ -50,17 +52,17 @@ def _percent(part: float | None, whole: float | None) -> str:
     return f"{part / whole:.1%}" if part is not None and whole else "-"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _figure(caption: str, plot: str) -> str:
+def figure(caption: str, plot: str) -> str:
     return f"<figure><figcaption>{escape(caption)}</figcaption>{plot}</figure>"
 
 
-def _section(anchor: str, title: str, content: str) -> str:
+def section(anchor: str, title: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{content}</section>'
 
 
@@ -76,24 +78,24 @@ def funnel_section(result: dict) -> str:
     content = '<div class="cards">' + "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                                               for v, k in cards) + "</div>"
     doc_rows = [(s["name"], s["docs_out"], f"{s['docs_out']:,} ({_percent(s['docs_out'], total)})") for s in stages]
-    plots = [_figure("Documents remaining after each stage (% of input records)",
-                     svg.hbars(doc_rows, "documents remaining", width=520, max_value=total or None))]
+    plots = [figure("Documents remaining after each stage (% of input records)",
+                    svg.hbars(doc_rows, "documents remaining", width=520, max_value=total or None))]
     text_rows = [(s["name"], s["chars_out"], f"{quantity(s['chars_out'])} ({_percent(s['chars_out'], base)})")
                  for s in stages if s.get("chars_out") is not None]
     if text_rows:
-        plots.append(_figure("Text remaining after each stage, in characters (% of extracted text)",
-                             svg.hbars(text_rows, "characters remaining", width=520, colour=svg.PALETTE[2],
-                                       max_value=base or None)))
+        plots.append(figure("Text remaining after each stage, in characters (% of extracted text)",
+                            svg.hbars(text_rows, "characters remaining", width=520, colour=svg.PALETTE[2],
+                                      max_value=base or None)))
     content += f'<div class="plots">{"".join(plots)}</div>'
     total_seconds = sum(s["seconds"] for s in stages)
     rows = [[s["name"], f"{s['docs_in']:,}", f"{s['docs_out']:,}", _percent(s["docs_out"], s["docs_in"]),
              _percent(s["docs_out"], total), quantity(s.get("chars_out")), _percent(s.get("chars_out"), base),
              f"{s['seconds']:.1f}", _percent(s["seconds"], total_seconds)] for s in stages]
-    content += _table(["stage", "docs in", "docs out", "kept", "of input", "text out (chars)", "of text", "seconds",
-                       "time"], rows)
+    content += html_table(["stage", "docs in", "docs out", "kept", "of input", "text out (chars)", "of text", "seconds",
+                           "time"], rows)
     content += ('<p class="note">Text is counted in characters of extracted text (datatrove\'s <code>doc_len</code> '
                 "of the documents each stage forwards); stages before extraction pass HTML, so they have none.</p>")
-    return _section("funnel", "Funnel", content)
+    return section("funnel", "Funnel", content)
 
 
 def reasons_section(result: dict) -> str:
@@ -104,11 +106,11 @@ def reasons_section(result: dict) -> str:
         reasons = sorted(stage["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))
         rows = [(reason, count, f"{count:,} ({_percent(count, stage['docs_in'])} of input)")
                 for reason, count in reasons]
-        figures.append(_figure(f"{stage['name']}: {sum(stage['dropped'].values()):,} dropped of "
-                               f"{stage['docs_in']:,}", svg.hbars(rows, f"{stage['name']} drop reasons",
-                                                                  width=520, colour=svg.DROPPED_COLOUR)))
+        figures.append(figure(f"{stage['name']}: {sum(stage['dropped'].values()):,} dropped of "
+                              f"{stage['docs_in']:,}", svg.hbars(rows, f"{stage['name']} drop reasons",
+                                                                 width=520, colour=svg.DROPPED_COLOUR)))
     content = f'<div class="plots">{"".join(figures)}</div>' if figures else '<p class="note">Nothing was dropped.</p>'
-    return _section("reasons", "Drop reasons per stage", content)
+    return section("reasons", "Drop reasons per stage", content)
 
 
 def time_section(result: dict) -> str:
@@ -119,45 +121,45 @@ def time_section(result: dict) -> str:
             for s in result["stages"]]
     note = ('<p class="note">Seconds each stage spent on its documents, summed over tasks (so they can exceed the '
             "wall time).</p>")
-    return _section("time", "Time per stage", note + svg.hbars(rows, "seconds per stage", colour=svg.PALETTE[1]))
+    return section("time", "Time per stage", note + svg.hbars(rows, "seconds per stage", colour=svg.PALETTE[1]))
 
 
 def lengths_section(lengths: dict) -> str:
     series = [(name, counts) for name, counts in lengths["series"] if any(counts)]
     if not series:
-        return _section("lengths", "Document lengths", '<p class="note">No extracted documents.</p>')
+        return section("lengths", "Document lengths", '<p class="note">No extracted documents.</p>')
     colours = (svg.KEPT_COLOUR,) + tuple(c for c in svg.PALETTE if c != svg.KEPT_COLOUR)
     plot = svg.stacked_columns(lengths["bins"], series, "document lengths by fate", "characters (log scale, bin "
                                "start)", "documents", colours=colours)
     note = ('<p class="note">Extracted documents by length and fate: a whole column counts the documents before '
             "filtering, its green part the documents kept after it.</p>")
-    return _section("lengths", "Document lengths before and after filtering", note + plot)
+    return section("lengths", "Document lengths before and after filtering", note + plot)
 
 
 def languages_section(languages: dict | None) -> str:
     if languages is None:
-        return _section("languages", "Languages", '<p class="note">No language identification in this run.</p>')
+        return section("languages", "Languages", '<p class="note">No language identification in this run.</p>')
     rows = [(language, count, f"{count:,}") for language, count in languages["counts"]]
-    plots = [_figure("Documents per identified language", svg.hbars(rows, "languages", width=460))]
+    plots = [figure("Documents per identified language", svg.hbars(rows, "languages", width=460))]
     threshold = languages["threshold"]
     marker = (threshold * LID_SCORE_BINS, f"threshold {threshold}") if isinstance(threshold, (int, float)) else None
-    plots.append(_figure("LID score of the top language", svg.stacked_columns(
+    plots.append(figure("LID score of the top language", svg.stacked_columns(
         languages["score_bins"], [("passed the language stage", languages["passed"]),
-                                  ("dropped by the language stage", languages["dropped"])],
+                                 ("dropped by the language stage", languages["dropped"])],
         "language identification scores", "score (bin start)", "documents", width=620,
         colours=(svg.KEPT_COLOUR, svg.DROPPED_COLOUR), marker=marker)))
     note = '<p class="note">Documents that reached language identification (kept or dropped by any later stage).</p>'
-    return _section("languages", "Languages and LID scores", note + f'<div class="plots">{"".join(plots)}</div>')
+    return section("languages", "Languages and LID scores", note + f'<div class="plots">{"".join(plots)}</div>')
 
 
 def dedup_section(dedup: dict) -> str:
     if not dedup["stages"]:
-        return _section("dedup", "Deduplication", '<p class="note">This run has no dedup stages.</p>')
+        return section("dedup", "Deduplication", '<p class="note">This run has no dedup stages.</p>')
     rows = [[s["name"], f"{s['docs_in']:,}", f"{s['docs_removed']:,}", _percent(s["docs_removed"], s["docs_in"]),
              f"{s['documents_cut']:,}", quantity(s["chars_removed"]), _percent(s["chars_removed"], s["chars_in"]),
              quantity(s["bytes_removed"])] for s in dedup["stages"]]
-    content = _table(["stage", "docs in", "docs removed", "of docs", "docs cut", "characters removed", "of text",
-                      "bytes removed"], rows)
+    content = html_table(["stage", "docs in", "docs removed", "of docs", "docs cut", "characters removed", "of text",
+                          "bytes removed"], rows)
     content += ('<p class="note">Characters removed: the stage\'s input text minus its output text; exact-substring '
                 "dedup cuts repeated spans out of documents it keeps (docs cut). Bytes removed: UTF-8 bytes the stage "
                 "counted as removed.</p>")
@@ -165,16 +167,16 @@ def dedup_section(dedup: dict) -> str:
     bars = [(s["name"], s["bytes_removed"], size(s["bytes_removed"])) for s in dedup["stages"]
             if s["bytes_removed"] is not None]
     if bars:
-        plots.append(_figure("Bytes removed per dedup stage", svg.hbars(bars, "bytes removed",
-                                                                        colour=svg.DROPPED_COLOUR, width=520)))
+        plots.append(figure("Bytes removed per dedup stage", svg.hbars(bars, "bytes removed",
+                                                                       colour=svg.DROPPED_COLOUR, width=520)))
     if dedup["cluster_sizes"]:
         sizes = dedup["cluster_sizes"]
-        plots.append(_figure(f"MinHash cluster sizes ({sum(n for _, n in sizes):,} clusters)", svg.stacked_columns(
+        plots.append(figure(f"MinHash cluster sizes ({sum(n for _, n in sizes):,} clusters)", svg.stacked_columns(
             [str(size) for size, _ in sizes], [("clusters", [count for _, count in sizes])], "cluster sizes",
             "documents in the cluster", "clusters", width=520, colours=(svg.PALETTE[3],))))
     else:
         content += '<p class="note">No MinHash cluster-size histogram was written.</p>'
-    return _section("dedup", "Deduplication", content + f'<div class="plots">{"".join(plots)}</div>')
+    return section("dedup", "Deduplication", content + f'<div class="plots">{"".join(plots)}</div>')
 
 
 def samples_section(seed: int, unstored: dict[str, int] | None = None) -> str:
@@ -189,7 +191,7 @@ def samples_section(seed: int, unstored: dict[str, int] | None = None) -> str:
         note += (f'<p class="note">The read stage counted {sum(unstored.values()):,} records it did not store '
                  f"({escape(listed)}): it stores the reasons in <code>reader.excluded_reasons</code>, by default all "
                  "but not_response (request, metadata and warcinfo records, no pages).</p>")
-    return _section("samples", "Sample browser", note + controls)
+    return section("samples", "Sample browser", note + controls)
 
 
 def recipe_section(run: dict) -> str:
@@ -197,16 +199,15 @@ def recipe_section(run: dict) -> str:
     # file names as the terminal shows them: run.json keeps undecodable bytes (\udcXX), HTML has no place for controls
     inputs = [safe(path) for path in run.get("inputs", [])]
     shown = "\n".join(inputs[:50]) + (f"\n… {len(inputs) - 50} more" if len(inputs) > 50 else "")
-    return _section("recipe", "Recipe and inputs",
-                    f'<details class="recipe"><summary>recipe {escape(str(run.get("recipe", {}).get("name")))}, '
-                    f"{len(inputs)} input file(s), {escape(str(run.get('tasks')))} task(s)</summary>"
-                    f"<pre>{recipe}</pre><pre>{escape(shown)}</pre></details>")
+    return section("recipe", "Recipe and inputs",
+                   f'<details class="recipe"><summary>recipe {escape(str(run.get("recipe", {}).get("name")))}, '
+                   f"{len(inputs)} input file(s), {escape(str(run.get('tasks')))} task(s)</summary>"
+                   f"<pre>{recipe}</pre><pre>{escape(shown)}</pre></details>")
 
 
 def render(view: dict) -> str:
     """The report's HTML from `collect()`'s view of a run."""
     result, run = view["funnel"], view["run"]
-    script, style = (ASSETS / "report.js").read_text(), (ASSETS / "report.css").read_text()
     note = partial_note(result)
     body = "".join([
         f'<div class="partial">{escape(note)}</div>' if note else "",
@@ -222,15 +223,23 @@ def render(view: dict) -> str:
     title = f"mdr report: {Path(view['out']).name} ({run.get('recipe', {}).get('name')})"
     subtitle = (f"{view['out']} · {result['input_records']:,} records in, {result['output_docs']:,} documents out"
                 + (" · partial" if note else ""))
+    return html_page(title, subtitle, body, (ASSETS / "report.js").read_text(),
+                     {"samples-data": {**view["samples"], "seed": view["seed"]}})
+
+
+def html_page(title: str, subtitle: str, body: str, script: str | None = None,
+              data: dict[str, object] | None = None) -> str:
+    """A page in the report's template and style (also `mdr ablate`'s): `body` is HTML, escaped already; `title` and
+    `subtitle` are text. `data` (element id → value) travels as JSON blocks for `script`; a page without a script
+    gets a policy that runs none."""
+    style = (ASSETS / "report.css").read_text()
+    scripts = "".join(f'<script type="application/json" id="{escape(name)}">{script_json(value)}</script>\n'
+                      for name, value in (data or {}).items())
+    if script is not None:
+        scripts += f"<script>{script}</script>\n"
     return Template((ASSETS / "template.html").read_text()).substitute(
-        csp=escape(content_security_policy(script, style)),
-        title=escape(title),
-        subtitle=escape(subtitle),
-        style=style,
-        body=body,
-        samples=script_json({**view["samples"], "seed": view["seed"]}),
-        script=script,
-    )
+        csp=escape(content_security_policy(script, style)), title=escape(title), subtitle=escape(subtitle),
+        style=style, body=body, scripts=scripts)
 
 
 def write_report(out: str | Path, path: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0,

@@ -129,3 +129,31 @@ def test_screenshot_artifact(page):
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     print(f"report screenshot: {path}")
+
+
+def test_ablation_page_renders_without_errors(page, tmp_path):
+    """`mdr ablate`'s page (experiments/page.py, the report's template without a script), in a tab beside the
+    report's: every chart drawn, no console error or policy violation, the planted eval-set name shown as text.
+    Screenshot: tests/artifacts/ablation.png."""
+    from mdr.experiments.page import write_page
+    from tests.experiments.test_page import PAYLOAD, make_summary
+
+    path = tmp_path / "ablation.html"
+    write_page(path, make_summary())
+    tab = page.context.new_page()
+    messages = []
+    tab.on("console", lambda message: messages.append((message.type, message.text)))
+    tab.on("pageerror", lambda error: messages.append(("pageerror", str(error))))
+    tab.add_init_script(RECORD_VIOLATIONS)
+    tab.goto(path.as_uri())
+    plots = tab.eval_on_selector_all("svg.plot", """(svgs) => svgs.map((svg) => {
+        const box = svg.getBoundingClientRect();
+        return [box.width, box.height, svg.querySelectorAll('circle').length];
+    })""")
+    assert len(plots) == 4  # a learning-curve chart and an error-bar chart per eval set
+    assert all(width > 100 and height > 100 and circles > 0 for width, height, circles in plots)
+    assert PAYLOAD in tab.text_content("#results") and tab.evaluate("document.images.length") == 0
+    assert tab.evaluate("window.__violations") == [] and messages == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "ablation.png"), full_page=True)
+    tab.close()
