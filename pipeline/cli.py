@@ -102,7 +102,7 @@ def _tell(line: str) -> None:
     print(one_line(f"mdr: {line}"), file=sys.stderr)
 
 
-def _skipped_lines(skipped: list, shown: int = 5) -> list[str]:
+def skipped_lines(skipped: list, shown: int = 5) -> list[str]:
     """One line per reason a path found in the inputs is not read, naming the first `shown` such paths."""
     from mdr.pipeline.runner import SKIP_REASONS
 
@@ -146,7 +146,7 @@ def cmd_run(args) -> int:
     plan = RunPlan(recipe, files, Path(args.output), tasks)
     resuming = check_output_dir(plan)  # refuse before anything is written
     options = _executor_options(args, workers)
-    for line in _skipped_lines(skipped):
+    for line in skipped_lines(skipped):
         _tell(line)
     _tell(f"{'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
           f"{tasks} task(s), executor {args.executor} -> {plan.output}")

@@ -61,7 +61,7 @@ def test_skip_lines_keep_a_file_name_with_a_newline_on_its_line(capsys):
 
     skipped = [SkippedPath("in/notes\nmdr: error: fake.txt", "not_archive"),
                SkippedPath("in/link\r\n", "dangling_link", "-> gone\nmdr: error: x")]
-    for line in cli._skipped_lines(skipped):
+    for line in cli.skipped_lines(skipped):
         cli._tell(line)
     err = capsys.readouterr().err
     assert err.splitlines() == [
