@@ -16,6 +16,11 @@ The steps, in order, each written under DIR (`AblationLayout`):
 4. ablation.json and the table: mean ± std over seeds, and each arm's difference to the first arm with its 95%
    interval (`statistics.compare_arms`); ablation.html, the same with learning curves and error bars (`page`).
 
+Multiple-choice tasks (`--task NAME=FILE.jsonl`, and `--continuation Q`: Q questions built from heldout-last
+documents into eval/continuation.jsonl) are scored in every run after its training (train/tasks.py), compared on
+acc_norm, where higher is better. A task changes no training: a finished run lacking a task's score, or holding one
+of other questions, is scored from its checkpoint on a rerun, not trained again.
+
 A mistaken request (an arm that is no tap, an eval set that cannot be read, a budget under one step, a DIR holding
 runs of another configuration) is a UsageError before anything is written.
 """
@@ -23,6 +28,7 @@ runs of another configuration) is a UsageError before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -44,6 +50,7 @@ from mdr.experiments.statistics import compare_arms
 from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders
 
 HELDOUT_FIRST, HELDOUT_LAST = "heldout-first", "heldout-last"
+CONTINUATION = "continuation"  # the task --continuation builds
 # Documents per arm in the tokenizer's pooled sample, at most: the tokenizer is fitted once, on the same number of
 # documents from every arm (the smallest arm's count when it has fewer), so that no arm's text dominates it.
 TOKENIZER_DOCS_PER_ARM = 20_000
@@ -70,6 +77,8 @@ class AblateConfig:
     device: str = "cpu"
     progress: bool = True
     parallel: int = 1  # runs trained at a time, each in a process of its own (CPU only)
+    task_files: dict[str, str] = field(default_factory=dict)  # --task NAME=FILE.jsonl, multiple choice
+    continuation: int = 0  # --continuation Q: questions built from heldout-last documents; 0: none
     # Curation inside the ablation (experiments/curate.py), instead of `run`: these WARC/ARC/WET files or
     # directories, curated by `recipe` (a built-in name or a YAML path) into DIR/run with a tap at every arm, on
     # `workers` processes (None: the CPU count) in `tasks` tasks (None: mdr run's default)
@@ -107,6 +116,65 @@ def parse_eval(text: str) -> tuple[str, str]:
         raise UsageError(f"--eval {text}: {HELDOUT_FIRST} and {HELDOUT_LAST} are the ablation's own held-out sets: "
                          "choose another name")
     return name, path
+
+
+def parse_task(text: str) -> tuple[str, str]:
+    """`--task NAME=FILE.jsonl` → (name, path), named as an --eval set is (`mdr train --eval`'s rule)."""
+    from mdr.train.cli import parse_named_path  # the CLI module alone: no torch
+
+    return parse_named_path(text, "--task")
+
+
+def _read_tasks(config: AblateConfig) -> dict:
+    """The --task files' questions, every line checked (train/tasks.py read_task), before anything is written. A
+    task's name is no eval set's: the table's rows and result.json name both by it."""
+    from mdr.train.tasks import read_task
+
+    if config.continuation < 0:
+        raise UsageError(f"--continuation must be at least 0, got {config.continuation}")
+    taken = {HELDOUT_FIRST, HELDOUT_LAST, *config.evals}
+    names = [*config.task_files, *([CONTINUATION] if config.continuation else [])]
+    for name in names:
+        if name in taken:
+            raise UsageError(f"--task {name}: an evaluation set has that name: give the task another")
+    if config.continuation and CONTINUATION in config.task_files:
+        raise UsageError(f"--task {CONTINUATION}: --continuation's task has that name: give the task another")
+    return {name: read_task(path) for name, path in config.task_files.items()}
+
+
+def _continuation_rows(texts: list[str], count: int, seq_len: int) -> list[dict]:
+    """`count` questions of train/tasks.py's continuation task built from `texts` (heldout-last), a seeded sample
+    of the documents long enough, in their order. A continuation of at most half the context in characters: a
+    byte-level BPE token holds one byte or more and web text is nearly all one-byte characters, so every choice fits
+    the model's context (the scorer cuts the context from the left, not the choice)."""
+    from mdr.train.tasks import CONTINUATION_CHARS, continuation_task
+
+    try:
+        rows = continuation_task(texts, continuation_chars=max(1, min(CONTINUATION_CHARS, seq_len // 2)))
+    except ValueError as error:
+        raise UsageError(f"--continuation {count}: heldout-last is too small for the task: {error}") from None
+    if len(rows) < count:
+        raise UsageError(f"--continuation {count}: heldout-last has {len(rows)} documents long enough for a "
+                         f"question: ask for at most {len(rows)}, or give more documents")
+    return [rows[i] for i in sorted(random.Random(CONTINUATION).sample(range(len(rows)), count))]
+
+
+def _check_tasks_fit(tokenizer, tasks: dict, seq_len: int) -> None:
+    """Every choice of every task has tokens of its own that fit the model's context (what evaluate_task checks
+    once a model is trained), checked before any training."""
+    from mdr.train.tasks import encode_pair
+
+    for name, questions in tasks.items():
+        for question in questions:
+            for index, choice in enumerate(question.choices):
+                tokens = len(encode_pair(tokenizer, question.context, choice)[1])
+                if not 1 <= tokens <= seq_len:
+                    raise UsageError(f"task {name}, {question.where}: choice {index} is {tokens} tokens, not 1 to "
+                                     f"the model's context of {seq_len}")
+
+
+def _questions_sha256(questions: list) -> str:
+    return hashlib.sha256(json.dumps([[q.context, q.choices, q.label] for q in questions]).encode()).hexdigest()
 
 
 def check_request(config: AblateConfig) -> Request:
@@ -188,6 +256,7 @@ def ablate(config: AblateConfig) -> dict:
     """Runs the ablation (module docstring); returns what ablation.json holds."""
     _check_parallel(config)
     request = check_request(config)
+    tasks = _read_tasks(config)
     if config.input is not None:  # curated first, into DIR/run, which the ablation then reads as --run
         from mdr.experiments.curate import curate
 
@@ -206,12 +275,22 @@ def ablate(config: AblateConfig) -> dict:
         raise UsageError(f"nothing left to {'train on in arm ' + ', '.join(empty) if empty else 'evaluate on'} "
                          "after the held-out split and decontamination: give more documents or a smaller "
                          "--heldout-fraction")
+    continuation = (_continuation_rows(eval_texts[HELDOUT_LAST], config.continuation, work.seq_len)
+                    if config.continuation else None)
 
     for arm, docs in clean.training.items():
         _write_texts(layout.arm_data(arm), [t for _, t in docs], [i for i, _ in docs])
     for name, texts in eval_texts.items():
         _write_texts(layout.eval_set(name), texts)
+    if continuation is not None:  # rewritten only when other questions: a rerun finds the file as it was
+        lines = "".join(json.dumps(row) + "\n" for row in continuation)
+        if not layout.continuation_task.is_file() or layout.continuation_task.read_text() != lines:
+            write_atomically(layout.continuation_task, lines)
+        from mdr.train.tasks import read_task
+
+        tasks[CONTINUATION] = read_task(layout.continuation_task)  # the questions scored are the file's
     tokenizer = _fit_tokenizer(config, layout, clean.training)
+    _check_tasks_fit(tokenizer, tasks, work.seq_len)
     arm_tokens = {arm: _tokens(tokenizer, [t for _, t in docs]) for arm, docs in clean.training.items()}
     tokens_per_run = work.max_steps * config.batch_size * work.seq_len
     for name, texts in eval_texts.items():  # each set must fill one evaluation batch, checked before any training
@@ -220,7 +299,9 @@ def ablate(config: AblateConfig) -> dict:
                              f"{config.batch_size} × {work.seq_len}: give more documents or a smaller --batch-size")
 
     pending = {run: train_configs[run] for run in runs if not layout.result(*run).is_file()}
-    _train_runs(config, layout, pending, list(eval_texts), arm_tokens, len(runs))
+    _train_runs(config, layout, pending, list(eval_texts), arm_tokens, len(runs), tasks)
+    for arm, seed in runs:  # a task added (or changed) since a run finished: scored, not trained again
+        _score_tasks_of_finished_run(config, layout, arm, seed, tasks)
     results = {run: json.loads(layout.result(*run).read_text()) for run in runs}
 
     bpb = {arm: {name: {seed: results[arm, seed]["bpb"][name] for seed in range(config.seeds)}
@@ -237,6 +318,10 @@ def ablate(config: AblateConfig) -> dict:
         "tokenizer": {"path": str(layout.tokenizer), "sha256": results[runs[0]]["tokenizer_sha256"]},
         "runs": [results[run] for run in runs],
         "results": [dataclasses.asdict(result) for result in compare_arms(bpb)],
+        "tasks": {name: {"questions": len(questions), "chance": results[runs[0]]["tasks"][name]["chance"],
+                         "path": config.task_files.get(name, str(layout.continuation_task))}
+                  for name, questions in tasks.items()},
+        "task_results": _task_results(results, list(work.arms), list(tasks), config.seeds),
         "configuration": {**dataclasses.asdict(config), "seq_len": work.seq_len, "max_steps": work.max_steps,
                           "tokens_per_run": tokens_per_run},
     }
@@ -264,6 +349,19 @@ def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm:
                        device=config.device, progress=config.progress, resume="auto", **options)
 
 
+def _task_results(results: dict, arms: list[str], tasks: list[str], seeds: int) -> list[dict]:
+    """Rows as "results" holds, for each arm and task, of acc_norm (row["metric"] names the key of its spread),
+    where higher is better."""
+    acc_norm = {arm: {name: {seed: results[arm, seed]["tasks"][name]["acc_norm"] for seed in range(seeds)}
+                      for name in tasks} for arm in arms}
+    rows = []
+    for result in compare_arms(acc_norm, higher_is_better=True) if tasks else []:
+        row = dataclasses.asdict(result)
+        rows.append({"arm": row["arm"], "task": row["eval_set"], "metric": "acc_norm", "acc_norm": row["bpb"],
+                     "difference": row["difference"]})
+    return rows
+
+
 def _check_parallel(config: AblateConfig) -> None:
     import torch
 
@@ -276,14 +374,14 @@ def _check_parallel(config: AblateConfig) -> None:
 
 
 def _train_runs(config: AblateConfig, layout: AblationLayout, pending: dict, eval_sets: list[str],
-                arm_tokens: dict[str, int], total: int) -> None:
+                arm_tokens: dict[str, int], total: int, tasks: dict) -> None:
     """Trains and evaluates the runs not yet finished (`pending`: (arm, seed) → TrainConfig), one after another, or
     config.parallel at a time, each in a spawned process of its own with an equal share of this process's cores (a
     forked one would inherit torch's thread pool in whatever state it is). Each process writes its own run directory
     and result.json, as a run in this process does; the first failure is raised here once the runs under way end."""
     if config.parallel == 1:
         for (arm, seed), train_config in pending.items():
-            _train_and_evaluate(config, layout, train_config, arm, seed, eval_sets, arm_tokens[arm])
+            _train_and_evaluate(config, layout, train_config, arm, seed, eval_sets, arm_tokens[arm], tasks)
         return
     quiet = dataclasses.replace(config, progress=False)  # one line per finished run instead of N interleaved bars
     threads = max(1, len(os.sched_getaffinity(0)) // config.parallel)
@@ -291,7 +389,7 @@ def _train_runs(config: AblateConfig, layout: AblationLayout, pending: dict, eva
     with ProcessPoolExecutor(config.parallel, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_use_threads, initargs=(threads,)) as pool:
         futures = {pool.submit(_train_and_evaluate, quiet, layout, dataclasses.replace(train_config, progress=False),
-                               arm, seed, eval_sets, arm_tokens[arm]): (arm, seed)
+                               arm, seed, eval_sets, arm_tokens[arm], tasks): (arm, seed)
                    for (arm, seed), train_config in pending.items()}
         try:
             for future in as_completed(futures):
@@ -349,8 +447,41 @@ def _tokens(tokenizer, texts: list[str]) -> int:
     return sum(len(ids) + 1 for ids in tokenizer.encode_batch(texts))
 
 
+def _scored_tasks(model, tokenizer_path: Path, tasks: dict) -> dict:
+    """result.json's "tasks": per task, acc, acc_norm and chance (train/tasks.py evaluate_task), the number of
+    questions and their hash, by which a rerun tells a task of other questions."""
+    from mdr.train.tasks import evaluate_task
+    from mdr.train.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tokenizer_path))
+    scored = {}
+    for name, questions in tasks.items():
+        score = evaluate_task(model, tokenizer, questions)
+        scored[name] = {"acc": score["acc"], "acc_norm": score["acc_norm"], "chance": score["chance"],
+                        "questions": score["n"], "sha256": _questions_sha256(questions)}
+    return scored
+
+
+def _score_tasks_of_finished_run(config: AblateConfig, layout: AblationLayout, arm: str, seed: int,
+                                 tasks: dict) -> None:
+    """Scores, from the run's checkpoint, the tasks a finished run's result.json lacks or holds for other
+    questions, and adds them to it; leaves it untouched when it has them all (and keeps the scores of tasks not
+    asked for this time)."""
+    from mdr.train.checkpointing import load_model
+
+    result = json.loads(layout.result(arm, seed).read_text())
+    held = result.get("tasks", {})
+    missing = {name: questions for name, questions in tasks.items()
+               if held.get(name, {}).get("sha256") != _questions_sha256(questions)}
+    if not missing:
+        return
+    run = TrainLayout(layout.run(arm, seed))
+    result["tasks"] = {**held, **_scored_tasks(load_model(run.root, config.device)[0], run.tokenizer, missing)}
+    write_atomically(layout.result(arm, seed), json.dumps(result, indent=2) + "\n")
+
+
 def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_config, arm: str, seed: int,
-                        eval_sets: list[str], arm_tokens: int) -> None:
+                        eval_sets: list[str], arm_tokens: int, tasks: dict) -> None:
     from mdr.train.checkpointing import load_model
     from mdr.train.data import TokenLoader
     from mdr.train.evaluate import evaluate, token_byte_lengths
@@ -373,25 +504,32 @@ def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_conf
     result = {"arm": arm, "seed": seed, "steps": last["step"], "tokens": last["tokens"],
               "epochs": last["tokens"] / arm_tokens, "tokenizer_sha256": manifest["tokenizer"]["sha256"],
               "bpb": {name: values["bpb"] for name, values in metrics.items()}, "metrics": metrics,
-              "train_config": dataclasses.asdict(train_config)}
+              "tasks": _scored_tasks(model, run.tokenizer, tasks), "train_config": dataclasses.asdict(train_config)}
     write_atomically(layout.result(arm, seed), json.dumps(result, indent=2) + "\n")
 
 
 def format_table(summary: dict) -> str:
-    """Mean ± std bits per byte per arm and eval set, and the difference to the first arm with its interval."""
+    """Mean ± std bits per byte per arm and eval set, and the difference to the first arm with its interval; then
+    the same of each task's acc_norm, where higher is better."""
     lines = [f"{'arm':<16} {'eval set':<16} {'epochs':>7} {'bpb mean ± std':>18}  difference to the first arm"]
-    for row in summary["results"]:
-        spread, difference = row["bpb"], row["difference"]
-        std = f"{spread['std']:.4f}" if spread["std"] is not None else "-"
-        mean = f"{spread['mean']:>9.4f}" if spread["mean"] is not None else f"{'-':>9}"  # None: a run diverged
-        if difference is None:
-            versus = "(baseline)"
-        elif difference["low"] is None:
-            versus = (f"{difference['mean']:+.4f}  " if difference["mean"] is not None else "") + difference["verdict"]
-        else:
-            versus = (f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}]  "
-                      f"{difference['verdict']}")
-        epochs = summary["arms"][row["arm"]]["epochs"]
-        lines.append(f"{row['arm']:<16} {row['eval_set']:<16} {epochs:>7.2f} "
-                     f"{mean} ± {std:<6}  {versus}")
+    lines += [_table_row(summary, row["arm"], row["eval_set"], row["bpb"], row["difference"])
+              for row in summary["results"]]
+    if summary.get("task_results"):
+        lines.append(f"{'arm':<16} {'task':<16} {'epochs':>7} {'acc_norm mean ± std':>18}  difference to the first arm")
+        lines += [_table_row(summary, row["arm"], row["task"], row[row["metric"]], row["difference"])
+                  for row in summary["task_results"]]
     return "\n".join(lines)
+
+
+def _table_row(summary: dict, arm: str, name: str, spread: dict, difference: dict | None) -> str:
+    std = f"{spread['std']:.4f}" if spread["std"] is not None else "-"
+    mean = f"{spread['mean']:>9.4f}" if spread["mean"] is not None else f"{'-':>9}"  # None: a run diverged
+    if difference is None:
+        versus = "(baseline)"
+    elif difference["low"] is None:
+        versus = (f"{difference['mean']:+.4f}  " if difference["mean"] is not None else "") + difference["verdict"]
+    else:
+        versus = (f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}]  "
+                  f"{difference['verdict']}")
+    epochs = summary["arms"][arm]["epochs"]
+    return f"{arm:<16} {name:<16} {epochs:>7.2f} {mean} ± {std:<6}  {versus}"

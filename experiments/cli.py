@@ -2,7 +2,8 @@
 
     mdr ablate (--run OUT | --input WARCS... --recipe RECIPE [--workers N] [--tasks N]) --out DIR --tokens N
                [--arms a,b,c] [--seeds K] [--eval NAME=PATH ...] [--heldout-fraction F] [--preset P]
-               [--batch-size B] [--seq-len L] [--lr LR] [--device D]
+               [--batch-size B] [--seq-len L] [--lr LR] [--device D] [--parallel N]
+               [--task NAME=FILE.jsonl ...] [--continuation Q]
 
 --run reads the taps of a finished `mdr run`; --input curates the WARCs with the recipe first, into DIR/run, tapped
 at every arm (experiments/curate.py). Exactly one of the two: the one-line error otherwise is check_request's.
@@ -48,6 +49,12 @@ def register(verbs) -> None:
     ablate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ablate.add_argument("--parallel", type=int, default=1, metavar="N",
                         help="CPU trainings run at once, each in a process with its share of the cores (default 1)")
+    ablate.add_argument("--task", action="append", default=[], metavar="NAME=FILE.jsonl",
+                        help="a multiple-choice task scored in every run, rows {\"context\", \"choices\", "
+                             "\"label\"}; repeat for more")
+    ablate.add_argument("--continuation", type=int, default=0, metavar="Q",
+                        help="also score Q continuation questions built from the heldout-last documents, kept in "
+                             "DIR/eval/continuation.jsonl (default 0: none)")
     ablate.add_argument("--no-progress", action="store_true", help="no progress lines")
     ablate.add_argument("--json", action="store_true", help="print ablation.json instead of the table")
     ablate.set_defaults(handler=cmd_ablate)
@@ -63,19 +70,22 @@ def _ablate(args) -> int:
     from mdr.train.cli import check_device, require_train_extra
 
     require_train_extra("ablate", "torch", "tensorboard")
-    from mdr.experiments.ablate import AblateConfig, ablate, format_table, parse_eval
+    from mdr.experiments.ablate import AblateConfig, ablate, format_table, parse_eval, parse_task
     from mdr.pipeline.terminal import safe
 
     evals = dict(parse_eval(text) for text in args.eval)
     if len(evals) != len(args.eval):
         raise UsageError("--eval: each NAME once")
+    task_files = dict(parse_task(text) for text in args.task)
+    if len(task_files) != len(args.task):
+        raise UsageError("--task: each NAME once")
     config = AblateConfig(run=args.run, input=args.input, recipe=args.recipe, workers=args.workers,
                           tasks=args.tasks, out=args.out, tokens=args.tokens,
                           arms=args.arms.split(",") if args.arms else None, seeds=args.seeds, evals=evals,
                           heldout_fraction=args.heldout_fraction, preset=args.preset, batch_size=args.batch_size,
                           seq_len=args.seq_len, tokenizer_vocab_size=args.tokenizer_vocab_size, lr=args.lr,
                           device=check_device(args.device), progress=not args.no_progress,
-                          parallel=args.parallel)
+                          parallel=args.parallel, task_files=task_files, continuation=args.continuation)
     summary = ablate(config)
     print(json.dumps(summary, indent=2) if args.json else safe(format_table(summary)))
     if not args.json:

@@ -11,7 +11,7 @@ from the file. Where it is read from:
 - `results`: the rows of `statistics.compare_arms` (spreads and differences whose numbers may be None: a diverged
   run), shown as '-' where None;
 - `task_results` (optional): rows of the same shape for the multiple-choice tasks, with "metric" naming the score
-  (acc_norm); the task's name under "task" or "eval_set", its spread under "accuracy" or "bpb" (`_TASK_NAME`,
+  (acc_norm); the task's name under "task" or "eval_set", its spread under "acc_norm", "accuracy" or "bpb" (`_TASK_NAME`,
   `_TASK_SCORE`). Higher is better there.
 Every name in the summary (arms, eval sets, paths) is untrusted and escaped. The page is the report's
 (`pipeline/report/report.html_page`): its template and style, and a Content-Security-Policy that runs no script.
@@ -30,7 +30,7 @@ from mdr.pipeline.report import svg
 from mdr.pipeline.report.report import figure, html_page, html_table, section
 
 _TASK_NAME = ("task", "eval_set")
-_TASK_SCORE = ("accuracy", "bpb")
+_TASK_SCORE = ("acc_norm", "accuracy", "bpb")  # acc_norm: the key experiments/ablate.py writes (row["metric"])
 
 
 def write_page(path: str | Path, summary: dict) -> None:

@@ -123,7 +123,8 @@ def test_the_layout_names_every_folder_and_file_of_out():
                        "taps", "checkpoints", "abandoned", "tensorboard", "arms", "eval", "runs", "run"}
     assert FILES == {"run.json", ".lock", "stats.json", "cluster_sizes.json", "ckpt.pt", "metrics.jsonl",
                      "manifest.json", "tokenizer.json", "tokenizer.settings.json", "train.parquet",
-                     "tokenizer-sample.parquet", "result.json", "ablation.json", "ablation.html"}
+                     "tokenizer-sample.parquet", "result.json", "ablation.json", "ablation.html",
+                     "continuation.jsonl"}
 
 
 def test_no_module_but_the_layout_spells_an_output_path():

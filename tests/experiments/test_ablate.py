@@ -66,11 +66,27 @@ def planted(run, tmp_path_factory) -> str:
     return str(path)
 
 
+# A multiple-choice task of short choices (the micro budget's context is 32 tokens), scored in every run.
+WORDS = [{"context": "The weather today is", "choices": [" sunny", " the of and"], "label": 0},
+         {"context": "Click here to", "choices": [" banana", " read more"], "label": 1},
+         {"context": "Copyright 2023. All rights", "choices": [" reserved.", " ocean."], "label": 0}]
+CONTINUATION_QUESTIONS = 4
+
+
 @pytest.fixture(scope="module")
-def ablation(run, planted, one_thread, tmp_path_factory) -> tuple[Path, dict]:
+def extras(planted, tmp_path_factory) -> list[str]:
+    """What the module's ablation evaluates besides its held-out sets: the planted --eval set, the WORDS task and
+    the continuation task."""
+    words = tmp_path_factory.mktemp("tasks") / "words.jsonl"
+    words.write_text("".join(json.dumps(row) + "\n" for row in WORDS))
+    return ["--eval", f"planted={planted}", "--task", f"words={words}", "--continuation", str(CONTINUATION_QUESTIONS)]
+
+
+@pytest.fixture(scope="module")
+def ablation(run, extras, one_thread, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("ablation") / "dir"
     result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
-                      "--eval", f"planted={planted}", *BUDGET)
+                      *extras, *BUDGET)
     assert result.returncode == 0, result.stderr
     assert "heldout-first" in result.stdout and "lines" in result.stdout
     return out, json.loads(AblationLayout(out).ablation_file.read_text())
@@ -122,21 +138,23 @@ def test_results_cover_every_arm_and_eval_set(ablation):
     assert all(row["difference"]["verdict"] for row in summary["results"] if row["arm"] != ARMS[0])
 
 
-def test_a_second_invocation_trains_nothing_new(ablation, run, planted):
+def test_a_second_invocation_trains_nothing_new(ablation, run, extras):
     out, _ = ablation
     layout = AblationLayout(out)
-    before = {path: path.stat().st_mtime_ns for path in (layout.root / "runs").rglob("*") if path.is_file()}
+    before = {path: path.stat().st_mtime_ns for path in [*(layout.root / "runs").rglob("*"), layout.continuation_task]
+              if path.is_file()}
     result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
-                      "--eval", f"planted={planted}", *BUDGET)
+                      *extras, *BUDGET)
     assert result.returncode == 0, result.stderr
-    after = {path: path.stat().st_mtime_ns for path in (layout.root / "runs").rglob("*") if path.is_file()}
+    after = {path: path.stat().st_mtime_ns for path in [*(layout.root / "runs").rglob("*"), layout.continuation_task]
+             if path.is_file()}
     assert after == before
 
 
-def test_other_settings_in_the_same_dir_are_refused(ablation, run, planted):
+def test_other_settings_in_the_same_dir_are_refused(ablation, run, extras):
     out, _ = ablation
     result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
-                      "--eval", f"planted={planted}", *BUDGET, "--tokens", "4000")
+                      *extras, *BUDGET, "--tokens", "4000")
     assert result.returncode == 2 and "other settings" in result.stderr
 
 
@@ -176,6 +194,90 @@ def test_the_table_shows_a_diverged_run_without_a_number():
     assert diverged.split()[:4] == ["lines", "heldout-first", "1.00", "-"] and diverged.endswith(NOT_FINITE)
 
 
+def test_every_run_scores_every_task_as_evaluate_task_does(ablation):
+    from mdr.train.checkpointing import load_model
+    from mdr.train.tasks import evaluate_task, read_task
+    from mdr.train.tokenizer import load_tokenizer
+
+    out, summary = ablation
+    layout = AblationLayout(out)
+    questions = {"words": len(WORDS), "continuation": CONTINUATION_QUESTIONS}
+    for arm in ARMS:
+        for seed in range(SEEDS):
+            tasks = json.loads(layout.result(arm, seed).read_text())["tasks"]
+            assert {name: tasks[name]["questions"] for name in questions} == questions
+    # the scores of one run, recomputed from its checkpoint on the task file as written
+    run = TrainLayout(layout.run(ARMS[1], 1))
+    model, _ = load_model(run.root, "cpu")
+    expected = evaluate_task(model, load_tokenizer(str(run.tokenizer)), read_task(layout.continuation_task))
+    scored = json.loads(layout.result(ARMS[1], 1).read_text())["tasks"]["continuation"]
+    assert (scored["acc"], scored["acc_norm"], scored["chance"]) == (expected["acc"], expected["acc_norm"], 0.25)
+    assert summary["tasks"]["words"]["questions"] == len(WORDS) and summary["tasks"]["words"]["chance"] == 0.5
+    assert summary["tasks"]["continuation"]["path"] == str(layout.continuation_task)
+
+
+def test_the_continuation_task_is_made_of_heldout_last_documents(ablation):
+    out, _ = ablation
+    layout = AblationLayout(out)
+    heldout_last = texts(layout.eval_set("heldout-last"))
+    rows = [json.loads(line) for line in layout.continuation_task.read_text().splitlines()]
+    assert len(rows) == CONTINUATION_QUESTIONS
+    for row in rows:  # the right choice continues a held-out document; the others are other documents'
+        assert sum(text.startswith(row["context"] + row["choices"][row["label"]]) for text in heldout_last) == 1
+        assert len(set(row["choices"])) == len(row["choices"]) == 4
+
+
+def test_task_rows_compare_acc_norm_and_follow_the_bpb_rows_in_the_table(ablation):
+    from mdr.experiments.statistics import BETTER, WORSE
+
+    _, summary = ablation
+    rows = summary["task_results"]
+    assert [(row["arm"], row["task"]) for row in rows] == [(arm, task) for arm in ARMS
+                                                           for task in ("words", "continuation")]
+    assert all(row["metric"] == "acc_norm" and row["acc_norm"]["seeds"] == SEEDS for row in rows)
+    for row in rows[2:]:  # higher is better: a positive difference above its interval's 0 is "better"
+        difference = row["difference"]
+        if difference["verdict"] in (BETTER, WORSE):
+            assert (difference["verdict"] == BETTER) == (difference["low"] > 0)
+    lines = format_table(summary).splitlines()
+    header = next(i for i, line in enumerate(lines) if "acc_norm mean" in line)
+    assert header == 1 + len(summary["results"])
+    assert [line.split()[:2] for line in lines[header + 1:]] == [[row["arm"], row["task"]] for row in rows]
+
+
+def test_a_task_added_later_is_scored_without_training(ablation, run, extras, tmp_path):
+    """The module's ablation again with one more task (which the other tests do not mind: a result.json keeps the
+    scores of tasks not asked for)."""
+    out, _ = ablation
+    layout = AblationLayout(out)
+    checkpoints = {path: path.stat().st_mtime_ns for path in (out / "runs").rglob("ckpt.pt")}
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({"context": "Home", "choices": [" page", " zzz"], "label": 0}) + "\n")
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS), *extras,
+                      "--task", f"more={more}", *BUDGET)
+    assert result.returncode == 0, result.stderr
+    assert {path: path.stat().st_mtime_ns for path in (out / "runs").rglob("ckpt.pt")} == checkpoints
+    for arm in ARMS:
+        for seed in range(SEEDS):
+            assert set(json.loads(layout.result(arm, seed).read_text())["tasks"]) == {"words", "continuation", "more"}
+
+
+@pytest.mark.parametrize("task, message", [
+    ("heldout-last={words}", "--task heldout-last: an evaluation set has that name"),
+    ("planted={words}", "--task planted: an evaluation set has that name"),
+    ("continuation={words}", "--task continuation: --continuation's task has that name"),
+    ("bad={bad}", "bad.jsonl line 1: 'label' must be the index of the right choice"),
+])
+def test_a_task_that_cannot_be_scored_is_one_line_before_anything_is_written(run, extras, tmp_path, task, message):
+    words = extras[extras.index("--task") + 1].partition("=")[2]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"context": "a", "choices": [" b", " c"], "label": "b"}) + "\n")
+    out = tmp_path / "dir"
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS), "--eval",
+                      extras[1], "--continuation", "4", "--task", task.format(words=words, bad=bad), *BUDGET)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not out.exists()
+
 @pytest.fixture
 def two_cores():
     """This process's cores cut to two for the test: `--parallel 2` then gives each run one thread, as the module's
@@ -187,12 +289,12 @@ def two_cores():
     os.sched_setaffinity(0, cores)
 
 
-def test_parallel_runs_give_the_results_of_runs_one_at_a_time(ablation, run, planted, two_cores, tmp_path):
+def test_parallel_runs_give_the_results_of_runs_one_at_a_time(ablation, run, extras, two_cores, tmp_path):
     out, _ = ablation
     parallel = tmp_path / "dir"
     budget = [arg for arg in BUDGET if arg != "--no-progress"]
     result = mdr_here("ablate", "--run", str(run), "--out", str(parallel), "--arms", ",".join(ARMS),
-                      "--eval", f"planted={planted}", *budget, "--seeds", "1", "--parallel", "2")
+                      *extras, *budget, "--seeds", "1", "--parallel", "2")
     assert result.returncode == 0, result.stderr
     done = sorted(line for line in result.stderr.splitlines() if line.startswith("mdr: ablate:"))
     assert [re.sub(r"\(\d/", "(", line) for line in done] == [f"mdr: ablate: {arm} seed 0 done (2)" for arm in ARMS]
