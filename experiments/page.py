@@ -10,9 +10,9 @@ from the file. Where it is read from:
   from before curves were recorded) leaves the page with the final values only, and the page says so;
 - `results`: the rows of `statistics.compare_arms` (spreads and differences whose numbers may be None: a diverged
   run), shown as '-' where None;
-- `task_results` (optional): rows of the same shape for the multiple-choice tasks, with "metric" naming the score
-  (acc_norm); the task's name under "task" or "eval_set", its spread under "acc_norm", "accuracy" or "bpb" (`_TASK_NAME`,
-  `_TASK_SCORE`). Higher is better there.
+- `task_results` (optional): per arm and multiple-choice task, rows with "task", "metric" (acc_norm) naming the key
+  of the spread, and the difference to the first arm (higher is better there); `tasks` gives each task's questions
+  and chance accuracy.
 Every name in the summary (arms, eval sets, paths) is untrusted and escaped. The page is the report's
 (`pipeline/report/report.html_page`): its template and style, and a Content-Security-Policy that runs no script.
 """
@@ -28,9 +28,6 @@ from mdr.experiments.statistics import CONFIDENCE
 from mdr.formatting import quantity
 from mdr.pipeline.report import svg
 from mdr.pipeline.report.report import figure, html_page, html_table, section
-
-_TASK_NAME = ("task", "eval_set")
-_TASK_SCORE = ("acc_norm", "accuracy", "bpb")  # acc_norm: the key experiments/ablate.py writes (row["metric"])
 
 
 def write_page(path: str | Path, summary: dict) -> None:
@@ -159,20 +156,21 @@ def final_section(summary: dict) -> str:
     return section("final", "Final bits per byte", note + f'<div class="plots">{"".join(figures)}</div>')
 
 
-def _comparison_rows(rows: list[dict], score: str, name_keys: tuple[str, ...] = ("eval_set",)) -> list[list[str]]:
+def _comparison_rows(rows: list[dict], name: str, spread: str | None = None) -> list[list[str]]:
+    """Table rows of `results` (or `task_results`): arm, the row's `name` key, the mean, std and seeds of its
+    `spread` key (default: the key its "metric" names), the difference to the first arm, interval and verdict."""
     table = []
     for row in rows:
-        spread, difference = row[score], row["difference"]
-        name = next(row[key] for key in name_keys if key in row)
+        values, difference = row[spread or row["metric"]], row["difference"]
         versus = (["(baseline)", "-", ""] if difference is None else
                   [_value(difference["mean"], "+.4f"), _interval(difference), difference["verdict"]])
-        table.append([row["arm"], name, _value(spread["mean"]), _value(spread["std"]), spread["seeds"], *versus])
+        table.append([row["arm"], row[name], _value(values["mean"]), _value(values["std"]), values["seeds"], *versus])
     return table
 
 
 def results_section(summary: dict) -> str:
     first = next(iter(summary["arms"]))
-    rows = _comparison_rows(summary["results"], "bpb")
+    rows = _comparison_rows(summary["results"], "eval_set", "bpb")
     for row, result in zip(rows, summary["results"]):
         row.insert(2, f"{summary['arms'][result['arm']]['epochs']:.2f}")
     content = html_table(["arm", "eval set", "epochs", "bpb mean", "std", "seeds", f"difference to {first}",
@@ -185,13 +183,16 @@ def results_section(summary: dict) -> str:
 
 def tasks_section(summary: dict) -> str:
     rows = summary["task_results"]
-    score = next(key for key in _TASK_SCORE if key in rows[0])
     first = next(iter(summary["arms"]))
-    table = _comparison_rows(rows, score, _TASK_NAME)
+    table = _comparison_rows(rows, "task")
     for line, row in zip(table, rows):
-        line.insert(2, row.get("metric", "-"))
-    content = html_table(["arm", "task", "metric", "accuracy mean", "std", "seeds", f"difference to {first}",
+        line.insert(2, row["metric"])
+    content = html_table(["arm", "task", "metric", "mean", "std", "seeds", f"difference to {first}",
                           f"{CONFIDENCE:.0%} interval", "verdict"], table)
-    content += ('<p class="note">Zero-shot multiple choice: acc_norm scores each choice by its log-likelihood '
-                "divided by its length in bytes; higher is better.</p>")
+    tasks = summary.get("tasks", {})
+    if tasks:
+        content += html_table(["task", "questions", "chance", "source"], [
+            [name, f"{task['questions']:,}", _value(task["chance"]), task["path"]] for name, task in tasks.items()])
+    content += ('<p class="note">Zero-shot multiple choice: acc_norm picks the choice of the highest log-likelihood '
+                "per byte of the choice; higher is better, and chance is the accuracy of a guess.</p>")
     return section("tasks", "Multiple-choice tasks", content)

@@ -166,9 +166,12 @@ def test_missing_values_show_as_a_dash(tmp_path):
 def test_task_results_render_as_a_table():
     summary = make_summary()
     assert "Multiple-choice tasks" not in render(summary)
-    summary["task_results"] = [{**row, "eval_set": "continuation", "metric": "acc_norm"}
+    summary["tasks"] = {"continuation": {"questions": 40, "chance": 0.25, "path": "/abl/<t>.jsonl"}}
+    summary["task_results"] = [{"arm": row["arm"], "task": "continuation", "metric": "acc_norm",
+                                "acc_norm": {**row["bpb"], "mean": 0.5}, "difference": row["difference"]}
                                for row in summary["results"] if row["eval_set"] == "heldout-first"]
     html = render(summary)
     section = html[html.index('<section id="tasks">'):]
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", section)
-    assert rows == [(arm, "continuation", "acc_norm") for arm in ARMS]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", section)
+    assert rows[:3] == [(arm, "continuation", "acc_norm", "0.5000") for arm in ARMS]
+    assert rows[3] == ("continuation", "40", "0.2500", "/abl/&lt;t&gt;.jsonl")
