@@ -54,6 +54,16 @@ CONTINUATION = "continuation"  # the task --continuation builds
 # Documents per arm in the tokenizer's pooled sample, at most: the tokenizer is fitted once, on the same number of
 # documents from every arm (the smallest arm's count when it has fewer), so that no arm's text dominates it.
 TOKENIZER_DOCS_PER_ARM = 20_000
+# Points of each learning curve (bits per byte of every eval set against trained tokens, result.json "curves"): the
+# trainer evaluates every max_steps // CURVE_POINTS steps and at the last, enough to show a curve's shape and where
+# arms part; the final point of the table is the evaluation of the whole set after training, not a curve point.
+CURVE_POINTS = 10
+# A curve point evaluates the first eval_batches batches of each set, sized so that the curves cost about
+# CURVE_BUDGET of the training (one batch per point at least, which costs more on a budget of few steps): an
+# evaluation batch costs EVAL_BATCH_COST training steps, measured 0.26-0.28 (a forward pass without gradients
+# against forward, backward and AdamW; tiny preset, one CPU thread, batches of 12 × 128 and 4 × 32 tokens).
+CURVE_BUDGET = 0.1
+EVAL_BATCH_COST = 0.3
 _EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # The settings of a run that make it the same run: a result.json written under others is another ablation's.
 _RUN_IDENTITY = ("data", "tokenizer", "preset", "seq_len", "batch_size", "max_steps", "seed", "val_fraction",
@@ -268,7 +278,7 @@ def ablate(config: AblateConfig) -> dict:
     clean = decontaminate(heldout.training, {HELDOUT_FIRST: first, **work.evals})
     eval_texts = {HELDOUT_FIRST: first, HELDOUT_LAST: [text for _, text in heldout.last], **work.evals}
     runs = [(arm, seed) for arm in work.arms for seed in range(config.seeds)]
-    train_configs = {run: _train_config(config, work, layout, *run) for run in runs}
+    train_configs = {run: _train_config(config, work, layout, *run, eval_sets=list(eval_texts)) for run in runs}
     _check_earlier_results(layout, train_configs)
     empty = [arm for arm, docs in clean.training.items() if not docs]
     if empty or not heldout.last:
@@ -330,14 +340,19 @@ def ablate(config: AblateConfig) -> dict:
     return summary
 
 
-def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm: str, seed: int):
+def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm: str, seed: int,
+                  eval_sets: list[str]):
     from mdr.train.trainer import TrainConfig
 
     options = {"lr": config.lr} if config.lr is not None else {}
     if config.tokenizer_vocab_size is not None:
         options["tokenizer_vocab_size"] = config.tokenizer_vocab_size
-    # val_fraction 0: the held-out sets are the ablation's own (eval/); one checkpoint, at the end, which a rerun
-    # of an interrupted ablation resumes (resume="auto")
+    # val_fraction 0: the held-out sets are the ablation's own (eval/), evaluated for the learning curves at every
+    # curve point (CURVE_POINTS), which changes no training; a checkpoint at each, which a rerun of an interrupted
+    # ablation resumes (resume="auto"), so that a killed run loses at most a tenth of its steps
+    interval = max(1, work.max_steps // CURVE_POINTS)
+    points = -(-work.max_steps // interval)  # every interval-th step and the last
+    batches = max(1, int(CURVE_BUDGET * work.max_steps / (EVAL_BATCH_COST * points * len(eval_sets))))
     # what decides the arm's documents besides the run's settings, in the manifest and checked on a rerun
     extra = {"run": str(Path(config.run).resolve()), "arms": list(work.arms),
              "heldout_fraction": config.heldout_fraction,
@@ -345,7 +360,8 @@ def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm:
     return TrainConfig(data=[str(layout.arm_data(arm))], extra=extra, out=str(layout.run(arm, seed)),
                        tokenizer=str(layout.tokenizer), preset=config.preset, seq_len=work.seq_len,
                        batch_size=config.batch_size, max_steps=work.max_steps, seed=seed, val_fraction=0.0,
-                       checkpoint_interval=work.max_steps, log_interval=max(1, work.max_steps // 100),
+                       eval_sets={name: [str(layout.eval_set(name))] for name in eval_sets}, eval_interval=interval,
+                       eval_batches=batches, checkpoint_interval=interval, log_interval=max(1, work.max_steps // 100),
                        device=config.device, progress=config.progress, resume="auto", **options)
 
 
@@ -493,6 +509,8 @@ def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_conf
     run = TrainLayout(Path(train_config.out))
     trained = [json.loads(line) for line in run.metrics.read_text().splitlines() if line.strip()]
     last = [record for record in trained if record.get("split") == "train"][-1]
+    curves = {name: [[record["trained_tokens"], record["bpb"]] for record in trained
+                     if record.get("split") == "eval" and record.get("set") == name] for name in eval_sets}
     model, _ = load_model(run.root, config.device)
     token_bytes = token_byte_lengths(str(run.tokenizer), model.config.vocab_size)
     metrics = {}
@@ -504,7 +522,8 @@ def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_conf
     result = {"arm": arm, "seed": seed, "steps": last["step"], "tokens": last["tokens"],
               "epochs": last["tokens"] / arm_tokens, "tokenizer_sha256": manifest["tokenizer"]["sha256"],
               "bpb": {name: values["bpb"] for name, values in metrics.items()}, "metrics": metrics,
-              "tasks": _scored_tasks(model, run.tokenizer, tasks), "train_config": dataclasses.asdict(train_config)}
+              "curves": curves, "tasks": _scored_tasks(model, run.tokenizer, tasks),
+              "train_config": dataclasses.asdict(train_config)}
     write_atomically(layout.result(arm, seed), json.dumps(result, indent=2) + "\n")
 
 

@@ -194,6 +194,43 @@ def test_the_table_shows_a_diverged_run_without_a_number():
     assert diverged.split()[:4] == ["lines", "heldout-first", "1.00", "-"] and diverged.endswith(NOT_FINITE)
 
 
+def test_every_run_records_learning_curves_from_its_metrics(ablation):
+    from mdr.experiments.ablate import CURVE_POINTS
+
+    out, summary = ablation
+    steps = summary["configuration"]["max_steps"]
+    interval = max(1, steps // CURVE_POINTS)
+    points = [step for step in range(1, steps + 1) if step % interval == 0 or step == steps]
+    tokens_per_step = summary["configuration"]["tokens_per_run"] // steps
+    for run, result in zip(runs(out), summary["runs"]):
+        records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+        assert set(result["curves"]) == {"heldout-first", "heldout-last", "planted"}
+        for name, curve in result["curves"].items():
+            assert [tokens for tokens, _ in curve] == [step * tokens_per_step for step in points]
+            assert [bpb for _, bpb in curve] == [r["bpb"] for r in records if r["split"] == "eval" and r["set"] == name]
+            assert curve[-1][1] > 0 and curve[0][1] > curve[-1][1]  # a curve goes down as the model learns
+        assert result["train_config"]["checkpoint_interval"] == interval  # a killed run resumes from a curve point
+
+
+def test_a_run_killed_mid_way_resumes_there_with_the_same_result(ablation, run, extras):
+    """The last run of the module's ablation done again, killed after step 7 (the trainer's stop_at: a checkpoint
+    there, as a kill leaves at the curve point before): the rerun resumes it at step 7, and ends where it ended."""
+    from mdr.train.trainer import TrainConfig, train
+
+    out, summary = ablation
+    layout = AblationLayout(out)
+    arm, seed = ARMS[-1], SEEDS - 1
+    finished = json.loads(layout.result(arm, seed).read_text())
+    layout.result(arm, seed).unlink()
+    TrainLayout(layout.run(arm, seed)).checkpoint.unlink()  # the rerun would start afresh
+    train(TrainConfig(**finished["train_config"]), stop_at=7)
+    result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS), *extras, *BUDGET)
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads(layout.result(arm, seed).read_text())
+    assert json.loads(TrainLayout(layout.run(arm, seed)).manifest.read_text())["resumes"] == [7]
+    assert (resumed["bpb"], resumed["curves"], resumed["tokens"]) == (finished["bpb"], finished["curves"],
+                                                                      finished["tokens"])
+
 def test_every_run_scores_every_task_as_evaluate_task_does(ablation):
     from mdr.train.checkpointing import load_model
     from mdr.train.tasks import evaluate_task, read_task
