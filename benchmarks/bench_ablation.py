@@ -201,7 +201,7 @@ def main() -> int:
     tokens = args.tokens or (SMOKE_TOKENS if args.smoke else DEFAULT_TOKENS)
     seeds = args.seeds or (SMOKE_SEEDS if args.smoke else 3)
     eval_docs = args.eval_docs or (SMOKE_EVAL_DOCS if args.smoke else DEFAULT_EVAL_DOCS)
-    work = args.work or Path(tempfile.mkdtemp(prefix="mdr-bench-ablation-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="mdr-bench-ablation-"))).resolve()  # mdr runs in REPO
     curated, ablation = work / "curated", work / "ablation"
 
     start = time.perf_counter()
