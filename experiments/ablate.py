@@ -61,7 +61,8 @@ CURVE_POINTS = 10
 # A curve point evaluates the first eval_batches batches of each set, sized so that the curves cost about
 # CURVE_BUDGET of the training (one batch per point at least, which costs more on a budget of few steps): an
 # evaluation batch costs EVAL_BATCH_COST training steps, measured 0.26-0.28 (a forward pass without gradients
-# against forward, backward and AdamW; tiny preset, one CPU thread, batches of 12 × 128 and 4 × 32 tokens).
+# against forward, backward and AdamW; tiny preset, one CPU thread, batches of 12 × 128 and 4 × 32 tokens). A run of
+# 150 steps of 12 × 128 with 3 sets (a batch per point, 30 in all) took 32.6 s with its curves, 33.0 s without.
 CURVE_BUDGET = 0.1
 EVAL_BATCH_COST = 0.3
 _EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -534,7 +535,8 @@ def format_table(summary: dict) -> str:
     lines += [_table_row(summary, row["arm"], row["eval_set"], row["bpb"], row["difference"])
               for row in summary["results"]]
     if summary.get("task_results"):
-        lines.append(f"{'arm':<16} {'task':<16} {'epochs':>7} {'acc_norm mean ± std':>18}  difference to the first arm")
+        lines.append(f"{'arm':<16} {'task':<16} {'epochs':>7} {'acc_norm ± std':>18}  "
+                     "difference to the first arm")
         lines += [_table_row(summary, row["arm"], row["task"], row[row["metric"]], row["difference"])
                   for row in summary["task_results"]]
     return "\n".join(lines)

@@ -277,7 +277,7 @@ def test_task_rows_compare_acc_norm_and_follow_the_bpb_rows_in_the_table(ablatio
         if difference["verdict"] in (BETTER, WORSE):
             assert (difference["verdict"] == BETTER) == (difference["low"] > 0)
     lines = format_table(summary).splitlines()
-    header = next(i for i, line in enumerate(lines) if "acc_norm mean" in line)
+    header = next(i for i, line in enumerate(lines) if "acc_norm ± std" in line)
     assert header == 1 + len(summary["results"])
     assert [line.split()[:2] for line in lines[header + 1:]] == [[row["arm"], row["task"]] for row in rows]
 
