@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import random
-import re
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -54,18 +53,24 @@ CONTINUATION = "continuation"  # the task --continuation builds
 # Documents per arm in the tokenizer's pooled sample, at most: the tokenizer is fitted once, on the same number of
 # documents from every arm (the smallest arm's count when it has fewer), so that no arm's text dominates it.
 TOKENIZER_DOCS_PER_ARM = 20_000
-# Points of each learning curve (bits per byte of every eval set against trained tokens, result.json "curves"): the
-# trainer evaluates every max_steps // CURVE_POINTS steps and at the last, enough to show a curve's shape and where
-# arms part; the final point of the table is the evaluation of the whole set after training, not a curve point.
+# Points of each learning curve (bits per byte of the held-out sets against trained tokens, result.json "curves"):
+# the trainer evaluates every max_steps // CURVE_POINTS steps and at the last, enough to show a curve's shape and
+# where arms part; the final values of the table evaluate the whole of every set after training, not a curve point.
 CURVE_POINTS = 10
-# A curve point evaluates the first eval_batches batches of each set, sized so that the curves cost about
+# The curves are drawn on the held-out sets (issue 12: "held-out bpb against tokens"), not on the --eval sets, which
+# have final values only: each set evaluated at every point costs as much again.
+CURVE_SETS = (HELDOUT_FIRST, HELDOUT_LAST)
+# A curve point evaluates the first eval_batches batches of each curve set, sized so that the curves cost about
 # CURVE_BUDGET of the training (one batch per point at least, which costs more on a budget of few steps): an
 # evaluation batch costs EVAL_BATCH_COST training steps, measured 0.26-0.28 (a forward pass without gradients
 # against forward, backward and AdamW; tiny preset, one CPU thread, batches of 12 × 128 and 4 × 32 tokens). A run of
 # 150 steps of 12 × 128 with 3 sets (a batch per point, 30 in all) took 32.6 s with its curves, 33.0 s without.
-CURVE_BUDGET = 0.1
+# At 0.1 (one batch a point on benchmarks/bench_ablation.py's budget) the curves were a few documents' worth and
+# ordered the arms unlike the final values of the same sets; at 0.3 a point reads 11 batches there (RESULTS.md,
+# "Does curation help?"). The eval sets are written in a seeded random order of their documents (_write_eval_set),
+# so that those first batches are a sample of the whole set, not its first documents.
+CURVE_BUDGET = 0.3
 EVAL_BATCH_COST = 0.3
-_EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # The settings of a run that make it the same run: a result.json written under others is another ablation's.
 _RUN_IDENTITY = ("data", "tokenizer", "preset", "seq_len", "batch_size", "max_steps", "seed", "val_fraction",
                  "tokenizer_vocab_size")
@@ -263,6 +268,14 @@ def _write_texts(path: Path, texts: list[str], ids: list[str] | None = None) -> 
         pq.write_table(pa.table(columns), handle)
 
 
+def _write_eval_set(path: Path, name: str, texts: list[str]) -> None:
+    """An eval set's documents in a random order seeded by its name: its first batches, which the learning curves
+    evaluate (CURVE_BUDGET), are then a sample of the whole set; the final evaluation reads all of it."""
+    order = list(range(len(texts)))
+    random.Random(f"eval:{name}").shuffle(order)
+    _write_texts(path, [texts[i] for i in order], [str(i) for i in order])
+
+
 def ablate(config: AblateConfig) -> dict:
     """Runs the ablation (module docstring); returns what ablation.json holds."""
     _check_parallel(config)
@@ -279,7 +292,7 @@ def ablate(config: AblateConfig) -> dict:
     clean = decontaminate(heldout.training, {HELDOUT_FIRST: first, **work.evals})
     eval_texts = {HELDOUT_FIRST: first, HELDOUT_LAST: [text for _, text in heldout.last], **work.evals}
     runs = [(arm, seed) for arm in work.arms for seed in range(config.seeds)]
-    train_configs = {run: _train_config(config, work, layout, *run, eval_sets=list(eval_texts)) for run in runs}
+    train_configs = {run: _train_config(config, work, layout, *run, eval_sets=list(CURVE_SETS)) for run in runs}
     _check_earlier_results(layout, train_configs)
     empty = [arm for arm, docs in clean.training.items() if not docs]
     if empty or not heldout.last:
@@ -292,7 +305,7 @@ def ablate(config: AblateConfig) -> dict:
     for arm, docs in clean.training.items():
         _write_texts(layout.arm_data(arm), [t for _, t in docs], [i for i, _ in docs])
     for name, texts in eval_texts.items():
-        _write_texts(layout.eval_set(name), texts)
+        _write_eval_set(layout.eval_set(name), name, texts)
     if continuation is not None:  # rewritten only when other questions: a rerun finds the file as it was
         lines = "".join(json.dumps(row) + "\n" for row in continuation)
         if not layout.continuation_task.is_file() or layout.continuation_task.read_text() != lines:
@@ -335,6 +348,9 @@ def ablate(config: AblateConfig) -> dict:
         "task_results": _task_results(results, list(work.arms), list(tasks), config.seeds),
         "configuration": {**dataclasses.asdict(config), "seq_len": work.seq_len, "max_steps": work.max_steps,
                           "tokens_per_run": tokens_per_run},
+        # what a curve point evaluates: the first `batches` batches of each set, every `interval` steps
+        "curves": {"sets": list(CURVE_SETS), "interval": train_configs[runs[0]].eval_interval,
+                   "batches": train_configs[runs[0]].eval_batches},
     }
     write_atomically(layout.ablation_file, json.dumps(summary, indent=2) + "\n")
     write_page(layout.page, summary)
@@ -511,7 +527,8 @@ def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_conf
     trained = [json.loads(line) for line in run.metrics.read_text().splitlines() if line.strip()]
     last = [record for record in trained if record.get("split") == "train"][-1]
     curves = {name: [[record["trained_tokens"], record["bpb"]] for record in trained
-                     if record.get("split") == "eval" and record.get("set") == name] for name in eval_sets}
+                     if record.get("split") == "eval" and record.get("set") == name]
+              for name in train_config.eval_sets}  # CURVE_SETS
     model, _ = load_model(run.root, config.device)
     token_bytes = token_byte_lengths(str(run.tokenizer), model.config.vocab_size)
     metrics = {}

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import resource
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdr.layout import AblationLayout
-from mdr.pipeline.recipe import MAX_TASKS, RecipeError
+from mdr.pipeline.recipe import RecipeError
 
 if TYPE_CHECKING:
     from mdr.experiments.ablate import AblateConfig
@@ -42,6 +41,7 @@ def check_curation(config: AblateConfig) -> Curation:
     the recipe, the arms as its taps (`check_taps`: stages of this recipe that forward text; two or more), the
     inputs, --workers and --tasks, the memory the tasks need, and DIR/run itself (another run's is refused)."""
     from mdr.patches import check_installed
+    from mdr.pipeline.cli import check_tasks_and_workers
     from mdr.pipeline.recipe import check_resources, check_taps, load_recipe, open_files_limit
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs
 
@@ -54,12 +54,7 @@ def check_curation(config: AblateConfig) -> Curation:
                           f"compare (its stages: {', '.join(recipe.stage_keys)})")
     recipe = recipe.with_taps(arms, "--arms")
     files, skipped = expand_inputs(config.input)
-    nproc, _ = resource.getrlimit(resource.RLIMIT_NPROC)  # a local worker is a process of this user
-    for flag, value, most in (("--workers", config.workers, None if nproc == resource.RLIM_INFINITY else nproc),
-                              ("--tasks", config.tasks, MAX_TASKS)):
-        if value is not None and not 1 <= value <= (most or value):
-            raise RecipeError(f"{flag} must be between 1 and {most:,}, got {value:,}" if most else
-                              f"{flag} must be at least 1, got {value}")
+    check_tasks_and_workers(config.tasks, config.workers)
     workers = config.workers or (os.cpu_count() or 1)  # mdr run's defaults
     tasks = config.tasks or default_tasks(len(files), workers)
     check_resources(recipe, tasks, workers, open_files_limit=open_files_limit())

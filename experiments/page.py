@@ -122,7 +122,7 @@ def curves_section(summary: dict) -> str:
         return section("curves", "Learning curves", '<p class="note">Learning curves were not recorded in this '
                        "ablation (its runs predate them): the final values below only.</p>")
     figures = []
-    for eval_set in summary["eval_sets"]:
+    for eval_set in [name for name in summary["eval_sets"] if any(name in run["curves"] for run in recorded)]:
         series = [svg.Series(arm, *arm_curves([run for run in recorded if run["arm"] == arm], eval_set))
                   for arm in arms]
         figures.append(figure(f"{eval_set}: bits per byte against training tokens",
@@ -130,6 +130,14 @@ def curves_section(summary: dict) -> str:
                                              "bits per byte", width=560)))
     note = (f'<p class="note">Per arm, the mean bits per byte over its {seeds} seed(s) at each evaluation, shaded '
             "from the least to the greatest seed; lower is better.</p>")
+    sample = summary.get("curves")  # absent from ablations of before it was recorded
+    if sample:
+        configuration = summary["configuration"]
+        tokens = sample["batches"] * configuration["batch_size"] * configuration["seq_len"]
+        note += (f'<p class="note">Each point evaluates a sample of the set: its first {sample["batches"]} '
+                 f"batch(es), {tokens:,} tokens, of its documents in a seeded random order, every "
+                 f'{sample["interval"]} steps. The final values below evaluate every document of every set, so a '
+                 "curve's last point need not equal them.</p>")
     missing = len(summary["runs"]) - len(recorded)
     if missing:
         note += (f'<p class="note">{missing} of {len(summary["runs"])} runs recorded no curve (trained before curves '

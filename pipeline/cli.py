@@ -62,14 +62,19 @@ def _positive(value: int | None, flag: str, most: int | None = None, why: str = 
 _SLURM_TIME = re.compile(r"\d+(?::\d+){0,2}|\d+-\d+(?::\d+){0,2}|UNLIMITED|INFINITE")
 
 
+def check_tasks_and_workers(tasks: int | None, workers: int | None, executor: str = "local") -> None:
+    """--tasks and --workers in range (None: the default), for `mdr run` and `mdr ablate --input`."""
+    _positive(tasks, "--tasks", MAX_TASKS, " (each task keeps files of its own in every phase)")
+    nproc, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if executor == "local" and nproc != resource.RLIM_INFINITY:  # a local worker is a process of this user
+        _positive(workers, "--workers", nproc, " (this user's process limit, ulimit -u)")
+    else:
+        _positive(workers, "--workers")
+
+
 def _check_run_flags(args) -> None:
     """`mdr run`'s numeric and formatted flags, before anything runs (argparse checks only their types)."""
-    _positive(args.tasks, "--tasks", MAX_TASKS, " (each task keeps files of its own in every phase)")
-    nproc, _ = resource.getrlimit(resource.RLIMIT_NPROC)
-    if args.executor == "local" and nproc != resource.RLIM_INFINITY:  # a local worker is a process of this user
-        _positive(args.workers, "--workers", nproc, " (this user's process limit, ulimit -u)")
-    else:
-        _positive(args.workers, "--workers")
+    check_tasks_and_workers(args.tasks, args.workers, args.executor)
     _positive(args.slurm_cpus_per_task, "--slurm-cpus-per-task")
     if not (math.isfinite(args.slurm_mem_per_cpu_gb) and args.slurm_mem_per_cpu_gb > 0):
         raise RecipeError(f"--slurm-mem-per-cpu-gb must be a positive number, got {args.slurm_mem_per_cpu_gb}")

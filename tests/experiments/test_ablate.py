@@ -204,12 +204,26 @@ def test_every_run_records_learning_curves_from_its_metrics(ablation):
     tokens_per_step = summary["configuration"]["tokens_per_run"] // steps
     for run, result in zip(runs(out), summary["runs"]):
         records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
-        assert set(result["curves"]) == {"heldout-first", "heldout-last", "planted"}
+        assert set(result["curves"]) == {"heldout-first", "heldout-last"}  # the held-out sets: CURVE_SETS
         for name, curve in result["curves"].items():
             assert [tokens for tokens, _ in curve] == [step * tokens_per_step for step in points]
             assert [bpb for _, bpb in curve] == [r["bpb"] for r in records if r["split"] == "eval" and r["set"] == name]
             assert curve[-1][1] > 0 and curve[0][1] > curve[-1][1]  # a curve goes down as the model learns
         assert result["train_config"]["checkpoint_interval"] == interval  # a killed run resumes from a curve point
+    assert summary["curves"] == {"sets": ["heldout-first", "heldout-last"], "interval": interval,
+                                 "batches": summary["runs"][0]["train_config"]["eval_batches"]}
+
+
+def test_eval_sets_are_written_in_a_seeded_random_order(ablation):
+    """A curve point reads the first batches of a set: in the documents' own order those would be the first
+    documents of the first arm's first shard, not a sample of the set."""
+    out, summary = ablation
+    for name in ("heldout-first", "heldout-last", "planted"):
+        order = [int(i) for i in pq.read_table(AblationLayout(out).eval_set(name), columns=["id"])["id"].to_pylist()]
+        assert sorted(order) == list(range(summary["eval_sets"][name]["documents"]))
+    first = [int(i) for i in pq.read_table(AblationLayout(out).eval_set("heldout-first"), columns=["id"])["id"]
+             .to_pylist()]
+    assert first != sorted(first)
 
 
 def test_a_run_killed_mid_way_resumes_there_with_the_same_result(ablation, run, extras):

@@ -115,7 +115,7 @@ def test_an_extract_arm_is_a_tap_like_any_other(tmp_path):
     (["--arms", "lines,lines"], "--arms: stage 'lines' appears twice"),
     (["--recipe", "nosuch"], "recipe 'nosuch' is neither a built-in recipe"),
     (["--input", "nosuch.warc.gz"], "input 'nosuch.warc.gz' does not exist"),
-    (["--tasks", "0"], "--tasks must be between 1 and"),
+    (["--tasks", "0"], "--tasks must be at least 1, got 0"),
     (["--eval", "extra=nosuch.jsonl"], "nosuch.jsonl: no such file or directory"),
     (["--tokens", "10"], "--tokens 10 is less than one step"),
 ])

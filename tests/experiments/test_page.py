@@ -46,6 +46,7 @@ def make_summary(seeds: int = 3, curves: bool = True) -> dict:
         "results": results,
         "configuration": {"out": "/abl", "preset": "tiny", "seeds": seeds, "tokens_per_run": 4000, "max_steps": 10,
                           "batch_size": 4, "seq_len": 100, "heldout_fraction": 0.05, "device": "cpu"},
+        **({"curves": {"sets": EVAL_SETS, "interval": 1, "batches": 3}} if curves else {}),
     }
 
 
@@ -139,6 +140,11 @@ def test_error_bars_are_placed_as_their_means():
         dots = {c.find(f"{SVG}title").text.split(":")[0]: float(c.get("cy")) for c in root.iter(f"{SVG}circle")}
         assert sorted(dots, key=dots.get) == sorted(FINAL, key=FINAL.get, reverse=True)  # higher bpb, higher up
         assert len([line for line in root.iter(f"{SVG}line") if line.get("stroke") != "#ddd"]) == 3 * len(ARMS)
+
+
+def test_the_curves_say_what_sample_of_the_set_a_point_evaluates():
+    text = " ".join(render(make_summary()).split())
+    assert "its first 3 batch(es), 1,200 tokens, of its documents in a seeded random order, every 1 steps" in text
 
 
 def test_a_summary_without_curves_shows_the_final_values_and_says_so():

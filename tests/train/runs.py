@@ -54,3 +54,23 @@ def tiny_run(steps: int = 8) -> Path:
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+def assert_same_state(a: dict, b: dict, rng: bool = False) -> None:
+    """Two checkpoints hold the same training state: step, weights, optimizer moments, schedule and loader position
+    (and, with `rng`, the random number generators' states)."""
+    import torch
+
+    assert a["step"] == b["step"]
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for index, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][key]), (index, key)
+    assert a["scheduler"] == b["scheduler"]
+    assert a["ranks"][0]["loader"] == b["ranks"][0]["loader"]
+    if rng:
+        assert a["ranks"][0]["rng"]["python"] == b["ranks"][0]["rng"]["python"]
+        assert torch.equal(a["ranks"][0]["rng"]["torch"], b["ranks"][0]["rng"]["torch"])
+        assert torch.equal(a["ranks"][0]["rng"]["numpy"][1], b["ranks"][0]["rng"]["numpy"][1])

@@ -26,7 +26,7 @@ from mdr.train.checkpointing import load_model
 from mdr.train.data import TokenLoader
 from mdr.train.evaluate import evaluate, token_byte_lengths
 from mdr.train.trainer import TrainConfig, train
-from tests.train.runs import SMALL, shakespeare_data, shakespeare_tokenizer
+from tests.train.runs import SMALL, assert_same_state, shakespeare_data, shakespeare_tokenizer
 from tests.train.shards import SAMPLES, shakespeare_speeches
 
 STEPS = 6  # evaluations at steps 4 (SMALL's eval_interval) and 6 (the last)
@@ -84,16 +84,7 @@ def test_eval_sets_leave_the_trajectory_bitwise_unchanged(tmp_path, monkeypatch,
     _train(evaluated, eval_sets)
 
     a, b = (torch.load(TrainLayout(run).checkpoint, weights_only=True) for run in (plain, evaluated))
-    assert a["model"].keys() == b["model"].keys()
-    for name in a["model"]:
-        assert torch.equal(a["model"][name], b["model"][name]), name
-    for index, state in a["optimizer"]["state"].items():
-        for key, value in state.items():
-            assert torch.equal(value, b["optimizer"]["state"][index][key]), (index, key)
-    [rank_a], [rank_b] = a["ranks"], b["ranks"]  # the same loader position and RNG states afterwards
-    assert rank_a["loader"] == rank_b["loader"] and rank_a["rng"]["python"] == rank_b["rng"]["python"]
-    assert torch.equal(rank_a["rng"]["torch"], rank_b["rng"]["torch"])
-    assert torch.equal(rank_a["rng"]["numpy"][1], rank_b["rng"]["numpy"][1])
+    assert_same_state(a, b, rng=True)  # the same loader position and RNG states afterwards too
     assert _without_speed(_records(plain, "train")) == _without_speed(_records(evaluated, "train"))
     assert _records(plain, "val") == _records(evaluated, "val") and len(_records(plain, "val")) == 2
     assert not _records(plain, "eval") and len(_records(evaluated, "eval")) == 4

@@ -21,7 +21,7 @@ from mdr.train.model import GPT, config_for
 from mdr.train.tokenizer import load_tokenizer
 from mdr.train.trainer import (TrainConfig, lr_multiplier, make_optimizer, make_scheduler, train, train_step)
 from tests.pipeline.commands import MDR
-from tests.train.runs import SMALL, shakespeare_data, shakespeare_tokenizer
+from tests.train.runs import SMALL, assert_same_state, shakespeare_data, shakespeare_tokenizer
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -34,18 +34,6 @@ def _checkpoint(run: Path) -> dict:
     return torch.load(run / "ckpt.pt", weights_only=True)  # raises if anything but tensors and plain data is stored
 
 
-def _assert_same_state(a: dict, b: dict) -> None:
-    assert a["step"] == b["step"]
-    assert a["model"].keys() == b["model"].keys()
-    for name in a["model"]:
-        assert torch.equal(a["model"][name], b["model"][name]), name
-    for index, state in a["optimizer"]["state"].items():
-        for key, value in state.items():
-            assert torch.equal(value, b["optimizer"]["state"][index][key]), (index, key)
-    assert a["scheduler"] == b["scheduler"]
-    assert a["ranks"][0]["loader"] == b["ranks"][0]["loader"]
-
-
 def test_resume_continues_the_identical_trajectory(tmp_path):
     # label smoothing and entropy regularisation on, so the resumed objective is the regularised one
     config = dict(data=shakespeare_data(), tokenizer=shakespeare_tokenizer(), max_steps=10, label_smoothing=0.1,
@@ -56,7 +44,7 @@ def test_resume_continues_the_identical_trajectory(tmp_path):
     assert _checkpoint(part)["step"] == 4
     train(TrainConfig(out=str(part), resume=True, **config))
 
-    _assert_same_state(_checkpoint(full), _checkpoint(part))
+    assert_same_state(_checkpoint(full), _checkpoint(part))
     assert _metrics(full, "train") == [{**r, "tokens_per_s": a["tokens_per_s"]}
                                        for r, a in zip(_metrics(part, "train"), _metrics(full, "train"))]
     assert [r["step"] for r in _metrics(part, "train")] == list(range(1, 11))
@@ -148,7 +136,7 @@ def test_killed_mdr_train_resumes_bitwise(tmp_path):
     reference = tmp_path / "reference"
     train(TrainConfig(data=data, out=str(reference), tokenizer=tokenizer, max_steps=steps,
                       **{**SMALL, "eval_interval": 1000, "checkpoint_interval": 5}))
-    _assert_same_state(_checkpoint(reference), _checkpoint(run))
+    assert_same_state(_checkpoint(reference), _checkpoint(run))
     ours, theirs = _metrics(run, "train"), _metrics(reference, "train")
     assert [r["step"] for r in ours] == list(range(1, steps + 1))
     assert [(r["loss"], r["nll"]) for r in ours] == [(r["loss"], r["nll"]) for r in theirs]
