@@ -1,5 +1,6 @@
-"""The plots of `mdr report` and `mdr ablate`'s page as inline SVG strings: horizontal bars, stacked columns, line
-charts with shaded bands and error bars, nothing to load or run.
+"""The plots of `mdr report`, `mdr ablate`'s and `mdr scale`'s pages as inline SVG strings: horizontal bars, stacked
+columns, line charts (linear or logarithmic axes, lines with shaded bands, scatters of markers) and error bars,
+nothing to load or run.
 
 Colours and sizes are presentation attributes, not `style=` attributes, so a strict Content-Security-Policy applies.
 Every label is escaped: stage names and reasons come from recipes, languages and lengths from the data, arm and eval
@@ -94,7 +95,8 @@ def si_label(value: float) -> str:
 
 def _legend(series_names: list[str], colours: tuple[str, ...], x0: float, width: float,
             y0: float) -> tuple[list[str], float]:
-    """Legend entries laid out left to right, wrapping; returns (elements, height used)."""
+    """Legend entries laid out left to right, wrapping; returns (elements, height used). Entry i takes colour
+    i (cycled)."""
     body, x, y = [], x0, y0
     for row, name in enumerate(series_names):
         entry = 16 + len(name) * CHAR_WIDTH + 18
@@ -146,14 +148,27 @@ def stacked_columns(categories: list[str], series: list[tuple[str, list[float]]]
     return _svg(width, height, title, body)
 
 
+MARKERS = ("circle", "square", "diamond", "none")
+
+
 @dataclass(frozen=True)
 class Series:
-    """One line of a line chart: (x, y) points in order of x, y None where there is no value (the line breaks
-    there), and optionally a band of (x, low, high) shaded around it, such as the spread over seeds."""
+    """One series of a line chart: (x, y) points in order of x, y None where there is no value (the line breaks
+    there), and optionally a band of (x, low, high) shaded around it, such as the spread over seeds.
+
+    `line=False` draws the points as a scatter (markers only); `marker` is their shape (one of MARKERS; "none" for a
+    dense fitted curve, drawn as its line alone). `colour` overrides the palette's (a budget's points and its
+    parabola alike), `legend=False` leaves the series out of the legend, and `labels` (one per point) replace the
+    points' tooltips "name: x, y", such as a run's name."""
 
     name: str
     points: list[tuple[float, float | None]]
     band: list[tuple[float, float, float]] = ()
+    line: bool = True
+    marker: str = "circle"
+    colour: str | None = None
+    legend: bool = True
+    labels: tuple[str, ...] = ()
 
 
 def _runs(items: list[tuple], finite: Callable[[tuple], bool]) -> list[list[tuple]]:
@@ -172,50 +187,136 @@ def _finite(*values) -> bool:
     return all(value is not None and math.isfinite(value) for value in values)
 
 
+MAX_LOG_TICKS = 8  # labelled powers of ten on a logarithmic axis; a wider range labels every k-th power
+
+
+def log_ticks(low: float, high: float, max_ticks: int = MAX_LOG_TICKS) -> list[float]:
+    """Powers of ten from at most `low` to at least `high` (both > 0), a whole number of decades apart: every
+    decade up to `max_ticks` ticks, every k-th beyond. A range inside one decade spans that decade."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    last = max(last, first + 1)
+    step = math.ceil((last - first) / (max_ticks - 1))
+    return [10.0 ** power for power in range(first, last + step, step)]
+
+
+def power_label(value: float) -> str:
+    """A tick of a logarithmic axis: SI counts from 1 ('100k', '1M', `si_label`), decimals under it ('0.01')."""
+    return si_label(value) if value >= 1 else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Where a value falls along an axis, as a fraction of its length from the first tick, on a linear or a
+    logarithmic scale; `minor` are unlabelled grid values (2..9 × each power of ten on a log axis of few decades)."""
+
+    ticks: list[float]
+    log: bool
+    minor: list[float] = ()
+
+    @classmethod
+    def fitted(cls, values: list[float], log: bool, from_zero: bool = False) -> "_Axis":
+        if not log:
+            return cls(nice_ticks(min(0, *values) if from_zero else min(values), max(values)), False)
+        ticks = log_ticks(min(values), max(values))
+        decades = round(math.log10(ticks[1] / ticks[0]))
+        minor = ([m * tick for tick in ticks[:-1] for m in range(2, 10)]
+                 if decades == 1 and len(ticks) <= 5 else [])
+        return cls(ticks, True, minor)
+
+    def fraction(self, value: float) -> float:
+        if self.log:
+            low, high = math.log10(self.ticks[0]), math.log10(self.ticks[-1])
+            return (math.log10(value) - low) / (high - low)
+        return (value - self.ticks[0]) / (self.ticks[-1] - self.ticks[0])
+
+
+def _placeable(value: float | None, log: bool) -> bool:
+    """Whether a value has a place on an axis: finite, and positive on a log axis."""
+    return _finite(value) and (value > 0 or not log)
+
+
+def _marker(shape: str, x: str, y: str, radius: float, colour: str, tooltip: str) -> str:
+    title = f"<title>{escape(tooltip)}</title>"
+    cx, cy = float(x), float(y)
+    if shape == "square":
+        return (f'<rect x="{_number(cx - radius)}" y="{_number(cy - radius)}" width="{_number(2 * radius)}" '
+                f'height="{_number(2 * radius)}" fill="{colour}">{title}</rect>')
+    if shape == "diamond":
+        r = radius * 1.4  # a diamond of a circle's radius looks smaller than the circle
+        corners = f"{x},{_number(cy - r)} {_number(cx + r)},{y} {x},{_number(cy + r)} {_number(cx - r)},{y}"
+        return f'<polygon points="{corners}" fill="{colour}" stroke="#000" stroke-width="1">{title}</polygon>'
+    return f'<circle cx="{x}" cy="{y}" r="{_number(radius)}" fill="{colour}">{title}</circle>'
+
+
 def line_chart(series: list[Series], title: str, x_title: str, y_title: str, width: int = 640, height: int = 320,
-               colours: tuple[str, ...] = PALETTE, x_label: Callable[[float], str] = si_label) -> str:
-    """A line per series over a shared x axis from 0 (labelled by `x_label`, SI counts by default) and a y axis
-    fitted to the values and bands, with a legend; each point carries its value as a tooltip."""
+               colours: tuple[str, ...] = PALETTE, x_label: Callable[[float], str] | None = None,
+               x_log: bool = False, y_log: bool = False) -> str:
+    """A line (or scatter) per series over a shared x axis and a y axis fitted to the values and bands, with a
+    legend; each point carries its value (or its label) as a tooltip. A linear x axis starts at 0, labelled by
+    `x_label` (SI counts by default); `x_log`/`y_log` make an axis logarithmic, with ticks at powers of ten
+    (labelled by `x_label`, or `power_label`) and points of no positive value left out."""
+    for s in series:
+        if s.marker not in MARKERS:
+            raise ValueError(f"marker {s.marker!r} is none of {MARKERS}")
+    x_label = x_label or (power_label if x_log else si_label)
     left, right, top, bottom = 56, 16, 10, 44
     plot_width = width - left - right
-    body, legend_height = _legend([s.name for s in series], colours, left, plot_width, top)
+    colour_of = [s.colour or colours[row % len(colours)] for row, s in enumerate(series)]
+    shown = [row for row, s in enumerate(series) if s.legend]
+    body, legend_height = _legend([series[row].name for row in shown], tuple(colour_of[row] for row in shown), left,
+                                  plot_width, top)
     plot_top = top + legend_height
     plot_height = height - plot_top - bottom
-    xs = [x for s in series for x, y in s.points if _finite(x, y)] + [x for s in series for x, *_ in s.band]
-    ys = [y for s in series for x, y in s.points if _finite(x, y)] + [
-        value for s in series for x, low, high in s.band if _finite(x, low, high) for value in (low, high)]
+
+    def point(p: tuple) -> bool:
+        return _placeable(p[0], x_log) and _placeable(p[1], y_log)
+
+    def band(b: tuple) -> bool:
+        return _placeable(b[0], x_log) and _placeable(b[1], y_log) and _placeable(b[2], y_log)
+
+    xs = [x for s in series for x, y in s.points if point((x, y))] + [b[0] for s in series for b in s.band if band(b)]
+    ys = [y for s in series for x, y in s.points if point((x, y))] + [
+        value for s in series for b in s.band if band(b) for value in b[1:]]
     if not ys:
         body.append(f'<text x="{left}" y="{plot_top + 14}">nothing to show</text>')
         return _svg(width, height, title, body)
-    x_ticks, y_ticks = nice_ticks(min(0, *xs), max(xs)), nice_ticks(min(ys), max(ys))
+    x_axis, y_axis = _Axis.fitted(xs, x_log, from_zero=True), _Axis.fitted(ys, y_log)
 
     def px(x: float) -> str:
-        return _number(left + plot_width * (x - x_ticks[0]) / (x_ticks[-1] - x_ticks[0]))
+        return _number(left + plot_width * x_axis.fraction(x))
 
     def py(y: float) -> str:
-        return _number(plot_top + plot_height * (y_ticks[-1] - y) / (y_ticks[-1] - y_ticks[0]))
+        return _number(plot_top + plot_height * (1 - y_axis.fraction(y)))
 
-    y_step = y_ticks[1] - y_ticks[0]
-    for y in y_ticks:
+    y_step = y_axis.ticks[1] - y_axis.ticks[0]
+    for y in y_axis.minor:
+        body.append(f'<line x1="{left}" x2="{width - right}" y1="{py(y)}" y2="{py(y)}" stroke="#f2f2f2"/>')
+    for x in x_axis.minor:
+        body.append(f'<line x1="{px(x)}" x2="{px(x)}" y1="{plot_top}" y2="{plot_top + plot_height}" stroke="#f2f2f2"/>')
+    for y in y_axis.ticks:
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{py(y)}" y2="{py(y)}" stroke="#ddd"/>'
                     f'<text x="{left - 4}" y="{_number(float(py(y)) + 4)}" text-anchor="end">'
-                    f'{tick_label(y, y_step)}</text>')
-    for x in x_ticks:
+                    f'{power_label(y) if y_log else tick_label(y, y_step)}</text>')
+    for x in x_axis.ticks:
         body.append(f'<line x1="{px(x)}" x2="{px(x)}" y1="{plot_top}" y2="{plot_top + plot_height}" stroke="#eee"/>'
                     f'<text x="{px(x)}" y="{plot_top + plot_height + 14}" text-anchor="middle">'
                     f'{escape(x_label(x))}</text>')
     for row, s in enumerate(series):
-        colour = colours[row % len(colours)]
-        for run in _runs(list(s.band), lambda b: _finite(*b)):
+        colour = colour_of[row]
+        for run in _runs(list(s.band), band):
             outline = [(x, high) for x, _, high in run] + [(x, low) for x, low, _ in reversed(run)]
             body.append(f'<polygon points="{" ".join(f"{px(x)},{py(y)}" for x, y in outline)}" fill="{colour}" '
                         f'fill-opacity="0.18" stroke="none"/>')
-        for run in _runs(list(s.points), lambda p: _finite(*p)):
-            if len(run) > 1:  # a point alone is its circle
-                body.append(f'<polyline points="{" ".join(f"{px(x)},{py(y)}" for x, y in run)}" fill="none" '
+        indexed = [(index, x, y) for index, (x, y) in enumerate(s.points)]
+        for run in _runs(indexed, lambda p: point(p[1:])):
+            if s.line and len(run) > 1:  # a point alone is its marker
+                body.append(f'<polyline points="{" ".join(f"{px(x)},{py(y)}" for _, x, y in run)}" fill="none" '
                             f'stroke="{colour}" stroke-width="2"><title>{escape(s.name)}</title></polyline>')
-            body.extend(f'<circle cx="{px(x)}" cy="{py(y)}" r="2.5" fill="{colour}"><title>{escape(s.name)}: '
-                        f'{escape(x_label(x))}, {y:.4f}</title></circle>' for x, y in run)
+            if s.marker == "none" and s.line and len(run) > 1:
+                continue
+            body.extend(_marker(s.marker, px(x), py(y), 2.5 if s.line else 4, colour,
+                                s.labels[index] if s.labels else f"{s.name}: {x_label(x)}, {y:.4f}")
+                        for index, x, y in run)
     body.append(_axis_titles(x_title, y_title, left + plot_width / 2, height - 8, plot_top + plot_height / 2))
     return _svg(width, height, title, body)
 
