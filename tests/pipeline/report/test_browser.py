@@ -157,3 +157,36 @@ def test_ablation_page_renders_without_errors(page, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "ablation.png"), full_page=True)
     tab.close()
+
+
+def test_scaling_page_renders_without_errors(page, tmp_path):
+    """`mdr scale`'s page (experiments/scale_page.py, the report's template without a script), in a tab beside the
+    report's: its three charts drawn with their marks, no console error or policy violation, the planted run name
+    shown as text. Screenshot: tests/artifacts/scaling.png."""
+    from mdr.experiments.scale_page import write_page
+    from tests.experiments.test_scale_page import PAYLOAD, make_scaling
+
+    scaling = make_scaling()
+    path = tmp_path / "scaling.html"
+    write_page(path, scaling)
+    tab = page.context.new_page()
+    messages = []
+    tab.on("console", lambda message: messages.append((message.type, message.text)))
+    tab.on("pageerror", lambda error: messages.append(("pageerror", str(error))))
+    tab.add_init_script(RECORD_VIOLATIONS)
+    tab.goto(path.as_uri())
+    plots = tab.eval_on_selector_all("svg.plot", """(svgs) => svgs.map((svg) => {
+        const box = svg.getBoundingClientRect();
+        return [box.width, box.height, svg.querySelectorAll('circle, rect, polygon').length,
+                svg.querySelectorAll('polyline').length];
+    })""")
+    assert len(plots) == 3  # IsoFLOP profiles, loss against compute, residuals
+    assert all(width > 100 and height > 100 for width, height, _, _ in plots)
+    runs = len(scaling["runs"]) - 1  # one diverged run is not plotted
+    assert [marks >= runs for _, _, marks, _ in plots] == [True, True, True]
+    assert [lines for _, _, _, lines in plots] == [3, 1, 1]  # a parabola per budget; the optimal curve; zero
+    assert PAYLOAD in tab.text_content("#runs") and tab.evaluate("document.images.length") == 0
+    assert tab.evaluate("window.__violations") == [] and messages == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "scaling.png"), full_page=True)
+    tab.close()
