@@ -1,6 +1,7 @@
 """The training verbs of the `mdr` command.
 
-    mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--tokenizer PATH] [--max-steps N]
+    mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--n-layer L --n-head H --n-embd D]
+              [--tokenizer PATH] [--max-steps N]
               [--label-smoothing E] [--entropy-reg L] [--eval NAME=SHARDS ...] [--resume [auto]]
               [--keep-checkpoints K] [...]
     mdr eval RUN [--data SHARDS [--split auto|val|all]] [--task FILE.jsonl ...] [--json]
@@ -32,6 +33,9 @@ EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # `mdr train` flags that map one to one onto TrainConfig fields; unset flags keep the dataclass defaults.
 _TRAIN_OPTIONS = {
     "--preset": (str, "model shape: tiny (CPU) or gpt2-124m"),
+    "--n-layer": (int, "transformer blocks (default: the preset's)"),
+    "--n-head": (int, "attention heads per block (default: the preset's)"),
+    "--n-embd": (int, "model width, a multiple of the head count (default: the preset's)"),
     "--tokenizer": (str, "tokenizer.json to use (default: train one on the data, stored in RUN)"),
     "--tokenizer-vocab-size": (int, "vocabulary of the tokenizer trained when --tokenizer is omitted"),
     "--max-steps": (int, "optimizer steps"),

@@ -44,12 +44,27 @@ def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:
     return -(-vocab_size // multiple) * multiple
 
 
-def config_for(preset: str, vocab_size: int, block_size: int | None = None) -> GPTConfig:
-    """The preset's shape with the tokenizer's (padded) vocabulary and, if given, another context length."""
+def config_for(preset: str, vocab_size: int, block_size: int | None = None, n_layer: int | None = None,
+               n_head: int | None = None, n_embd: int | None = None) -> GPTConfig:
+    """The preset's shape with the tokenizer's (padded) vocabulary and, where given, another context length, depth,
+    head count or width (`mdr train --n-layer/--n-head/--n-embd`, `mdr scale`'s sizes)."""
     if preset not in PRESETS:
         raise KeyError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    config = replace(PRESETS[preset], vocab_size=padded_vocab_size(vocab_size))
-    return replace(config, block_size=block_size) if block_size else config
+    overrides = {"vocab_size": padded_vocab_size(vocab_size), "block_size": block_size, "n_layer": n_layer,
+                 "n_head": n_head, "n_embd": n_embd}
+    return replace(PRESETS[preset], **{key: value for key, value in overrides.items() if value is not None})
+
+
+def shape_counts(config: GPTConfig, seq_len: int | None = None) -> dict:
+    """What a scaling law needs of a shape, without allocating its weights (the model is built on the meta device):
+    "n", the non-embedding parameters as Kaplan et al. 2020 (§2.1) count N, every parameter but the token and
+    position embeddings (the tied output head is the token embedding); "n_total", every parameter once; and
+    "flops_per_token", GPT.flops_per_token (which counts the output head's matmul: at mdr's small widths its
+    6·V·d is as large as 6N, so C = 6·N·D alone would undercount the compute of a run several times)."""
+    with torch.device("meta"):
+        model = GPT(config)
+    return {"n": model.num_params(non_embedding=True) - model.transformer.wte.weight.numel(),
+            "n_total": model.num_params(non_embedding=False), "flops_per_token": model.flops_per_token(seq_len)}
 
 
 class CausalSelfAttention(nn.Module):

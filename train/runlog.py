@@ -25,7 +25,7 @@ import torch
 from mdr.atomic import write_atomically
 from mdr.formatting import StatusLine, duration, rate
 from mdr.layout import TrainLayout
-from mdr.train.model import GPTConfig
+from mdr.train.model import GPTConfig, shape_counts
 
 if TYPE_CHECKING:
     from mdr.train.trainer import TrainConfig
@@ -79,6 +79,8 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
     manifest = {
         "config": dataclasses.asdict(config),
         "model_config": dataclasses.asdict(model_config),
+        # N (Kaplan's non-embedding count) beside the total, FLOPs per token and the run's planned compute C
+        "model": _scaling_counts(config, model_config, world),
         "git": _git_commit(),
         "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
         "shards": previous.get("shards") or [{"path": f, "sha256": file_sha256(f), "size": file_size(f)} for f in files],
@@ -92,6 +94,15 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
         "resumes": previous.get("resumes", []) + ([resumed_at] if resumed_at is not None else []),
     }
     write_atomically(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def _scaling_counts(config: TrainConfig, model_config: GPTConfig, world: int) -> dict:
+    """The manifest's "model": model.shape_counts (n, n_total, flops_per_token), the tokens one optimizer step
+    trains and the compute C of all config.max_steps (metrics.jsonl's "flops" is the compute up to each record)."""
+    counts = shape_counts(model_config)
+    tokens_per_step = config.batch_size * model_config.block_size * config.grad_accum * world
+    tokens = config.max_steps * tokens_per_step
+    return {**counts, "tokens_per_step": tokens_per_step, "tokens": tokens, "flops": tokens * counts["flops_per_token"]}
 
 
 class Progress:

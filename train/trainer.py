@@ -63,6 +63,9 @@ class TrainConfig:
     tokenizer: str | None = None  # tokenizer.json, copied into the run; None: train one on the data into the run
     tokenizer_vocab_size: int | None = None  # for a tokenizer trained here; None: TOKENIZER_VOCAB_SIZE[preset]
     preset: str = "tiny"  # model shape, a key of model.PRESETS
+    n_layer: int | None = None  # None: the preset's depth (`--n-layer`, mdr scale's sizes)
+    n_head: int | None = None  # None: the preset's head count
+    n_embd: int | None = None  # None: the preset's width; must be a multiple of the head count
     vocab_size: int | None = None  # None: the tokenizer's, padded to a multiple of 64 (nanoGPT)
     seq_len: int | None = None  # None: the preset's context length
     batch_size: int = 12  # sequences per micro-batch per rank (nanoGPT's train.py)
@@ -111,9 +114,14 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("seq_len", "vocab_size"):
+        for name in ("seq_len", "vocab_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        shape = PRESETS[self.preset]
+        n_head, n_embd = self.n_head or shape.n_head, self.n_embd or shape.n_embd
+        if n_embd % n_head:
+            raise UsageError(f"n_embd {n_embd} is not a multiple of n_head {n_head}"
+                             + (f" (the {self.preset} preset's)" if not (self.n_head and self.n_embd) else ""))
         minimum_vocabulary = BYTE_ALPHABET_SIZE + 1
         if self.tokenizer_vocab_size is not None and self.tokenizer_vocab_size < minimum_vocabulary:
             raise UsageError(f"tokenizer_vocab_size must be at least {minimum_vocabulary} (256 bytes + "
@@ -405,7 +413,8 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     if checkpoint is not None and tokenizer.sha256 != checkpoint["tokenizer_sha256"]:
         raise UsageError(f"{run_tokenizer} is not the tokenizer {layout.checkpoint} was trained with")
 
-    model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len)
+    model_config = config_for(config.preset, config.vocab_size or tokenizer.vocab_size, config.seq_len,
+                              config.n_layer, config.n_head, config.n_embd)
     _check_vocab_size(model_config.vocab_size, tokenizer.vocab_size)
     seq_len = model_config.block_size
     eval_sets = {name: _read_eval_set(name, set_files, str(run_tokenizer), seq_len, config, rank, world)
@@ -443,6 +452,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
     token_bytes = token_byte_lengths(str(run_tokenizer), model_config.vocab_size)
     tokens_per_step = config.batch_size * seq_len * config.grad_accum * world
+    flops_per_token = model.flops_per_token(seq_len)  # C of a record = its trained tokens × this (issue 13.1)
     log = MetricsLog(run, resumed_step, master)
     last_eval: dict = {}
     last_sets: dict = {}
@@ -493,14 +503,16 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             elapsed = time.perf_counter() - window_start
             tokens_per_s = tokens_per_step * window_steps / elapsed
             log.write({"split": "train", "step": step, "loss": mean_loss, "nll": mean_nll, "lr": lr,
-                       "tokens_per_s": tokens_per_s, "tokens": step * tokens_per_step, "epoch": loader.epoch})
+                       "tokens_per_s": tokens_per_s, "tokens": step * tokens_per_step, "epoch": loader.epoch,
+                       "flops": step * tokens_per_step * flops_per_token})
             progress.show(step, mean_loss, mean_nll, tokens_per_s, elapsed / window_steps)
             loss_sum.zero_()
             window_steps, window_start = 0, time.perf_counter()
         pause_start = time.perf_counter()
         if step % config.eval_interval == 0 or step == config.max_steps:
             # "tokens" of evaluate() counts the evaluated tokens; trained_tokens places the record on a learning curve
-            reached = {"step": step, "trained_tokens": step * tokens_per_step}
+            reached = {"step": step, "trained_tokens": step * tokens_per_step,
+                       "flops": step * tokens_per_step * flops_per_token}
             if eval_enabled:
                 last_eval = held_out()
                 if last_eval:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mdr.train.model import GPT, PRESETS, GPTConfig, config_for, padded_vocab_size
+from mdr.train.model import GPT, PRESETS, GPTConfig, config_for, padded_vocab_size, shape_counts
 
 SMALL = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32)
 
@@ -46,6 +46,19 @@ def test_gpt2_124m_counts():
     assert model.num_params(non_embedding=False) == 123_689_472 + 1024 * 768
     # 6N + 12·L·H·Q·T = 6·123,689,472 + 12·12·12·64·1024
     assert model.flops_per_token() == 6 * 123_689_472 + 12 * 12 * 12 * 64 * 1024
+
+
+def test_shape_counts_are_kaplans_n_without_building_the_weights():
+    """GPT-2 small has 85M non-embedding parameters, as Kaplan et al. 2020 count N (the 123.69M above less the tied
+    token embedding); shape_counts builds on the meta device, so a gpt2-124m count allocates nothing."""
+    counts = shape_counts(PRESETS["gpt2-124m"])
+    assert counts["n"] == 85_054_464 + 1_536 == 123_689_472 - 50304 * 768
+    assert counts["n_total"] == 123_689_472 + 1024 * 768
+    assert counts["flops_per_token"] == 6 * 123_689_472 + 12 * 12 * 12 * 64 * 1024
+    shaped = config_for("tiny", vocab_size=1000, n_layer=2, n_head=2, n_embd=32)
+    assert (shaped.n_layer, shaped.n_head, shaped.n_embd, shaped.block_size) == (2, 2, 32, PRESETS["tiny"].block_size)
+    model = GPT(shaped)
+    assert shape_counts(shaped)["n"] == sum(p.numel() for p in model.parameters()) - 1024 * 32 - 128 * 32
 
 
 def test_config_for_pads_the_vocabulary():

@@ -317,6 +317,7 @@ def test_killed_mdr_train_leaves_no_loader_process(tmp_path):
     ("--entropy-reg", "inf", "entropy_reg"), ("--val-fraction", "nan", "val_fraction"),
     ("--seed", "-1", "seed"), ("--num-workers", "-1", "num_workers"), ("--keep-checkpoints", "-1", "keep_checkpoints"),
     ("--tokenizer-vocab-size", "100", "at least 257"), ("--device", "gpu", "unknown device"),
+    ("--n-layer", "0", "n_layer must be at least 1"), ("--n-embd", "30", "n_embd 30 is not a multiple of n_head 4"),
 ])
 def test_out_of_range_numbers_are_one_line(tmp_path, capsys, flag, value, message):
     run = tmp_path / "run"
@@ -526,3 +527,24 @@ def test_failures_are_reported_on_a_torch_without_torch_out_of_memory_error(monk
 
     assert out_of_memory(None) == 1
     assert "CUDA out of memory" in _one_line_error(capsys)
+
+
+def test_shape_flags_set_the_model_and_every_record_carries_its_compute(tmp_path):
+    """`--n-layer/--n-head/--n-embd` override the preset (issue 13.1): the checkpoint's model has that shape, the
+    manifest gives Kaplan's N (no embeddings) beside the total, FLOPs per token and the planned compute, and every
+    record of metrics.jsonl its compute so far, trained tokens × FLOPs per token."""
+    run = tmp_path / "run"
+    assert main(_quick_cli(shakespeare_data(), run, "--tokenizer", shakespeare_tokenizer(), "--max-steps", "4",
+                           "--eval-interval", "2", "--n-layer", "3", "--n-head", "2", "--n-embd", "24")) == 0
+    model_config = _checkpoint(run)["model_config"]
+    assert (model_config["n_layer"], model_config["n_head"], model_config["n_embd"]) == (3, 2, 24)
+    vocab, d, layers, context = model_config["vocab_size"], 24, 3, 16
+    per_block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d)  # ln, attn, mlp
+    n = layers * per_block + 2 * d  # + ln_f
+    model = json.loads((run / "manifest.json").read_text())["model"]
+    assert model["n"] == n and model["n_total"] == n + vocab * d + context * d
+    flops_per_token = 6 * (n + vocab * d) + 12 * layers * 2 * (d // 2) * context  # output head, attention term
+    assert model["flops_per_token"] == flops_per_token
+    assert model["tokens_per_step"] == 2 * 16 and model["flops"] == 4 * 2 * 16 * flops_per_token
+    records = _metrics(run, "train") + _metrics(run, "val")
+    assert records and all(r["flops"] == r.get("trained_tokens", r["tokens"]) * flops_per_token for r in records)
