@@ -4,24 +4,26 @@ after language ID, after the line-wise filter and after the last dedup stage, at
     .venv/bin/python benchmarks/bench_ablation.py [--work DIR] [--tokens N] [--seeds 3] [--parallel 2]
         [--eval-docs 50] [--smoke]
 
-Two commands, run as subprocesses and printed exactly as run, each timed (wall clock, with the load average):
-1. `mdr run refinedweb --input WARCS --output WORK/curated --tap extract --tap language --tap lines --tap url_dedup`
-   on the 531 dev pages (`../shared/data/warc/pages`) and the Common Crawl sample WARCs (`warc/commoncrawl`: every
-   .warc/.warc.gz there, not the .wat/.wet/paths files). url_dedup is refinedweb's last dedup stage; its tap is the
-   run's data/, and the lines tap is filtered/ (the last filter stage's output), so only two taps write shards.
-2. `mdr ablate --run WORK/curated --out WORK/ablation --arms extract,language,lines,url_dedup --preset tiny
-   --seeds 3 --tokens N --eval aeb=... --eval wcxb=... [--parallel P]`: evaluated on heldout-first, heldout-last and
-   the human-annotated main text of `../shared/data/extraction` (aeb's articleBody, wcxb-dev's
-   ground_truth.main_content) as clean text, written here as JSONL under WORK/clean-text (never into the repo).
-Then the arms' documents, tokens and epochs and the decontamination counts from ablation.json, and the total time.
+One command, run as a subprocess and printed exactly as run, timed (wall clock, with the load average):
+`mdr ablate --input WARCS --recipe refinedweb --out WORK/ablation --arms extract,language,lines,url_dedup --preset
+tiny --seeds 3 --tokens N --eval aeb=... --eval wcxb=... --heldout-fraction 0.1 --continuation 30 --parallel P`,
+which curates the 531 dev pages (`../shared/data/warc/pages`) and the Common Crawl sample WARCs (`warc/commoncrawl`:
+every .warc/.warc.gz there, not the .wat/.wet/paths files) into WORK/ablation/run with a tap at every arm (url_dedup
+is refinedweb's last dedup stage, its tap the run's data/; the lines tap is filtered/), then trains and compares. It
+is evaluated on heldout-first, heldout-last, the human-annotated main text of `../shared/data/extraction` (aeb's
+articleBody, wcxb-dev's ground_truth.main_content) as clean text, written here as JSONL under WORK/clean-text (never
+into the repo), and 30 continuation questions built from heldout-last.
+Then the taps' documents, the arms' documents, tokens and epochs and the decontamination counts from ablation.json,
+and the total time.
 
 The dev pages are the pages whose main text aeb and wcxb annotate, so decontamination (MinHash, word 5-grams,
 Jaccard >= 0.8) removes from every arm the training documents that are near-duplicates of the clean-text documents
 evaluated: intended, and printed. `--eval-docs N` evaluates N documents of each clean-text set (the first N by
 sha256 of their id, a fixed sample); only those are decontaminated against, so the other dev pages stay in training.
 
-Measured for the defaults (2026-12-07, 2 cores, AMD EPYC, Python 3.11, torch CPU; the machine was shared with four
-other jobs, load average 2-7, so the times are upper bounds for an idle machine):
+Last full run: 1169 s wall (19.5 minutes, other work beside it part of the time), figures in benchmarks/RESULTS.md
+("Does curation help?"). How the defaults were chosen (2026-12-07, 2 cores, AMD EPYC, Python 3.11, torch CPU; the
+machine was shared with four other jobs, load average 2-7, so the times are upper bounds for an idle machine):
 - curation (`mdr run` above, 7 WARCs, 755 records, 2 workers): 76 s wall, load average 0.3 before, 2.3 after
   (extraction is 66% of it). Documents per tap: extract 662 (5.4 MB of text), language 580 (4.9 MB), lines 358
   (2.4 MB), url_dedup 357 (2.3 MB).
