@@ -30,19 +30,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
-import os
 import random
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdr.atomic import atomic_file, write_atomically
+from mdr.atomic import write_atomically
 from mdr.errors import UsageError
+from mdr.experiments import runner
 from mdr.experiments.heldout import Doc, decontaminate, load_eval_set, split_heldout
 from mdr.experiments.page import write_page
 from mdr.experiments.statistics import compare_arms
@@ -261,24 +258,9 @@ def _documents(folder: Path) -> list[Doc]:
     return docs
 
 
-def _write_texts(path: Path, texts: list[str], ids: list[str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {"id": ids or [str(i) for i in range(len(texts))], "text": texts}
-    with atomic_file(path) as handle:
-        pq.write_table(pa.table(columns), handle)
-
-
-def _write_eval_set(path: Path, name: str, texts: list[str]) -> None:
-    """An eval set's documents in a random order seeded by its name: its first batches, which the learning curves
-    evaluate (CURVE_BUDGET), are then a sample of the whole set; the final evaluation reads all of it."""
-    order = list(range(len(texts)))
-    random.Random(f"eval:{name}").shuffle(order)
-    _write_texts(path, [texts[i] for i in order], [str(i) for i in order])
-
-
 def ablate(config: AblateConfig) -> dict:
     """Runs the ablation (module docstring); returns what ablation.json holds."""
-    _check_parallel(config)
+    runner.check_parallel(config.parallel, config.device)
     request = check_request(config)
     tasks = _read_tasks(config)
     if config.input is not None:  # curated first, into DIR/run, which the ablation then reads as --run
@@ -293,7 +275,8 @@ def ablate(config: AblateConfig) -> dict:
     eval_texts = {HELDOUT_FIRST: first, HELDOUT_LAST: [text for _, text in heldout.last], **work.evals}
     runs = [(arm, seed) for arm in work.arms for seed in range(config.seeds)]
     train_configs = {run: _train_config(config, work, layout, *run, eval_sets=list(CURVE_SETS)) for run in runs}
-    _check_earlier_results(layout, train_configs)
+    runner.check_earlier_results({run: layout.result(*run) for run in runs}, train_configs, _identity, layout.root,
+                                 lambda run: f"{run[0]}, seed {run[1]},")
     empty = [arm for arm, docs in clean.training.items() if not docs]
     if empty or not heldout.last:
         raise UsageError(f"nothing left to {'train on in arm ' + ', '.join(empty) if empty else 'evaluate on'} "
@@ -303,9 +286,9 @@ def ablate(config: AblateConfig) -> dict:
                     if config.continuation else None)
 
     for arm, docs in clean.training.items():
-        _write_texts(layout.arm_data(arm), [t for _, t in docs], [i for i, _ in docs])
+        runner.write_texts(layout.arm_data(arm), [t for _, t in docs], [i for i, _ in docs])
     for name, texts in eval_texts.items():
-        _write_eval_set(layout.eval_set(name), name, texts)
+        runner.write_eval_set(layout.eval_set(name), name, texts)
     if continuation is not None:  # rewritten only when other questions: a rerun finds the file as it was
         lines = "".join(json.dumps(row) + "\n" for row in continuation)
         if not layout.continuation_task.is_file() or layout.continuation_task.read_text() != lines:
@@ -395,66 +378,25 @@ def _task_results(results: dict, arms: list[str], tasks: list[str], seeds: int) 
     return rows
 
 
-def _check_parallel(config: AblateConfig) -> None:
-    import torch
-
-    if config.parallel < 1:
-        raise UsageError(f"--parallel must be at least 1, got {config.parallel}")
-    if config.parallel > 1 and torch.device(config.device).type != "cpu":
-        # one accelerator is not shared well by several trainings: its memory and its queue are one
-        raise UsageError(f"--parallel {config.parallel} runs CPU trainings side by side: with --device "
-                         f"{config.device} leave it out (the runs go one at a time)")
-
-
 def _train_runs(config: AblateConfig, layout: AblationLayout, pending: dict, eval_sets: list[str],
                 arm_tokens: dict[str, int], total: int, tasks: dict) -> None:
-    """Trains and evaluates the runs not yet finished (`pending`: (arm, seed) → TrainConfig), one after another, or
-    config.parallel at a time, each in a spawned process of its own with an equal share of this process's cores (a
-    forked one would inherit torch's thread pool in whatever state it is). Each process writes its own run directory
-    and result.json, as a run in this process does; the first failure is raised here once the runs under way end."""
-    if config.parallel == 1:
-        for (arm, seed), train_config in pending.items():
-            _train_and_evaluate(config, layout, train_config, arm, seed, eval_sets, arm_tokens[arm], tasks)
-        return
-    quiet = dataclasses.replace(config, progress=False)  # one line per finished run instead of N interleaved bars
-    threads = max(1, len(os.sched_getaffinity(0)) // config.parallel)
-    done = total - len(pending)
-    with ProcessPoolExecutor(config.parallel, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_use_threads, initargs=(threads,)) as pool:
-        futures = {pool.submit(_train_and_evaluate, quiet, layout, dataclasses.replace(train_config, progress=False),
-                               arm, seed, eval_sets, arm_tokens[arm], tasks): (arm, seed)
-                   for (arm, seed), train_config in pending.items()}
-        try:
-            for future in as_completed(futures):
-                future.result()
-                done += 1
-                if config.progress:
-                    arm, seed = futures[future]
-                    print(f"mdr: ablate: {arm} seed {seed} done ({done}/{total})", file=sys.stderr)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # runs not started stay so; a rerun trains them
-            raise
+    """Trains and evaluates the runs not yet finished (`pending`: (arm, seed) → TrainConfig), one after another or
+    config.parallel at a time (runner.run_pending); each writes its own run directory and result.json."""
+    quiet = config.parallel > 1  # one line per finished run instead of N interleaved progress lines
+    work_config = dataclasses.replace(config, progress=False) if quiet else config
+    arguments = {(arm, seed): (work_config, layout, dataclasses.replace(train_config, progress=False) if quiet
+                               else train_config, arm, seed, eval_sets, arm_tokens[arm], tasks)
+                 for (arm, seed), train_config in pending.items()}
 
+    def done(key, finished: int) -> None:
+        runner.note(f"mdr: ablate: {key[0]} seed {key[1]} done ({total - len(pending) + finished}/{total})",
+                    config.progress and quiet)
 
-def _use_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+    runner.run_pending(_train_and_evaluate, arguments, config.parallel, done)
 
 
 def _identity(train_config: dict) -> dict:
     return {key: train_config.get(key) for key in _RUN_IDENTITY} | {"ablation": train_config["extra"]}
-
-
-def _check_earlier_results(layout: AblationLayout, train_configs: dict) -> None:
-    """A result.json in DIR must come from the run this invocation would train: else DIR is another ablation's."""
-    for (arm, seed), train_config in train_configs.items():
-        path = layout.result(arm, seed)
-        if path.is_file():
-            stored = json.loads(path.read_text())["train_config"]
-            if _identity(stored) != _identity(dataclasses.asdict(train_config)):
-                raise UsageError(f"{layout.root} holds a run of {arm}, seed {seed}, with other settings "
-                                 f"({path}): give another --out, or the same settings")
 
 
 def _fit_tokenizer(config: AblateConfig, layout: AblationLayout, training: dict[str, list[Doc]]):
@@ -468,7 +410,7 @@ def _fit_tokenizer(config: AblateConfig, layout: AblationLayout, training: dict[
     fitted = layout.tokenizer.is_file() and layout.tokenizer_sample.is_file() and pq.read_table(
         layout.tokenizer_sample, columns=["text"])["text"].to_pylist() == pooled
     if not fitted:  # first, or an earlier invocation's arms held other documents (and no run had finished)
-        _write_texts(layout.tokenizer_sample, pooled)
+        runner.write_texts(layout.tokenizer_sample, pooled)
         train_tokenizer([str(layout.tokenizer_sample)],
                         config.tokenizer_vocab_size or TOKENIZER_VOCAB_SIZE[config.preset], str(layout.tokenizer))
     return load_tokenizer(str(layout.tokenizer))
@@ -516,8 +458,6 @@ def _score_tasks_of_finished_run(config: AblateConfig, layout: AblationLayout, a
 def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_config, arm: str, seed: int,
                         eval_sets: list[str], arm_tokens: int, tasks: dict) -> None:
     from mdr.train.checkpointing import load_model
-    from mdr.train.data import TokenLoader
-    from mdr.train.evaluate import evaluate, token_byte_lengths
     from mdr.train.trainer import train
 
     if config.progress:
@@ -530,12 +470,8 @@ def _train_and_evaluate(config: AblateConfig, layout: AblationLayout, train_conf
                      if record.get("split") == "eval" and record.get("set") == name]
               for name in train_config.eval_sets}  # CURVE_SETS
     model, _ = load_model(run.root, config.device)
-    token_bytes = token_byte_lengths(str(run.tokenizer), model.config.vocab_size)
-    metrics = {}
-    for name in eval_sets:  # every document of the set, in order (evaluate() runs without gradients)
-        loader = TokenLoader([str(layout.eval_set(name))], str(run.tokenizer), model.config.block_size,
-                             config.batch_size, seed=seed, split="train", val_fraction=0.0, epochs=1, shuffle=False)
-        metrics[name] = evaluate(model, loader, token_bytes, None, config.device)
+    metrics = {name: runner.evaluate_file(model, run.tokenizer, layout.eval_set(name), config.batch_size,
+                                          config.device, seed) for name in eval_sets}
     manifest = json.loads(run.manifest.read_text())
     result = {"arm": arm, "seed": seed, "steps": last["step"], "tokens": last["tokens"],
               "epochs": last["tokens"] / arm_tokens, "tokenizer_sha256": manifest["tokenizer"]["sha256"],

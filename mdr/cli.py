@@ -5,6 +5,7 @@
     mdr report | inspect                  a run's HTML report, its documents (mdr.pipeline.report.cli)
     mdr train | eval | sample | export    GPT training on the shards (mdr.train.cli; the `train` extra)
     mdr ablate                            a model per tapped stage, compared (mdr.experiments.cli)
+    mdr scale                             a sweep of model sizes × tokens, scaling-law fits (mdr.experiments.cli)
 
 `python -m mdr ...` is the same command, so `torchrun --nproc-per-node N -m mdr train ...` trains with DDP.
 

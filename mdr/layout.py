@@ -19,7 +19,7 @@ phase's logging dir is also opened by name through datatrove's DataFolder (local
 `task_log_name` give those names.
 
 `TrainLayout` does the same for a training run's directory (`mdr train --out RUN`), `AblationLayout` for an
-ablation's (`mdr ablate --out DIR`).
+ablation's (`mdr ablate --out DIR`), `ScaleLayout` for a scaling sweep's (`mdr scale --out DIR`).
 
 `Phase` and `DedupContext` are what the runner hands to the executors and to the dedup stages. This module imports
 nothing but the standard library: the CLI, the dedup stages and the trainer import it without pulling in datatrove,
@@ -307,3 +307,53 @@ class AblationLayout:
     def curation(self) -> Path:
         """The run `mdr ablate --input` curates: a second invocation finds it complete, a killed one resumes it."""
         return self.root / "run"
+
+
+@dataclass(frozen=True)
+class ScaleLayout:
+    """The paths of a scaling sweep's directory (`mdr scale --out DIR`):
+
+        DIR/data/train.parquet          the documents every run trains on
+        DIR/data/heldout.parquet        the documents every run is evaluated on (held out by a hash of the text)
+        DIR/tokenizer.json              the one tokenizer every run uses, fitted on data/train.parquet
+        DIR/tokenizer.settings.json     what it was fitted with (vocabulary size, the split's hash): kept on a rerun
+        DIR/runs/<name>/                each run of the grid (a TrainLayout), and its result.json once evaluated
+        DIR/scaling.json                the runs, the fits, the validation and the compute-optimal predictions
+        DIR/scaling.html                the same as a page: IsoFLOP profiles, loss against compute, residuals
+    """
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def train_data(self) -> Path:
+        return self.root / "data" / "train.parquet"
+
+    @property
+    def heldout_data(self) -> Path:
+        return self.root / "data" / "heldout.parquet"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / TrainLayout.TOKENIZER
+
+    @property
+    def tokenizer_settings(self) -> Path:
+        return self.root / "tokenizer.settings.json"
+
+    def run(self, name: str) -> Path:
+        return self.root / "runs" / name
+
+    def result(self, name: str) -> Path:
+        """Written when the run has trained and been evaluated: a run with one is not trained again."""
+        return self.run(name) / "result.json"
+
+    @property
+    def scaling_file(self) -> Path:
+        return self.root / "scaling.json"
+
+    @property
+    def page(self) -> Path:
+        return self.root / "scaling.html"

@@ -14,6 +14,7 @@ import pytest
 from mdr.experiments.scale_page import flops, render, write_page
 from mdr.experiments.scaling_fit import Point, compute_optimal, fit_approach2, predict
 from tests.experiments.test_page import PAYLOAD, charts, parse
+from tests.pipeline.report.test_svg import centre, marks
 
 SVG = "{http://www.w3.org/2000/svg}"
 LAW = {"E": 1.8, "A": 60.0, "B": 300.0, "alpha": 0.34, "beta": 0.30}  # a Chinchilla-like law at small N
@@ -92,22 +93,6 @@ def page(scaling) -> str:
 
 def chart(html: str, title: str) -> ET.Element:
     return charts(html, title)[title]
-
-
-def marks(root: ET.Element) -> dict[str, ET.Element]:
-    """Markers by tooltip: circles, squares (rect) and diamonds (polygon) that carry a <title>."""
-    return {element.find(f"{SVG}title").text: element for tag in ("circle", "rect", "polygon")
-            for element in root.iter(f"{SVG}{tag}") if element.find(f"{SVG}title") is not None}
-
-
-def centre(element: ET.Element) -> tuple[float, float]:
-    if element.tag == f"{SVG}circle":
-        return float(element.get("cx")), float(element.get("cy"))
-    if element.tag == f"{SVG}rect":
-        return (float(element.get("x")) + float(element.get("width")) / 2,
-                float(element.get("y")) + float(element.get("height")) / 2)
-    corners = [tuple(map(float, pair.split(","))) for pair in element.get("points").split()]
-    return sum(x for x, _ in corners) / len(corners), sum(y for _, y in corners) / len(corners)
 
 
 def axes(root: ET.Element):

@@ -131,6 +131,18 @@ def test_screenshot_artifact(page):
     print(f"report screenshot: {path}")
 
 
+def open_tab(page, path):
+    """A new tab beside the report's on the page file at `path`, recording console messages, page errors and
+    Content-Security-Policy violations (window.__violations): the tab and its list of messages."""
+    tab = page.context.new_page()
+    messages = []
+    tab.on("console", lambda message: messages.append((message.type, message.text)))
+    tab.on("pageerror", lambda error: messages.append(("pageerror", str(error))))
+    tab.add_init_script(RECORD_VIOLATIONS)
+    tab.goto(path.as_uri())
+    return tab, messages
+
+
 def test_ablation_page_renders_without_errors(page, tmp_path):
     """`mdr ablate`'s page (experiments/page.py, the report's template without a script), in a tab beside the
     report's: every chart drawn, no console error or policy violation, the planted eval-set name shown as text.
@@ -140,12 +152,7 @@ def test_ablation_page_renders_without_errors(page, tmp_path):
 
     path = tmp_path / "ablation.html"
     write_page(path, make_summary())
-    tab = page.context.new_page()
-    messages = []
-    tab.on("console", lambda message: messages.append((message.type, message.text)))
-    tab.on("pageerror", lambda error: messages.append(("pageerror", str(error))))
-    tab.add_init_script(RECORD_VIOLATIONS)
-    tab.goto(path.as_uri())
+    tab, messages = open_tab(page, path)
     plots = tab.eval_on_selector_all("svg.plot", """(svgs) => svgs.map((svg) => {
         const box = svg.getBoundingClientRect();
         return [box.width, box.height, svg.querySelectorAll('circle').length];
@@ -169,12 +176,7 @@ def test_scaling_page_renders_without_errors(page, tmp_path):
     scaling = make_scaling()
     path = tmp_path / "scaling.html"
     write_page(path, scaling)
-    tab = page.context.new_page()
-    messages = []
-    tab.on("console", lambda message: messages.append((message.type, message.text)))
-    tab.on("pageerror", lambda error: messages.append(("pageerror", str(error))))
-    tab.add_init_script(RECORD_VIOLATIONS)
-    tab.goto(path.as_uri())
+    tab, messages = open_tab(page, path)
     plots = tab.eval_on_selector_all("svg.plot", """(svgs) => svgs.map((svg) => {
         const box = svg.getBoundingClientRect();
         return [box.width, box.height, svg.querySelectorAll('circle, rect, polygon').length,

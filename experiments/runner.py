@@ -1,0 +1,121 @@
+"""What the sweeps built on training runs share (`mdr ablate`, `mdr scale`): their runs trained one after another or
+several CPU runs side by side, a finished run known by its result.json and checked against the settings asked for,
+texts written as Parquet shards, and a whole evaluation set evaluated at the end of a run.
+
+Torch is imported inside the functions that need it: the verbs register without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import random
+import sys
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mdr.atomic import atomic_file
+from mdr.errors import UsageError
+
+
+def check_parallel(parallel: int, device: str) -> None:
+    """--parallel N: at least 1, and more than 1 only on the CPU."""
+    import torch
+
+    if parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {parallel}")
+    if parallel > 1 and torch.device(device).type != "cpu":
+        # one accelerator is not shared well by several trainings: its memory and its queue are one
+        raise UsageError(f"--parallel {parallel} runs CPU trainings side by side: with --device {device} leave it "
+                         "out (the runs go one at a time)")
+
+
+def run_pending(work: Callable, pending: Mapping, parallel: int, done: Callable[[object, int], None] | None = None
+                ) -> None:
+    """Calls work(*arguments) for each key → arguments of `pending`, one after another, or `parallel` at a time,
+    each in a spawned process of its own with an equal share of this process's cores (a forked one would inherit
+    torch's thread pool in whatever state it is). `work` must be a module-level function and write what it
+    produces itself (a run directory and its result.json). done(key, finished) is called in this process as each
+    call returns. The first failure is raised here once the calls under way end; calls not started stay so, and a
+    rerun of the sweep makes them."""
+    finished = 0
+    if parallel == 1:
+        for key, arguments in pending.items():
+            work(*arguments)
+            finished += 1
+            if done is not None:
+                done(key, finished)
+        return
+    threads = max(1, len(os.sched_getaffinity(0)) // parallel)
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=use_threads, initargs=(threads,)) as pool:
+        futures = {pool.submit(work, *arguments): key for key, arguments in pending.items()}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                finished += 1
+                if done is not None:
+                    done(futures[future], finished)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def use_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def check_earlier_results(results: Mapping[object, Path], train_configs: Mapping, identity: Callable[[dict], dict],
+                          root: Path, what: Callable[[object], str]) -> None:
+    """A result.json already in the sweep's directory must come from the run this invocation would train (compared
+    by identity(train_config as a dict), stored under "train_config"): else the directory is another sweep's."""
+    for key, train_config in train_configs.items():
+        path = results[key]
+        if path.is_file():
+            stored = json.loads(path.read_text())["train_config"]
+            if identity(stored) != identity(dataclasses.asdict(train_config)):
+                raise UsageError(f"{root} holds a run of {what(key)} with other settings ({path}): give another "
+                                 "--out, or the same settings")
+
+
+def write_texts(path: Path, texts: list[str], ids: list[str] | None = None) -> None:
+    """A Parquet shard of (id, text), written whole then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = {"id": ids or [str(i) for i in range(len(texts))], "text": texts}
+    with atomic_file(path) as handle:
+        pq.write_table(pa.table(columns), handle)
+
+
+def write_eval_set(path: Path, name: str, texts: list[str]) -> None:
+    """An eval set's documents in a random order seeded by its name: its first batches, which learning curves
+    evaluate, are then a sample of the whole set; the final evaluation (evaluate_file) reads all of it."""
+    order = list(range(len(texts)))
+    random.Random(f"eval:{name}").shuffle(order)
+    write_texts(path, [texts[i] for i in order], [str(i) for i in order])
+
+
+def evaluate_file(model, tokenizer_path: str | Path, path: str | Path, batch_size: int, device: str,
+                  seed: int = 0) -> dict:
+    """train/evaluate.py's metrics of `model` on every document of one Parquet file, in file order (evaluate()
+    runs without gradients)."""
+    from mdr.train.data import TokenLoader
+    from mdr.train.evaluate import evaluate, token_byte_lengths
+
+    token_bytes = token_byte_lengths(str(tokenizer_path), model.config.vocab_size)
+    loader = TokenLoader([str(path)], str(tokenizer_path), model.config.block_size, batch_size, seed=seed,
+                         split="train", val_fraction=0.0, epochs=1, shuffle=False)
+    return evaluate(model, loader, token_bytes, None, device)
+
+
+def note(text: str, enabled: bool) -> None:
+    """A progress line of a sweep on stderr."""
+    if enabled:
+        print(text, file=sys.stderr)
