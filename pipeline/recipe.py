@@ -48,6 +48,8 @@ STAGE_REGISTRY: dict[str, tuple[str, str, str]] = {
     "minhash": ("mdr.dedup.minhash", "MinhashStage", "MinhashConfig"),
     "exact_substring": ("mdr.dedup.exact_substring", "ExactSubstringStage", "ExactSubstringConfig"),
     "url_dedup": ("mdr.dedup.url_dedup", "UrlDedupStage", "UrlDedupConfig"),
+    # Runs as a phase of its own too (after the filters; FineWeb: after MinHash), replacing text, dropping nothing.
+    "pii": ("mdr.filters.pii", "PIIStage", "PIIConfig"),
 }
 
 # Stages that still see raw HTML: their dropped documents are stored truncated in OUT/excluded/.

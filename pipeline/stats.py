@@ -68,7 +68,9 @@ def funnel(out: str | Path) -> dict:
     {"input_records", "stages": [{"name", "docs_in", "docs_out", "dropped": {reason: n}, "seconds"}], "output_docs"}
     plus "complete" (False while tasks are missing, i.e. mid-run or after a kill), "tasks" and "tasks_done" (summed
     over phases), and per stage "chars_out": characters of text it forwarded (datatrove's `doc_len` counter),
-    null for stages whose output is still HTML (before extraction) or that do not count lengths."""
+    null for stages whose output is still HTML (before extraction) or that do not count lengths; a stage that
+    replaces text without dropping (`pii`) also has "changed" (documents whose text changed) and "replaced"
+    ({kind: replacements})."""
     layout = RunLayout(out)
     if not layout.run_file.is_file():
         raise FileNotFoundError(f"{layout.root} is not an mdr run directory (no {layout.run_file.name})")
@@ -103,6 +105,10 @@ def funnel(out: str | Path) -> dict:
                     "chars_out": _chars_out(counters) if text else None,
                 }
             )
+            replaced = {counter[len("replaced_"):]: int(value) for counter, value in sorted(counters.items())
+                        if counter.startswith("replaced_")}
+            if replaced:  # a stage that rewrites text (pii): documents changed, replacements of each kind
+                stages[-1].update(changed=int(counters.get("changed", 0)), replaced=replaced)
     return {
         "input_records": stages[0]["docs_in"] if stages else 0,
         "stages": stages,

@@ -147,7 +147,18 @@ def dedup_stage_names(run: dict) -> list[str]:
     from mdr.pipeline.recipe import STAGE_REGISTRY, StageSpec
 
     keys = [next(iter(entry)) for entry in run.get("recipe", {}).get("stages", []) if isinstance(entry, dict)]
-    return [key for key in keys if key in STAGE_REGISTRY and StageSpec(key, None).is_dedup]
+    return [key for key in keys if key in STAGE_REGISTRY and StageSpec(key, None).is_dedup
+            and getattr(StageSpec(key, None).stage_class, "deduplicates", True)]  # pii: a phase, but no dedup
+
+
+def rewrites(layout: RunLayout, result: dict) -> list[dict]:
+    """Per stage that rewrites text and drops nothing (`pii`): documents in and changed, replacements of each kind
+    (the funnel's "changed" and "replaced"), and the before/after snippets of changed documents it kept."""
+    from mdr.filters.pii import load_samples
+
+    return [{"name": stage["name"], "docs_in": stage["docs_in"], "changed": stage["changed"],
+             "replaced": stage["replaced"], "samples": load_samples(layout.work(stage["name"]))}
+            for stage in result["stages"] if "replaced" in stage]
 
 
 def stage_counters(layout: RunLayout, run: dict) -> dict[str, dict]:
@@ -324,7 +335,8 @@ def samples(layout: RunLayout, result: dict, per_reason: int, seed: int, max_cha
 
 
 def collect(out: str | Path, per_reason: int, seed: int, max_chars: int) -> dict:
-    """Everything the report shows: {"out", "run", "funnel", "lengths", "languages", "dedup", "samples", "seed"}."""
+    """Everything the report shows: {"out", "run", "funnel", "lengths", "languages", "dedup", "rewrites", "samples",
+    "seed"}."""
     layout = RunLayout(out)
     result = funnel(layout.root)
     run = json.loads(layout.run_file.read_text())
@@ -335,6 +347,7 @@ def collect(out: str | Path, per_reason: int, seed: int, max_chars: int) -> dict
         "lengths": length_histogram(layout, result),
         "languages": languages(layout, result, run),
         "dedup": dedup(layout, result, run),
+        "rewrites": rewrites(layout, result),
         "samples": samples(layout, result, per_reason, seed, max_chars),
         "seed": seed,
     }

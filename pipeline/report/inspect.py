@@ -1,4 +1,5 @@
-"""`mdr inspect DIR --stage S [--reason R]`: page through the documents a stage dropped, in the terminal.
+"""`mdr inspect DIR --stage S [--reason R]`: page through the documents a stage dropped, in the terminal (for a
+stage that replaces text, pii, the documents it changed, before and after).
 
 On a terminal the documents go to a pager (`$PAGER`, else `less`), read lazily as it scrolls; otherwise (a pipe, a
 file, CI) the first N documents are printed and the command exits. Page content is untrusted: control characters
@@ -155,8 +156,12 @@ def _page(chunks: Iterator[str]) -> None:
 def inspect(out: str | Path, stage: str, reason: str | None = None, limit: int | None = None, random: bool = False,
             seed: int = 0, max_chars: int = DEFAULT_INSPECT_CHARS, interactive: bool | None = None) -> int:
     """Shows the documents `stage` dropped (for `reason`): paged on a terminal, else the first `limit` (default 10)
-    printed. Returns the number of documents shown or handed to the pager."""
+    printed. Returns the number of documents shown or handed to the pager. A stage that replaces text and drops
+    nothing (pii) shows the snippets of changed documents it kept instead (`show_rewrites`)."""
     interactive = sys.stdout.isatty() if interactive is None else interactive
+    changes = rewrite_samples(out, stage) if reason is None else None
+    if changes is not None:
+        return show_rewrites(stage, *changes, limit)
     picker, rows, stage_rows = select_rows(out, stage, reason, random=random, seed=seed)
     if limit is None and not interactive:
         limit = DEFAULT_LIMIT_NOT_TTY
@@ -175,6 +180,34 @@ def inspect(out: str | Path, stage: str, reason: str | None = None, limit: int |
         for chunk in chunks:
             sys.stdout.write(chunk)
         sys.stdout.flush()
+    return len(shown)
+
+
+def rewrite_samples(out: str | Path, stage: str) -> tuple[dict, list[dict]] | None:
+    """(the stage's funnel row, its before/after snippets) when `stage` rewrote text in run `out` (the funnel row
+    has "replaced", `mdr.filters.pii`), else None."""
+    from mdr.filters.pii import load_samples
+
+    layout = RunLayout(out)
+    if not layout.run_file.is_file():
+        return None  # select_rows says so
+    row = next((s for s in funnel(layout.root)["stages"] if s["name"] == stage and "replaced" in s), None)
+    return None if row is None else (row, load_samples(layout.work(stage)))
+
+
+def show_rewrites(stage: str, row: dict, samples: list[dict], limit: int | None) -> int:
+    """Prints the documents `stage` changed, before and after (at most `limit`), through `safe`; returns how many."""
+    shown = samples if limit is None else samples[:limit]
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in row["replaced"].items())
+    lines = [f"{row['changed']:,} of {row['docs_in']:,} documents changed by {stage} (replaced {kinds}); the stage "
+             f"kept snippets of {len(samples):,}, showing {len(shown):,}", ""]
+    for number, sample in enumerate(shown, start=1):
+        replaced = ", ".join(f"{kind} {n}" for kind, n in sample["replaced"].items() if n)
+        lines += [f"━━ {number}/{len(samples)} · {stage} · {replaced} " + "━" * 40,
+                  f"url     {sample.get('url') or '-'}", f"id      {sample['id']}",
+                  f"before  {sample['before']}", f"after   {sample['after']}", ""]
+    sys.stdout.write(safe("\n".join(lines)) + "\n")
+    sys.stdout.flush()
     return len(shown)
 
 

@@ -179,6 +179,26 @@ def dedup_section(dedup: dict) -> str:
     return section("dedup", "Deduplication", content + f'<div class="plots">{"".join(plots)}</div>')
 
 
+def rewrites_section(rewrites: list[dict]) -> str:
+    """Stages that replace text (pii): documents changed, replacements of each kind, and the snippets of changed
+    documents they kept (before and after, escaped as every cell); nothing when the run has none."""
+    if not rewrites:
+        return ""
+    rows = [[s["name"], f"{s['docs_in']:,}", f"{s['changed']:,}", _percent(s["changed"], s["docs_in"]),
+             ", ".join(f"{kind} {count:,}" for kind, count in s["replaced"].items())] for s in rewrites]
+    content = html_table(["stage", "docs in", "docs changed", "of docs", "replacements"], rows)
+    for stage in rewrites:
+        if stage["samples"]:
+            content += html_table(
+                ["url", "replaced", f"{stage['name']}: before", "after"],
+                [[sample.get("url") or sample["id"], ", ".join(f"{k} {n}" for k, n in sample["replaced"].items() if n),
+                  sample["before"], sample["after"]] for sample in stage["samples"]])
+    note = ('<p class="note">Text replaced, no document dropped: e-mail and public IP addresses become fixed stand-ins '
+            "(datatrove's PIIFormatter, as in FineWeb). The snippets are the first changed documents of each task, "
+            "from a little before the first replacement.</p>")
+    return section("rewrites", "Replacements (PII)", content + note)
+
+
 def samples_section(seed: int, unstored: dict[str, int] | None = None) -> str:
     controls = ('<div class="controls"><label>stage <select id="sample-stage"></select></label>'
                 '<label>reason <select id="sample-reason"></select></label></div>'
@@ -217,6 +237,7 @@ def render(view: dict) -> str:
         lengths_section(view["lengths"]),
         languages_section(view["languages"]),
         dedup_section(view["dedup"]),
+        rewrites_section(view.get("rewrites", [])),
         samples_section(view["seed"], view["samples"].get("unstored")),
         recipe_section(run),
     ])

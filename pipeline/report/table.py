@@ -34,7 +34,8 @@ def partial_note(result: dict) -> str:
 
 def format_funnel(result: dict) -> str:
     """The funnel table: documents and text kept after each stage, as counts and % of the input; top drop reasons
-    (with their % of the stage's input); seconds and share of time per stage."""
+    (with their % of the stage's input), or for a stage that rewrites text the documents it changed and its
+    replacements of each kind; seconds and share of time per stage."""
     total_docs = result["input_records"]
     base_chars = text_base(result)
     total_seconds = sum(stage["seconds"] for stage in result["stages"])
@@ -49,6 +50,9 @@ def format_funnel(result: dict) -> str:
                           for reason, count in reasons[:TOP_REASONS])
         if len(reasons) > TOP_REASONS:
             shown += f", +{len(reasons) - TOP_REASONS} more"
+        if "replaced" in stage:  # a stage that rewrites text: what it changed, in the same column
+            kinds = ", ".join(f"{kind} {count:,}" for kind, count in stage["replaced"].items())
+            shown = f"changed {stage['changed']:,} ({_percent(stage['changed'], stage['docs_in'])}): replaced {kinds}"
         rows.append(
             f"{stage['name']:<16}{stage['docs_in']:>10,}{stage['docs_out']:>10,}"
             f"{_percent(stage['docs_out'], stage['docs_in']):>8}{_percent(stage['docs_out'], total_docs):>10}"

@@ -20,8 +20,8 @@ def test_builtin_recipes_load_and_list_their_stages():
                                      "exact_substring", "url_dedup"]
     fineweb = load_recipe("fineweb")
     assert fineweb.stage_keys == ["url", "extract", "language", "repetition", "quality", "c4", "fineweb_quality",
-                                  "minhash"]
-    minhash = fineweb.stages[-1].config
+                                  "minhash", "pii"]  # datatrove's examples/fineweb.py: PIIFormatter after MinHash
+    minhash = fineweb.stages[-2].config
     assert (minhash.num_bands, minhash.rows_per_band) == (14, 8)  # FineWeb's preset (spec §11.3)
 
 

@@ -143,6 +143,11 @@ BAD = {
         ({"resolve_tasks": 10**9}, "url_dedup.resolve_tasks"),  # a billion tasks: the run hung planning them
         ({"normalize": "yes"}, "url_dedup.normalize"),
     ],
+    "pii": [
+        ({"email_replacement": []}, "pii.email_replacement"),
+        ({"ip_replacement": ["8.8.8.8", ""]}, "pii.ip_replacement[1]"),
+        ({"only_remove_public_ips": "no"}, "pii.only_remove_public_ips"),
+    ],
     "reader": [
         ({"max_payload_bytes": 0}, "reader.max_payload_bytes"),
         ({"max_payload_bytes": 10**15}, "reader.max_payload_bytes"),  # 6 PB of buffers per task
