@@ -22,7 +22,16 @@ def register(verbs) -> None:
     """Adds run, stats and recipes to the mdr CLI (mdr/cli.py)."""
     run = verbs.add_parser("run", help="curate WARC/ARC/WET files with a recipe")
     run.add_argument("recipe", help="built-in recipe (refinedweb, fineweb) or a path to a recipe YAML")
-    run.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH", help="files or directories")
+    run.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
+                     help="files, directories, URLs, cc:CC-MAIN-YYYY-WW[/SEGMENT] (a crawl's WARC files), or @LIST "
+                          "(a file of paths or URLs, one a line)")
+    run.add_argument("--cc-endpoint", metavar="URL",
+                     help="where cc: inputs are read (default: MDR_CC_ENDPOINT, else https://data.commoncrawl.org/; "
+                          "s3://commoncrawl/ with s3fs installed)")
+    run.add_argument("--sample", type=int, metavar="N",
+                     help="cc: inputs: N of the crawl's WARC files, drawn with --seed")
+    run.add_argument("--limit", type=int, metavar="N", help="cc: inputs: the first N of the crawl's WARC files")
+    run.add_argument("--seed", type=int, default=0, help="the seed of --sample (default 0)")
     run.add_argument("--output", "-o", required=True, metavar="DIR")
     run.add_argument("--executor", choices=["local", "ray", "slurm"], default="local")
     run.add_argument("--tasks", type=int, help="number of tasks (default: max(files, workers))")
@@ -135,8 +144,23 @@ def _executor_options(args, workers: int):
     )
 
 
+def _input_size_line(files: list[str]) -> str:
+    """How many files and bytes the run reads (URLs sized by HEAD requests); sizes not known are said to be."""
+    from mdr.formatting import size
+    from mdr.pipeline.crawl import input_sizes
+
+    sizes = input_sizes(files)
+    known = [n for n in sizes if n is not None]
+    unknown = len(sizes) - len(known)
+    amount = size(sum(known)) if known else "unknown size"
+    if known and unknown:
+        amount += f" in {len(known)} of them, {unknown} of unknown size"
+    return f"reading {len(files)} file(s), {amount}"
+
+
 def cmd_run(args) -> int:
     from mdr.patches import check_installed
+    from mdr.pipeline.crawl import CrawlOptions, RetryPolicy, expand_crawl_inputs
     from mdr.pipeline.recipe import load_recipe
     from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
     from mdr.pipeline.stats import check_invariants
@@ -144,7 +168,10 @@ def cmd_run(args) -> int:
     _check_run_flags(args)
     check_installed(optional=(args.executor,))  # here, not in a task after run.json is written (Ray: --executor ray)
     recipe = load_recipe(args.recipe).with_taps(args.tap)
-    files, skipped = expand_inputs(args.input)
+    RetryPolicy.from_env()  # a bad MDR_HTTP_* setting is a usage error here, not a failure in every task
+    crawl = CrawlOptions(endpoint=args.cc_endpoint, sample=args.sample, limit=args.limit, seed=args.seed)
+    # The drawn paths are the plan's inputs: run.json records them, and a resume must draw the same (check_output_dir)
+    files, skipped = expand_inputs(expand_crawl_inputs(args.input, crawl))
     workers = args.workers or (os.cpu_count() or 1)  # --workers and --tasks checked by _check_run_flags
     tasks = args.tasks or default_tasks(len(files), workers)
     _check_run_resources(args, recipe, tasks, workers)
@@ -153,6 +180,7 @@ def cmd_run(args) -> int:
     options = _executor_options(args, workers)
     for line in skipped_lines(skipped):
         _tell(line)
+    _tell(_input_size_line(files))
     _tell(f"{'resuming' if resuming else 'running'} recipe {recipe.name} on {len(files)} file(s), "
           f"{tasks} task(s), executor {args.executor} -> {plan.output}")
     if plan.tap_folders:

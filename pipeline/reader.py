@@ -14,6 +14,7 @@ Every record a task owns is counted `total` and then either `forwarded` (yielded
 | truncated | the record, or the file, ends before the record's Content-Length |
 | corrupt | bytes that are no record (garbage, a bad header, corrupt gzip data): one per place, then resync |
 | unreadable_file | a file that cannot be opened or read: one per file |
+| unreachable | an http(s) file whose server still fails after the retries (pipeline/crawl.py): one per file, with its URL |
 
 Unlike datatrove's WarcReader, which drops such records silently (spec, "WarcReader silent drops").
 
@@ -26,6 +27,7 @@ payload it had read (none for records dropped on their headers alone: it never r
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -33,7 +35,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from typing import NamedTuple
 
 from datatrove.data import Document, DocumentsPipeline
@@ -53,7 +54,7 @@ ARC_ID_NAMESPACE = uuid.NAMESPACE_URL  # ARC records have no record id: uuid5(ba
 _ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 # Every reason a record can be dropped for (the module docstring's table).
 DROP_REASONS = ("not_response", "http_status", "not_html", "empty", "too_large", "undecodable", "truncated", "corrupt",
-                "unreadable_file")
+                "unreadable_file", "unreachable")
 # The headers an excluded record keeps in `metadata`: those the reader looks at (warc_records parses no others from
 # broken files), but WARC-Record-ID and WARC-Target-URI, which are the row's id and url.
 EXCLUDED_WARC_HEADERS = ("warc-type", "warc-date", "warc-identified-payload-type", "content-type", "content-length")
@@ -153,7 +154,39 @@ def _open(path: str):
     return fsspec.open(path, "rb").open()
 
 
+class _Source:
+    """Opens one input for ArchiveRecords (called again for each re-read): an http(s) URL as a crawl.RemoteFile,
+    which retries and resumes where fsspec's HTTP file would fail the read, anything else through fsspec. Keeps the
+    error a remote read gave up with, so that the reader counts it as `unreachable`, not as a local file's
+    `unreadable_file`."""
+
+    def __init__(self, path: str):
+        self.path, self.failure = path, None
+        self._remote = []
+
+    def __call__(self):
+        from mdr.pipeline.crawl import RemoteFile, is_http
+
+        if not is_http(self.path):
+            return _open(self.path)
+        remote = RemoteFile(self.path)
+        self._remote.append(remote)
+        return io.BufferedReader(remote, buffer_size=1 << 20)
+
+    def remote_failure(self) -> str | None:
+        """Why a remote read gave up after its retries; None when none did (a 404 stays `unreadable_file`, like a
+        missing local file)."""
+        from mdr.pipeline.crawl import RetriesExhausted
+
+        failure = next((r.failure for r in self._remote if isinstance(r.failure, RetriesExhausted)), None)
+        return None if failure is None else str(failure)
+
+
 def _file_size(path: str) -> int:
+    from mdr.pipeline.crawl import is_http, remote_size
+
+    if is_http(path):  # one HEAD request (fsspec's HTTP size may GET the whole file when HEAD says nothing)
+        return remote_size(path) or 0
     try:
         import fsspec.core
 
@@ -246,7 +279,8 @@ class WarcRecordReader(PipelineStep):
         with self.exclusion_writer if self.exclusion_writer is not None else contextlib.nullcontext() as writer:
             for shard in plan:
                 path = self.paths[shard.file_index]
-                records = ArchiveRecords(partial(_open, path))
+                source = _Source(path)
+                records = ArchiveRecords(source)
                 name = utf8_path(path)  # as stored and logged: valid UTF-8 whatever the name's bytes (terminal.py)
                 for index, record in enumerate(records):
                     progress.update(records.bytes_read, owned)
@@ -255,6 +289,8 @@ class WarcRecordReader(PipelineStep):
                     owned += 1
                     self.stat_update("total")
                     outcome = self._outcome(record, records, name)
+                    if isinstance(outcome, _Drop) and outcome.reason == "unreadable_file" and source.remote_failure():
+                        outcome = outcome._replace(reason="unreachable", detail=source.remote_failure())
                     if isinstance(outcome, _Drop):
                         self.stat_update("dropped", f"dropped_{outcome.reason}")
                         if writer is not None and outcome.reason in excluded:
