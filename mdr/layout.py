@@ -357,3 +357,58 @@ class ScaleLayout:
     @property
     def page(self) -> Path:
         return self.root / "scaling.html"
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """The paths of a token directory (`mdr tokenize SHARDS --tokenizer T --out TOK`, read by `mdr train --data TOK`):
+
+        TOK/tokens.json                 the manifest: tokenizer sha256, dtype, token and document counts, and each
+                                        source shard (path, sha256, size) with its files below; written last
+        TOK/tokenizer.json              a copy of the tokenizer the files were made with (`mdr train` uses it)
+        TOK/shards/NNNNN.bin            source shard NNNNN's tokens, raw, in the manifest's dtype: each document's
+                                        tokens followed by the end-of-document token, in the shard's row order
+        TOK/shards/NNNNN.offsets.npy    int64, rows + 1: row i's tokens are bin[offsets[i]:offsets[i + 1]] (a null
+                                        text: none, not even the end-of-document token)
+        TOK/shards/NNNNN.hashes.npy     uint64, rows: xxh64 of each row's text (the held-out split's hash)
+        TOK/shards/NNNNN.json           the shard's manifest entry, written after its files: a rerun skips the shard
+    """
+
+    root: Path
+    MANIFEST = "tokens.json"
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / self.MANIFEST
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / TrainLayout.TOKENIZER
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @staticmethod
+    def shard_name(index: int) -> str:
+        return f"{index:05d}"
+
+    def tokens(self, name: str) -> Path:
+        return self.shards / f"{name}.bin"
+
+    def offsets(self, name: str) -> Path:
+        return self.shards / f"{name}.offsets.npy"
+
+    def hashes(self, name: str) -> Path:
+        return self.shards / f"{name}.hashes.npy"
+
+    def entry(self, name: str) -> Path:
+        return self.shards / f"{name}.json"
+
+    @classmethod
+    def holds_tokens(cls, path) -> bool:
+        """Whether `path` is a token directory (one with a manifest)."""
+        return (Path(path) / cls.MANIFEST).is_file()

@@ -63,9 +63,13 @@ _TRAIN_OPTIONS = {
 def register(verbs) -> None:
     """Adds train, eval, sample and export to the mdr CLI. Imports nothing heavy: torch loads only when a training
     verb runs, so every other `mdr` command starts fast (presets and strategies are checked by their configs)."""
+    from mdr.train.tokenize import register_tokenize
+
+    register_tokenize(verbs)
     train = verbs.add_parser("train", help="train a GPT on Parquet shards by maximum likelihood")
     train.add_argument("--data", nargs="+", required=True, metavar="SHARDS",
-                       help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories")
+                       help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories; or a "
+                            "token directory of `mdr tokenize` (its tokenizer unless --tokenizer)")
     train.add_argument("--out", required=True, metavar="RUN", help="run directory: checkpoint, metrics, manifest")
     for flag, (kind, text) in _TRAIN_OPTIONS.items():
         train.add_argument(flag, type=kind, help=text)
@@ -86,7 +90,8 @@ def register(verbs) -> None:
                                              "zero-shot multiple-choice accuracy")
     evaluate.add_argument("run", metavar="RUN")
     evaluate.add_argument("--data", nargs="+", metavar="SHARDS",
-                          help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories")
+                          help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories; or a "
+                               "token directory of `mdr tokenize`")
     evaluate.add_argument("--split", choices=["auto", "val", "all"], default="auto",
                           help="auto (default): val when SHARDS hold a file RUN trained on (a path or sha256 its "
                                "manifest lists), all otherwise; val: the documents the run held out (by text hash); "
@@ -284,13 +289,26 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _eval_split(args, val_fraction: float, files: list[str]) -> tuple[str, str]:
-    """The split `mdr eval --split` names, and why: auto is val on the run's own training data, all on other data."""
+def _trained_on_sources(run: str, sources: list[dict]) -> bool | None:
+    """trained_on for token files: whether a source shard of theirs (by the sha256 their manifest records, the
+    source itself may be gone) is one the run trained on; None without a readable run manifest."""
+    from mdr.layout import TrainLayout
+
+    try:
+        hashes = {shard["sha256"] for shard in json.loads(TrainLayout(run).manifest.read_text())["shards"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return any(source["sha256"] in hashes for source in sources)
+
+
+def _eval_split(args, val_fraction: float, files: list[str], sources: list[dict] | None = None) -> tuple[str, str]:
+    """The split `mdr eval --split` names, and why: auto is val on the run's own training data, all on other data.
+    `sources`: token files' source shards, which stand for `files`."""
     from mdr.train.evaluate import trained_on
 
     split, reason = args.split, f"--split {args.split}"
     if split == "auto":
-        own = trained_on(args.run, files)
+        own = trained_on(args.run, files) if sources is None else _trained_on_sources(args.run, sources)
         if own is None:
             from mdr.layout import TrainLayout
 
@@ -309,13 +327,18 @@ def _eval_split(args, val_fraction: float, files: list[str]) -> tuple[str, str]:
 def _held_out_metrics(args, model, config: dict) -> dict:
     """`mdr eval --data`: the metrics of evaluate() on the split of SHARDS that --split names."""
     from mdr.layout import TrainLayout
-    from mdr.train.data import TokenLoader
+    from mdr.train.data import TokenLoader, read_token_manifest, token_directory
     from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
-    from mdr.train.tokenizer import resolve_parquet_files
+    from mdr.train.tokenizer import load_tokenizer, resolve_parquet_files
 
     tokenizer = str(TrainLayout(args.run).tokenizer)
-    files = resolve_parquet_files(args.data)
-    split, reason = _eval_split(args, config["val_fraction"], files)
+    tokens = token_directory(args.data)  # `mdr tokenize`'s output, made with the run's tokenizer (else refused)
+    if tokens is not None:
+        files = [str(tokens)]
+        sources = [shard["source"] for shard in read_token_manifest(tokens, load_tokenizer(tokenizer))["shards"]]
+    else:
+        files, sources = resolve_parquet_files(args.data), None
+    split, reason = _eval_split(args, config["val_fraction"], files, sources)
     loader_split, val_fraction = ("val", config["val_fraction"]) if split == "val" else ("train", 0.0)
     loader = TokenLoader(files, tokenizer, model.config.block_size, args.batch_size or config["batch_size"],
                          seed=config["seed"], split=loader_split, val_fraction=val_fraction, epochs=1)

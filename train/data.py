@@ -7,8 +7,14 @@ feeds every worker. Each epoch the pieces are shuffled with (seed, epoch) and de
 `world_size × max(1, num_workers)` global workers; global worker g = rank × workers_per_rank + worker id. Every
 worker reads its pieces in turn, each piece's documents in a seeded order, keeps the documents of its split, and
 tokenizes them on the fly (the Rust batch API). Measured on this project's 2-core machine, that is far above what
-the trainer consumes (benchmarks/RESULTS.md, "Loader throughput (issue 3)"), so there is no pre-tokenizing step;
-a GPU trainer needs several workers (the same section estimates how many). A worker with no piece, or whose whole
+the trainer consumes (benchmarks/RESULTS.md, "Loader throughput (issue 3)"); a GPU trainer needs several workers
+(the same section estimates how many).
+
+Token files (`mdr tokenize`, mdr/train/tokenize.py) are read the same way: given a token directory, the pieces are
+the same ranges of rows of each source shard's row groups, a row's tokens come from the shard's token file instead
+of the tokenizer, and its stored text hash decides its split. Only the piece reader differs (_ParquetReader,
+_TokenReader), so the batches are those the Parquet loader gives on the source shards, bit for bit, and a position
+means the same in both. A worker with no piece, or whose whole
 epoch holds no document of its split, stops instead of looping forever; the others go on.
 
 Packing: a worker's stream is its documents, each followed by `eos_id`, epoch after epoch. The stream is cut into
@@ -34,6 +40,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import select
@@ -51,10 +58,12 @@ import xxhash
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mdr.errors import UsageError
-from mdr.train.tokenizer import (DataError, load_tokenizer, open_parquet, open_text_parquet, read_texts,
+from mdr.layout import TokenLayout
+from mdr.train.tokenizer import (DataError, load_tokenizer, one_line, open_parquet, open_text_parquet, read_texts,
                                  resolve_parquet_files)
 
-__all__ = ["TokenLoader", "DataError", "resolve_parquet_files", "list_pieces", "in_val_split"]
+__all__ = ["TokenLoader", "DataError", "resolve_parquet_files", "list_pieces", "in_val_split", "text_hash",
+           "token_directory", "read_token_manifest"]
 
 STATE_VERSION = 1
 DOCS_PER_ENCODE = 256  # documents tokenized per Rust batch call: big enough to keep its threads busy
@@ -63,12 +72,26 @@ _SPLIT_HASH_SEED = 0  # the train/val split hashes the text alone, never the dat
 _PIECE_ORDER, _DOC_ORDER = 0, 1  # tags that keep the two shuffles' random streams apart
 
 
+def text_hash(text: str) -> int:
+    """The 64-bit hash the held-out split is drawn by (token files store it for every document)."""
+    return xxhash.xxh64_intdigest(text.encode("utf-8"), seed=_SPLIT_HASH_SEED)
+
+
 def in_val_split(text: str, val_fraction: float) -> bool:
     """A document is held out when the 64-bit hash of its text falls in the lowest `val_fraction` of the range.
 
     Identical texts land on the same side, and the split does not depend on the seed, ranks or workers.
     """
-    return xxhash.xxh64_intdigest(text.encode("utf-8"), seed=_SPLIT_HASH_SEED) < val_fraction * 2.0**64
+    return text_hash(text) < val_fraction * 2.0**64
+
+
+def hashes_in_val_split(hashes: np.ndarray, val_fraction: float) -> np.ndarray:
+    """in_val_split over stored text hashes (uint64): the same comparison, made exactly. numpy would compare a
+    uint64 with a float in float64, rounding the hash; for an integer h, h < x exactly when h < ceil(x)."""
+    threshold = math.ceil(val_fraction * 2.0**64)
+    if threshold >= 2**64:
+        return np.ones(len(hashes), dtype=bool)
+    return hashes < np.uint64(threshold)
 
 
 def list_pieces(files: list[str], text_column: str = "text", min_pieces: int = 1) -> list[tuple[int, int, int, int]]:
@@ -81,12 +104,49 @@ def list_pieces(files: list[str], text_column: str = "text", min_pieces: int = 1
             rows = parquet.metadata.row_group(row_group).num_rows
             if rows:
                 groups.append((index, row_group, rows))
+    return _cut_pieces(groups, min_pieces)
+
+
+def _cut_pieces(groups: list[tuple[int, int, int]], min_pieces: int) -> list[tuple[int, int, int, int]]:
+    """list_pieces' pieces from (file index, row group, rows) of the non-empty row groups."""
     cuts = -(-min_pieces // len(groups)) if 0 < len(groups) < min_pieces else 1
     pieces = []
     for index, row_group, rows in groups:
         bounds = np.linspace(0, rows, min(cuts, rows) + 1).round().astype(int).tolist()
         pieces.extend((index, row_group, start, stop) for start, stop in zip(bounds, bounds[1:]))
     return pieces
+
+
+def token_directory(data) -> Path | None:
+    """The token directory (`mdr tokenize --out TOK`) that `data` names, as one item; None for anything else."""
+    items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if len(items) == 1 and "://" not in os.fspath(items[0]) and TokenLayout.holds_tokens(items[0]):
+        return Path(items[0])
+    if any("://" not in os.fspath(item) and TokenLayout.holds_tokens(item) for item in items):
+        raise UsageError("a token directory is read alone: give --data TOK without other shards")
+    return None
+
+
+def read_token_manifest(root: str | os.PathLike, tokenizer=None) -> dict:
+    """TOK/tokens.json, checked: its token files all there at their recorded sizes, and, given the tokenizer a run
+    uses (an MdrTokenizer), made with that one (else a one-line UsageError naming both)."""
+    layout = TokenLayout(root)
+    try:
+        manifest = json.loads(layout.manifest.read_text())
+        sha256, shards, dtype = manifest["tokenizer"]["sha256"], manifest["shards"], np.dtype(manifest["dtype"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"{layout.manifest} is not a token manifest ({one_line(error)}): rerun `mdr tokenize`") \
+            from None
+    if tokenizer is not None and tokenizer.sha256 != sha256:
+        raise UsageError(f"{root} was tokenized with another tokenizer (sha256 {sha256[:12]}) than {tokenizer.path} "
+                         f"(sha256 {tokenizer.sha256[:12]}): train with --tokenizer {layout.tokenizer}, or tokenize "
+                         "again with this one")
+    for shard in shards:
+        path = layout.tokens(shard["name"])
+        size = path.stat().st_size if path.is_file() else None
+        if size != shard["tokens"] * dtype.itemsize or not layout.offsets(shard["name"]).is_file():
+            raise UsageError(f"{path} is missing or not the size {layout.manifest} records: rerun `mdr tokenize`")
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -105,6 +165,8 @@ class _Spec:
     shuffle: bool
     text_column: str
     global_workers: int
+    dtype: str | None = None  # token files' dtype; None: the files are Parquet shards
+    row_groups: tuple[tuple[int, ...], ...] = ()  # token files: rows of each source row group
 
     def worker_pieces(self, epoch: int, global_worker: int) -> list[int]:
         """Indices into `pieces` that a global worker reads in an epoch, in reading order."""
@@ -128,22 +190,34 @@ class _Spec:
             return self.split == "train"
         return in_val_split(text, self.val_fraction) == (self.split == "val")
 
+    def keeps_hashes(self, hashes: np.ndarray) -> np.ndarray:
+        """keeps() over token files' stored text hashes (null rows are told apart by their lack of tokens)."""
+        if self.val_fraction == 0.0:
+            return np.full(len(hashes), self.split == "train")
+        return hashes_in_val_split(hashes, self.val_fraction) == (self.split == "val")
+
 
 class _Chunk:
     """Tokens of consecutive documents of one piece, each followed by eos, and where each document starts."""
 
     __slots__ = ("epoch", "piece_index", "doc_indices", "starts", "tokens", "taken")
 
-    def __init__(self, epoch: int, piece_index: int, doc_indices: list[int], encoded: list[list[int]], eos_id: int):
+    def __init__(self, epoch: int, piece_index: int, doc_indices: list[int], tokens: np.ndarray, starts: np.ndarray):
         self.epoch, self.piece_index = epoch, piece_index
         self.doc_indices = doc_indices
-        lengths = np.fromiter((len(ids) + 1 for ids in encoded), dtype=np.int64, count=len(encoded))
-        self.starts = np.concatenate(([0], np.cumsum(lengths)))
-        self.tokens = np.empty(int(self.starts[-1]), dtype=np.int64)
-        self.tokens[self.starts[1:] - 1] = eos_id
-        for start, ids in zip(self.starts[:-1].tolist(), encoded):
-            self.tokens[start : start + len(ids)] = ids
+        self.tokens, self.starts = tokens, starts
         self.taken = 0  # tokens already placed in a batch
+
+    @classmethod
+    def encoded(cls, epoch: int, piece_index: int, doc_indices: list[int], encoded: list[list[int]],
+                eos_id: int) -> _Chunk:
+        lengths = np.fromiter((len(ids) + 1 for ids in encoded), dtype=np.int64, count=len(encoded))
+        starts = np.concatenate(([0], np.cumsum(lengths)))
+        tokens = np.empty(int(starts[-1]), dtype=np.int64)
+        tokens[starts[1:] - 1] = eos_id
+        for start, ids in zip(starts[:-1].tolist(), encoded):
+            tokens[start : start + len(ids)] = ids
+        return cls(epoch, piece_index, doc_indices, tokens, starts)
 
     @property
     def left(self) -> int:
@@ -155,6 +229,79 @@ class _Chunk:
         return [self.epoch, self.piece_index, self.doc_indices[document], self.taken - int(self.starts[document])]
 
 
+class _ParquetReader:
+    """Pieces of Parquet shards: each row group's texts, tokenized on the fly."""
+
+    def __init__(self, spec: _Spec, tokenizer):
+        self.spec, self.tokenizer = spec, tokenizer
+        self._open: OrderedDict[int, object] = OrderedDict()
+        self._texts: list = []
+
+    def load(self, piece: tuple[int, int, int, int]) -> None:
+        """Reads the texts of the piece's whole row group (indexed by row)."""
+        file_index, row_group, _, _ = piece
+        parquet = self._open.pop(file_index, None)
+        if parquet is None:
+            parquet = open_parquet(self.spec.files[file_index])
+        self._open[file_index] = parquet
+        while len(self._open) > OPEN_FILES_PER_WORKER:
+            self._open.popitem(last=False)
+        self._texts = read_texts(parquet, self.spec.files[file_index], row_group, self.spec.text_column)
+
+    def chunk(self, epoch: int, piece_index: int, order: np.ndarray, first: int, last: int) -> _Chunk | None:
+        """The documents order[first:last] of the loaded piece that are in the split, or None if none is."""
+        texts = self._texts
+        kept = [(i, texts[order[i]]) for i in range(first, last) if self.spec.keeps(texts[order[i]])]
+        if not kept:
+            return None
+        encoded = self.tokenizer.encode_batch([text for _, text in kept])
+        return _Chunk.encoded(epoch, piece_index, [i for i, _ in kept], encoded, self.tokenizer.eos_id)
+
+
+class _TokenReader:
+    """Pieces of token files (`mdr tokenize`): a row's tokens, end-of-document included, are a slice of the shard's
+    token file (memory-mapped: only the rows read are paged in), its split decided by its stored text hash."""
+
+    def __init__(self, spec: _Spec, tokenizer):
+        self.spec = spec
+        self._open: OrderedDict[int, tuple] = OrderedDict()
+        self._rows: tuple = ()
+
+    def _files(self, file_index: int) -> tuple:
+        files = self._open.pop(file_index, None)
+        if files is None:
+            path = Path(self.spec.files[file_index])
+            layout, name = TokenLayout(path.parent.parent), path.name.removesuffix(".bin")
+            try:
+                tokens = (np.memmap(path, dtype=self.spec.dtype, mode="r") if path.stat().st_size
+                          else np.empty(0, self.spec.dtype))
+                files = (tokens, np.load(layout.offsets(name)), np.load(layout.hashes(name)))
+            except (OSError, ValueError) as error:
+                raise DataError(f"{path}: token files unreadable: {one_line(error)}") from None
+        self._open[file_index] = files
+        while len(self._open) > OPEN_FILES_PER_WORKER:
+            self._open.popitem(last=False)
+        return files
+
+    def load(self, piece: tuple[int, int, int, int]) -> None:
+        file_index, row_group, _, _ = piece
+        first_row = sum(self.spec.row_groups[file_index][:row_group])  # rows are numbered within their row group
+        self._rows = (*self._files(file_index), first_row)
+
+    def chunk(self, epoch: int, piece_index: int, order: np.ndarray, first: int, last: int) -> _Chunk | None:
+        tokens, offsets, hashes, first_row = self._rows
+        rows = order[first:last] + first_row
+        lengths = offsets[rows + 1] - offsets[rows]
+        kept = np.flatnonzero((lengths > 0) & self.spec.keeps_hashes(hashes[rows]))  # no tokens: a null text
+        if not len(kept):
+            return None
+        rows, lengths = rows[kept], lengths[kept]
+        starts = np.concatenate(([0], np.cumsum(lengths)))
+        # each kept row's slice, concatenated: source index = the row's offset + the position within the row
+        gather = np.repeat(offsets[rows] - starts[:-1], lengths) + np.arange(starts[-1])
+        return _Chunk(epoch, piece_index, (first + kept).tolist(), tokens[gather].astype(np.int64), starts)
+
+
 class _WorkerStream:
     """One global worker's stream from a position: yields ("batch", x, y, position after, epoch) items, then, when
     its epochs are done, one ("tail", leftover tokens) item; or, where the data turns out unreadable, one
@@ -164,37 +311,24 @@ class _WorkerStream:
         self.spec, self.global_worker = spec, global_worker
         self.start = list(position)
         self.cursor = list(position[:3])  # next document to read: [epoch, piece index, document index]
-        self._open: OrderedDict[int, object] = OrderedDict()
-
-    def _read_piece(self, piece: tuple[int, int, int, int]) -> list:
-        """Texts of the piece's whole row group (indexed by row)."""
-        file_index, row_group, _, _ = piece
-        parquet = self._open.pop(file_index, None)
-        if parquet is None:
-            parquet = open_parquet(self.spec.files[file_index])
-        self._open[file_index] = parquet
-        while len(self._open) > OPEN_FILES_PER_WORKER:
-            self._open.popitem(last=False)
-        return read_texts(parquet, self.spec.files[file_index], row_group, self.spec.text_column)
 
     def _chunks(self, tokenizer) -> Iterator[_Chunk]:
         spec = self.spec
+        reader = (_TokenReader if spec.dtype is not None else _ParquetReader)(spec, tokenizer)
         epoch, piece_index, doc_index, offset = self.start
         while spec.epochs is None or epoch < spec.epochs:
             mine = spec.worker_pieces(epoch, self.global_worker)
             whole_epoch, tokens_this_epoch = piece_index == 0 and doc_index == 0 and offset == 0, 0
             while piece_index < len(mine):
                 piece = spec.pieces[mine[piece_index]]
-                texts = self._read_piece(piece)
+                reader.load(piece)
                 order = spec.document_order(epoch, piece)
                 for first in range(doc_index, len(order), DOCS_PER_ENCODE):
                     last = min(first + DOCS_PER_ENCODE, len(order))
-                    kept = [(i, texts[order[i]]) for i in range(first, last) if spec.keeps(texts[order[i]])]
+                    chunk = reader.chunk(epoch, piece_index, order, first, last)
                     self.cursor = [epoch, piece_index, last]
-                    if not kept:
+                    if chunk is None:
                         continue
-                    encoded = tokenizer.encode_batch([text for _, text in kept])
-                    chunk = _Chunk(epoch, piece_index, [i for i, _ in kept], encoded, tokenizer.eos_id)
                     if offset:  # resuming inside a document: its first `offset` tokens were already taken
                         chunk.taken, offset = offset, 0
                     tokens_this_epoch += chunk.left
@@ -374,16 +508,29 @@ class TokenLoader:
         if num_workers < 0 or seed < 0 or (epochs is not None and epochs < 1):
             raise UsageError(f"num_workers and seed must be >= 0 and epochs None or >= 1 "
                               f"(got {num_workers}, {seed}, {epochs})")
-        self.files = resolve_parquet_files(files)
         self.tokenizer = load_tokenizer(tokenizer_path)
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.workers_per_rank = max(1, num_workers)  # num_workers=0 reads in this process, as one worker
         self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
-        pieces = list_pieces(self.files, text_column, min_pieces=world_size * self.workers_per_rank)
+        tokens = token_directory(files)
+        dtype, row_groups = None, ()
+        if tokens is None:
+            self.files = resolve_parquet_files(files)
+            pieces = list_pieces(self.files, text_column, min_pieces=world_size * self.workers_per_rank)
+        else:  # token files: the source shards' row groups, their rows' tokens read from the files
+            manifest = read_token_manifest(tokens, self.tokenizer)
+            layout, shards = TokenLayout(tokens), manifest["shards"]
+            self.files = [str(layout.tokens(shard["name"])) for shard in shards]
+            dtype, text_column = manifest["dtype"], manifest["text_column"]
+            row_groups = tuple(tuple(shard["row_groups"]) for shard in shards)
+            groups = [(index, group, rows) for index, sizes in enumerate(row_groups)
+                      for group, rows in enumerate(sizes) if rows]
+            pieces = _cut_pieces(groups, world_size * self.workers_per_rank)
         self._spec = _Spec(
             files=tuple(self.files), pieces=tuple(pieces), tokenizer_path=self.tokenizer.path, seq_len=seq_len,
             batch_size=batch_size, seed=seed, split=split, val_fraction=float(val_fraction), epochs=epochs,
             shuffle=shuffle, text_column=text_column, global_workers=world_size * self.workers_per_rank,
+            dtype=dtype, row_groups=row_groups,
         )
         global_workers = self._spec.global_workers
         first = rank * self.workers_per_rank

@@ -67,10 +67,11 @@ def _git_commit() -> dict | None:
 
 def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, tokenizer, files: list[str],
                    device: torch.device, world: int, resumed_at: int | None,
-                   eval_sets: dict[str, list[str]] | None = None) -> None:
+                   eval_sets: dict[str, list[str]] | None = None, shards: list[dict] | None = None) -> None:
     """RUN/manifest.json: what reproduces the run (LLM360). A resume appends its step to `resumes`. Written
     atomically but not flushed to disk (mdr.atomic's bookkeeping files): every start and resume rewrites it.
-    `eval_sets` (name -> Parquet files) are listed as this attempt evaluates them: they may change on resume."""
+    `eval_sets` (name -> Parquet files) are listed as this attempt evaluates them: they may change on resume.
+    `shards` (path, sha256, size of each) stand for `files` where those are known already: token files' sources."""
     layout = TrainLayout(run)
     path = layout.manifest
     previous = json.loads(path.read_text()) if resumed_at is not None and path.is_file() else {}
@@ -83,7 +84,8 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
         "model": _scaling_counts(config, model_config, world),
         "git": _git_commit(),
         "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
-        "shards": previous.get("shards") or [{"path": f, "sha256": file_sha256(f), "size": file_size(f)} for f in files],
+        "shards": previous.get("shards") or shards or [{"path": f, "sha256": file_sha256(f), "size": file_size(f)}
+                                                       for f in files],
         "eval_sets": {name: [{"path": f, "size": file_size(f)} for f in set_files]
                       for name, set_files in (eval_sets or {}).items()},
         "data_order_seed": config.seed,

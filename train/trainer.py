@@ -36,11 +36,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mdr.atomic import write_atomically
 from mdr.errors import UsageError
-from mdr.layout import TrainLayout
+from mdr.layout import TokenLayout, TrainLayout
 from mdr.train import objective
 from mdr.train.checkpointing import (CHECKPOINT_FORMAT, read_checkpoint, remove_stale_temporaries, rng_state,
                                      same_file, save_checkpoint, set_aside_abandoned, set_rng_state)
-from mdr.train.data import TokenLoader
+from mdr.train.data import TokenLoader, read_token_manifest, token_directory
 from mdr.train.distributed import gather, setup_distributed, unwrap
 from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
 from mdr.train.model import GPT, PRESETS, config_for
@@ -374,6 +374,10 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     master = rank == 0
     progress = Progress(config.max_steps, config.progress and master)
     given = load_tokenizer(config.tokenizer) if config.tokenizer is not None else None
+    tokens = token_directory(config.data)  # `mdr tokenize`'s output: its token files, made with its tokenizer
+    if tokens is not None and given is None:
+        given = load_tokenizer(str(TokenLayout(tokens).tokenizer))
+    token_manifest = read_token_manifest(tokens, given) if tokens is not None else None  # another tokenizer: refused
     resuming = _run_directory(config, given)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 matmuls left outside autocast
@@ -382,10 +386,13 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     # on the CPU: RNG states must stay CPU tensors; load_state_dict copies weights and moments to the model's device
     checkpoint = read_checkpoint(layout.checkpoint) if resuming else None
     if checkpoint is not None and given is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
-        raise UsageError(f"cannot resume with another tokenizer: {config.tokenizer} is not the run's")
-    files = resolve_parquet_files(config.data)
-    for path in files:  # each a Parquet file with a text column of strings, before anything is written
-        open_text_parquet(path)
+        raise UsageError(f"cannot resume with another tokenizer: {given.path} is not the run's")
+    if tokens is not None:
+        files = [str(tokens)]
+    else:
+        files = resolve_parquet_files(config.data)
+        for path in files:  # each a Parquet file with a text column of strings, before anything is written
+            open_text_parquet(path)
     eval_files = {name: _eval_set_files(name, paths) for name, paths in config.eval_sets.items()}
     if not resuming:  # the vocabulary against the tokenizer's, before anything is written (resuming: checked then)
         planned = given.vocab_size if given is not None else (config.tokenizer_vocab_size
@@ -445,7 +452,8 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         if resumed_step is not None:
             for moved in set_aside_abandoned(run, resumed_step):
                 progress.note(f"mdr: {moved.name} is past the resumed step {resumed_step}: moved to {moved.parent}")
-        write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step, eval_files)
+        write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step, eval_files,
+                       shards=[shard["source"] for shard in token_manifest["shards"]] if token_manifest else None)
 
     train_model = torch.compile(model) if config.compile else model
     if world > 1:
