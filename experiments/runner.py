@@ -2,7 +2,8 @@
 several CPU runs side by side, a finished run known by its result.json and checked against the settings asked for,
 texts written as Parquet shards, and a whole evaluation set evaluated at the end of a run.
 
-Torch is imported inside the functions that need it: the verbs register without it.
+Nothing here imports torch (only train/ may, tests/test_packaging.py): the train modules it calls are imported inside
+the functions that need them, so the verbs register without torch.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from mdr.errors import UsageError
 
 
 def check_parallel(parallel: int, device: str) -> None:
-    """--parallel N: at least 1, and more than 1 only on the CPU."""
-    import torch
-
+    """--parallel N: at least 1, and more than 1 only on the CPU (`device` as train/cli.py's check_device passed it:
+    "cpu", "cuda", "cuda:N")."""
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
-    if parallel > 1 and torch.device(device).type != "cpu":
+    if parallel > 1 and device.split(":")[0] != "cpu":
         # one accelerator is not shared well by several trainings: its memory and its queue are one
         raise UsageError(f"--parallel {parallel} runs CPU trainings side by side: with --device {device} leave it "
                          "out (the runs go one at a time)")
@@ -52,6 +52,8 @@ def run_pending(work: Callable, pending: Mapping, parallel: int, done: Callable[
             if done is not None:
                 done(key, finished)
         return
+    from mdr.train.distributed import use_threads  # torch, in the train package alone (tests/test_packaging.py)
+
     threads = max(1, len(os.sched_getaffinity(0)) // parallel)
     with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
                              initializer=use_threads, initargs=(threads,)) as pool:
@@ -65,12 +67,6 @@ def run_pending(work: Callable, pending: Mapping, parallel: int, done: Callable[
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
-
-
-def use_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def check_earlier_results(results: Mapping[object, Path], train_configs: Mapping, identity: Callable[[dict], dict],

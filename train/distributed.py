@@ -33,6 +33,12 @@ def setup_distributed(device_option: str) -> tuple[int, int, torch.device, bool]
     return rank, world, device, started
 
 
+def use_threads(threads: int) -> None:
+    """torch's intra-op threads of this process: a spawned training process of `mdr ablate/scale --parallel N` gets
+    its share of the cores (experiments/runner.py)."""
+    torch.set_num_threads(threads)
+
+
 def gather(obj, world: int) -> list:
     """Every rank's `obj` on every rank (plain data)."""
     if world == 1:
