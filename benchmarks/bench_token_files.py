@@ -12,6 +12,8 @@ shapes (batch 12 × 128) in the benchmark's process (num_workers=0) with the Rus
 the process (time.process_time: what a worker costs, whatever else shares the machine) beside wall-clock tokens/s.
 Each repeat is a fresh loader (the tokenizer's word cache starts cold); the best repeat counts.
 
+`mdr tokenize` is timed too: one task at a time on the local executor (task processes included).
+
 Disk: bytes per token of the Parquet shards, and of the token directory (token files, offsets and hashes; the
 manifest and tokenizer copy are a few kB).
 """
@@ -99,7 +101,7 @@ def main() -> None:
             shards = write_shards(texts, root / "shards")
             tokenizer = train_tokenizer([str(shards)], VOCABULARY, str(TrainLayout(root).tokenizer))
             started = time.perf_counter()
-            manifest = tokenize([str(shards)], tokenizer, str(root / "TOK"), progress=False)
+            manifest = tokenize([str(shards)], tokenizer, str(root / "TOK"), workers=1, progress=False)
             tokenize_s = time.perf_counter() - started
             results = {}
             for label, data in (("parquet", shards), ("token files", root / "TOK")):

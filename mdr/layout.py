@@ -372,6 +372,7 @@ class TokenLayout:
                                         text: none, not even the end-of-document token)
         TOK/shards/NNNNN.hashes.npy     uint64, rows: xxh64 of each row's text (the held-out split's hash)
         TOK/shards/NNNNN.json           the shard's manifest entry, written after its files: a rerun skips the shard
+        TOK/logs/                       the tokenize phase's logging dir (datatrove's stats/, completions/, logs/)
     """
 
     root: Path
@@ -407,6 +408,12 @@ class TokenLayout:
 
     def entry(self, name: str) -> Path:
         return self.shards / f"{name}.json"
+
+    @property
+    def logs(self) -> Path:
+        """The tokenize phase's logging dir, cleared at each start: a shard's entry, not a completion, says it is
+        done (a completion would outlive a source shard replaced since)."""
+        return self.root / "logs"
 
     @classmethod
     def holds_tokens(cls, path) -> bool:

@@ -1,6 +1,7 @@
 """The training verbs of the `mdr` command.
 
-    mdr train --data SHARDS --out RUN [--preset tiny|gpt2-124m] [--n-layer L --n-head H --n-embd D]
+    mdr tokenize SHARDS --tokenizer T --out TOK [--executor local|ray|slurm] [--workers N]
+    mdr train --data SHARDS|TOK --out RUN [--preset tiny|gpt2-124m] [--n-layer L --n-head H --n-embd D]
               [--tokenizer PATH] [--max-steps N]
               [--label-smoothing E] [--entropy-reg L] [--eval NAME=SHARDS ...] [--resume [auto]]
               [--keep-checkpoints K] [...]
@@ -63,9 +64,19 @@ _TRAIN_OPTIONS = {
 def register(verbs) -> None:
     """Adds train, eval, sample and export to the mdr CLI. Imports nothing heavy: torch loads only when a training
     verb runs, so every other `mdr` command starts fast (presets and strategies are checked by their configs)."""
-    from mdr.train.tokenize import register_tokenize
+    tokenize = verbs.add_parser("tokenize", help="tokenize Parquet shards once into token files for mdr train")
+    tokenize.add_argument("data", nargs="+", metavar="SHARDS",
+                          help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories")
+    tokenize.add_argument("--tokenizer", required=True, metavar="T", help="tokenizer.json (or its directory)")
+    tokenize.add_argument("--out", required=True, metavar="TOK", help="token directory to write, or to resume")
+    tokenize.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                          help="runs one task per shard, as `mdr run`'s phases (Slurm and Ray: TOK on a shared disk)")
+    tokenize.add_argument("--workers", type=int, default=-1, metavar="N",
+                          help="tasks at a time (default: local, one per core; Ray, Slurm: as the cluster allows)")
+    tokenize.add_argument("--text-column", default="text")
+    tokenize.add_argument("--no-progress", action="store_true")
+    tokenize.set_defaults(handler=cmd_tokenize)
 
-    register_tokenize(verbs)
     train = verbs.add_parser("train", help="train a GPT on Parquet shards by maximum likelihood")
     train.add_argument("--data", nargs="+", required=True, metavar="SHARDS",
                        help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories; or a "
@@ -223,6 +234,17 @@ def _resume_mode(value: str) -> str:
 
 def _option_name(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
+
+
+@reported
+def cmd_tokenize(args) -> int:
+    from mdr.pipeline.executors import ExecutorOptions
+    from mdr.train.tokenize import tokenize
+
+    tokenize(args.data, args.tokenizer, args.out, args.workers, args.text_column, not args.no_progress,
+             executor=ExecutorOptions(kind=args.executor, workers=args.workers))
+    print(args.out)
+    return 0
 
 
 @reported

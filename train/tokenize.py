@@ -11,23 +11,26 @@ where each row starts (int64 offsets) and the xxh64 hash of each row's text, the
 (recorded in the shard's entry), so the loader deals out the same pieces and gives the same batches as on the
 Parquet shards.
 
-A shard is one task: its files are written atomically (mdr/atomic.py), then its manifest entry; a rerun skips the
-shards whose entry matches the source (path, size, sha256) and the tokenizer, so a killed run resumes. `--workers N`
-tokenizes N shards at a time in a process pool; each worker encodes serially, the pool being the parallelism.
-TOK/tokens.json, the manifest, is written last, when every shard is done.
+A shard is one task of a datatrove phase (the TokenizeShards step), run by mdr's executors as `mdr run`'s phases are
+(`--executor local|ray|slurm`, `--workers N` at a time; mdr/pipeline/executors): its files are written atomically
+(mdr/atomic.py), then its manifest entry; a rerun skips the shards whose entry matches the source (path, size,
+sha256) and the tokenizer, so a killed run resumes. With several tasks each encodes serially, the tasks being the
+parallelism. TOK/tokens.json, the manifest, is written last, when every shard is done.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+
+from datatrove.pipeline.base import PipelineStep
 
 from mdr.atomic import atomic_file, is_temporary, write_atomically
 from mdr.errors import UsageError
-from mdr.layout import TokenLayout
+from mdr.layout import Phase, TokenLayout
 
 MANIFEST_FORMAT = 1
 UINT16_VOCABULARY = 1 << 16  # ids 0..65535
@@ -45,10 +48,6 @@ def _entry_matches(path, source: dict, tokenizer_sha256: str, text_column: str) 
         return False
     return entry.get("source") == source and entry.get("tokenizer_sha256") == tokenizer_sha256 \
         and entry.get("text_column") == text_column
-
-
-def _init_worker() -> None:
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one shard per process: the pool is the parallelism
 
 
 def tokenize_shard(source: dict, tokenizer_path: str, out: str, name: str, text_column: str) -> dict:
@@ -94,15 +93,41 @@ def tokenize_shard(source: dict, tokenizer_path: str, out: str, name: str, text_
     return entry
 
 
-def tokenize(data, tokenizer_path: str, out: str, workers: int = 1, text_column: str = "text",
-             progress: bool = True) -> dict:
-    """Tokenizes the shards `data` names (anything resolve_parquet_files takes) into token directory `out`; returns
-    the manifest. Shards done by an earlier run with the same tokenizer are skipped."""
+class TokenizeShards(PipelineStep):
+    """Task `rank` tokenizes shards rank, rank + world_size, ... of `shards` ((source, name) pairs) into `out`.
+    Counters: shards, documents, tokens."""
+
+    name = "tokenize"
+    type = "🔢 - TOKENIZER"
+
+    def __init__(self, shards: list[tuple[dict, str]], tokenizer_path: str, out: str, text_column: str):
+        super().__init__()
+        self.shards, self.tokenizer_path, self.out, self.text_column = shards, tokenizer_path, out, text_column
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if world_size > 1:  # tasks side by side: each encodes serially, the tasks are the parallelism
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        for source, name in self.shards[rank::world_size]:
+            entry = tokenize_shard(source, self.tokenizer_path, self.out, name, self.text_column)
+            self.stat_update("shards")
+            self.stat_update("documents", value=entry["documents"])
+            self.stat_update("tokens", value=entry["tokens"])
+        return
+        yield
+
+
+def tokenize(data, tokenizer_path: str, out: str, workers: int = -1, text_column: str = "text",
+             progress: bool = True, executor=None) -> dict:
+    """Tokenizes the shards `data` names (anything resolve_parquet_files takes) into token directory `out`, one task
+    per shard run by `executor` (mdr.pipeline.executors.ExecutorOptions; default: local, `workers` at a time, -1:
+    one per core); returns the manifest. Shards done by an earlier run with the same tokenizer are skipped."""
+    from mdr.pipeline.executors import ExecutorOptions, run_phases
     from mdr.train.runlog import file_sha256, file_size
     from mdr.train.tokenizer import load_tokenizer, open_text_parquet, resolve_parquet_files
 
-    if workers < 1:
+    if workers < 1 and workers != -1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
+    options = executor or ExecutorOptions(kind="local", workers=workers)
     tokenizer = load_tokenizer(tokenizer_path)
     files = resolve_parquet_files(data)
     for path in files:  # each a Parquet file with a text column of strings, before anything is written
@@ -133,19 +158,12 @@ def tokenize(data, tokenizer_path: str, out: str, workers: int = 1, text_column:
             if not _entry_matches(layout.entry(name), sources[i], tokenizer.sha256, text_column)]
     started = time.perf_counter()
     if progress:
-        print(f"mdr: tokenizing {len(todo)} of {len(files)} shard(s) with {min(workers, max(1, len(todo)))} "
-              f"worker(s) ({len(files) - len(todo)} done before) -> {out}", file=sys.stderr)
-    arguments = [(sources[i], tokenizer.path, str(out), names[i], text_column) for i in todo]
-    if workers == 1 or len(todo) <= 1:
-        for args in arguments:
-            tokenize_shard(*args)
-    else:
-        import multiprocessing
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
-                                 initializer=_init_worker) as pool:
-            for future in [pool.submit(tokenize_shard, *args) for args in arguments]:
-                future.result()
+        print(f"mdr: tokenizing {len(todo)} of {len(files)} shard(s), executor {options.kind} "
+              f"({len(files) - len(todo)} done before) -> {out}", file=sys.stderr)
+    shutil.rmtree(layout.logs, ignore_errors=True)  # this attempt's tasks are the shards left: see TokenLayout.logs
+    if todo:
+        step = TokenizeShards([(sources[i], names[i]) for i in todo], tokenizer.path, str(out), text_column)
+        run_phases([Phase("tokenize", [step], len(todo), str(layout.logs))], options)
     entries = [json.loads(layout.entry(name).read_text()) for name in names]
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -164,28 +182,3 @@ def tokenize(data, tokenizer_path: str, out: str, workers: int = 1, text_column:
     return manifest
 
 
-def register_tokenize(verbs) -> None:
-    tokenize_verb = verbs.add_parser("tokenize", help="tokenize Parquet shards once into token files for mdr train")
-    tokenize_verb.add_argument("data", nargs="+", metavar="SHARDS",
-                               help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories")
-    tokenize_verb.add_argument("--tokenizer", required=True, metavar="T", help="tokenizer.json (or its directory)")
-    tokenize_verb.add_argument("--out", required=True, metavar="TOK", help="token directory to write (or resume)")
-    tokenize_verb.add_argument("--workers", type=int, default=1, metavar="N",
-                               help="shards tokenized at a time, each in its own process (default 1)")
-    tokenize_verb.add_argument("--text-column", default="text")
-    tokenize_verb.add_argument("--no-progress", action="store_true")
-    tokenize_verb.set_defaults(handler=cmd_tokenize)
-
-
-def cmd_tokenize(args) -> int:
-    from mdr.train.tokenizer import DataError
-
-    try:
-        tokenize(args.data, args.tokenizer, args.out, args.workers, args.text_column, not args.no_progress)
-    except DataError as error:  # a row group unreadable behind a valid footer: a failure while running
-        from mdr.cli import print_error
-
-        print_error(str(error))
-        return 1
-    print(args.out)
-    return 0

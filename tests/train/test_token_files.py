@@ -15,7 +15,7 @@ import torch
 
 from mdr.cli import main
 from mdr.errors import UsageError
-from mdr.layout import TokenLayout, TrainLayout
+from mdr.layout import MERGED_STATS_FILE, TokenLayout, TrainLayout
 from mdr.train.data import TokenLoader, in_val_split, text_hash
 from mdr.train.tokenize import token_dtype, tokenize
 from mdr.train.tokenizer import load_tokenizer, train_tokenizer
@@ -143,6 +143,9 @@ def test_a_rerun_skips_finished_shards(shakespeare, tokenizer, tmp_path, capsys)
     capsys.readouterr()
     assert main(["tokenize", str(shakespeare), "--tokenizer", tokenizer, "--out", str(out), "--workers", "2"]) == 0
     assert "tokenizing 1 of 3 shard(s)" in capsys.readouterr().err
+    [step] = json.loads((layout.logs / MERGED_STATS_FILE).read_text())  # the executor ran one task: shard 1
+    counters = {k: v["total"] if isinstance(v, dict) else v for k, v in step["stats"].items()}
+    assert counters["shards"] == 1 and counters["tokens"] == json.loads(layout.entry("00001").read_text())["tokens"]
     assert layout.manifest.read_text() == manifest
     rewritten = {path.name for path in written if path.stat().st_mtime_ns != written[path]}
     assert rewritten == {"00001.bin", "00001.offsets.npy", "00001.hashes.npy", "00001.json"}
