@@ -12,16 +12,17 @@ Two commands, run as subprocesses and printed exactly as run, each timed (wall c
 Then the total time.
 
 Why these sizes and budgets (measured 2026-12-07, 2 cores AMD EPYC, torch 2.13 CPU, one thread per process, a
-training step of batch 12 x 128 timed alone): 1x32x1 (N 12.8k) 13.9 GFLOP/s, 2x48x2 (57k) 22.8, 2x64x2 (100k) 29.0,
-3x96x3 (336k) 40.5, 4x128x4 (793k) 42.4 GFLOP/s, with a 1024-token vocabulary (with 4096, the output head's 6·V·d
-is 3-5 times 6N at these widths, and the compute a run spends is mostly the head's). An IsoFLOP budget C costs every
-size C / its rate: Σ 1/rate = 0.199 s per 1e9 FLOPs, so the budgets 1e12, 2e12, 4e12 (7e12 in all) are about 1,400
-CPU seconds, 12 minutes on 2 cores, plus curation (76 s) and each run's start and final evaluation. A budget of
-1e12 gives the largest size 103 steps (its compute within 0.5% of the budget, BUDGET_SLACK); Chinchilla's 20 tokens
-per parameter puts the optimum of 1e12 near 2x48 and of 4e12 near 2x64-3x96, inside the sizes. The curated data
-holds about 0.7M tokens at this vocabulary: the smallest model trains on up to 12M tokens, many epochs (each run's
-epochs are in the table; with 12.8k parameters it cannot memorise the data, but repetition is a confounder the
-table shows rather than hides). The largest budget is held out of the validation fit (--holdout-budgets 1).
+training step of batch 12 x 128 timed alone, 1024-token vocabulary): 1x32x1 (N 12.8k) 13.9 GFLOP/s, 2x48x2 (57k)
+22.8, 2x64x2 (100k) 29.0, 3x96x3 (336k) 40.5, 4x128x4 (793k) 42.4 GFLOP/s (with 4096 tokens, the output head's
+6·V·d is 3-5 times 6N at these widths, and a run's compute is mostly the head's). An IsoFLOP budget C costs every
+size C / its rate. A first sweep of 1x32 to 4x128 at 1e12, 2e12, 4e12 took 13.1 minutes (load average 1.4-1.7) but
+put the minimum of the two smaller budgets at its smallest size (approach 2's parabolas extrapolated, a = 2.4):
+at these budgets a larger model gets too few steps (4x128: 103 at 1e12). So the sizes moved down: 1x16x1 (N 3.3k)
+in, 4x128 out; every minimum is then inside the sizes. A budget of 1e12 gives the largest size 214 steps (its
+compute within 0.5% of the budget, BUDGET_SLACK). The curated data holds 0.85M training tokens at this vocabulary:
+the smallest models train on up to 28M tokens, many epochs (each run's epochs are in the table: repetition is a
+confounder the table shows rather than hides). The largest budget is held out of the validation fit
+(--holdout-budgets 1). Timings and figures: benchmarks/RESULTS.md ("How big should the next model be?").
 
 --smoke runs the same commands on data_samples/ with the micro grid of tests/experiments/test_scale.py: a check that
 the script works, not a result.

@@ -330,8 +330,8 @@ def compute_optimal(fit3: dict, budget: float) -> dict:
               "N* = G(C/6)^(beta/(alpha+beta)), D* = G^-1 (C/6)^(alpha/(alpha+beta)), "
               "G = (alpha·A/(beta·B))^(1/(alpha+beta)). N counts non-embedding parameters, so 6·N·D leaves out the "
               "output head's and attention's FLOPs, which a run's own C counts: at a small width (the output head's "
-              "6·V·d near 6N) a run of N* parameters on D* tokens costs several times C; at GPT-2 widths and above, "
-              "little more. Approach 2's N_opt(C) is in the runs' own accounting.")
+              "6·V·d near 6N) a run of N* parameters on D* tokens costs several times C; at GPT-2 small (N 85M) 1.7 times, "
+              "nearer 1 in larger models. Approach 2's N_opt(C) is in the runs' own accounting.")
     return {"method": method, "c": float(budget), "n": float(n), "d": float(d),
             "tokens_per_parameter": float(d / n), "loss": predict(fit3, n, d)}
 

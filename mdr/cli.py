@@ -4,6 +4,7 @@
     mdr tokenizer                         train a tokenizer on shards (mdr.train.tokenizer)
     mdr report | inspect                  a run's HTML report, its documents (mdr.pipeline.report.cli)
     mdr train | eval | sample | export    GPT training on the shards (mdr.train.cli; the `train` extra)
+    mdr tokenize                          shards into token files, once (mdr.train.cli -> mdr.train.tokenize)
     mdr ablate                            a model per tapped stage, compared (mdr.experiments.cli)
     mdr scale                             a sweep of model sizes × tokens, scaling-law fits (mdr.experiments.cli)
 
