@@ -134,9 +134,10 @@ class RunLayout:
 
 def documents_folder(folder: Path) -> Path:
     """The folder of documents a directory given as data stands for: an `mdr run` OUT means its kept documents
-    (data/), any other directory itself."""
+    (data/, absent when the run kept none: then nothing, never the work files beside it), any other directory
+    itself."""
     run = RunLayout(folder)
-    return run.data if run.run_file.is_file() and run.data.is_dir() else folder
+    return run.data if run.run_file.is_file() else folder
 
 
 def tap_folders(layout: RunLayout) -> dict[str, Path]:

@@ -104,3 +104,24 @@ def test_a_corrupt_tokenizer_file_is_one_line(tmp_path):
         with pytest.raises(UsageError, match="is not a tokenizer file") as error:
             load_tokenizer(str(path))
         assert "\n" not in str(error.value)
+
+
+def test_a_run_that_kept_no_document_is_no_data_not_its_work_files(tmp_path):
+    """An `mdr run` OUT without data/ (every document dropped) used to stand for the whole directory, so `--data OUT`
+    read the dedup stages' work files (a MinHash docs/ shard without a text column) and failed on them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mdr.layout import RunLayout
+    from mdr.train.tokenizer import resolve_parquet_files
+
+    run = RunLayout(tmp_path / "out")
+    run.root.mkdir()
+    run.run_file.write_text("{}")
+    (run.root / "work").mkdir()
+    pq.write_table(pa.table({"text": ["a work file, not a kept document"]}), run.root / "work" / "docs.parquet")
+    with pytest.raises(UsageError, match="no Parquet files found"):
+        resolve_parquet_files(str(run.root))
+    run.data.mkdir()
+    pq.write_table(pa.table({"text": ["kept"]}), run.data / "00000.parquet")
+    assert resolve_parquet_files(str(run.root)) == [str(run.data / "00000.parquet")]
