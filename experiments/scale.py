@@ -217,6 +217,7 @@ def _split(files: list[str], layout: ScaleLayout, fraction: float, progress: boo
     from mdr.train.data import in_val_split
     from mdr.train.tokenizer import iter_texts
 
+    created = [folder for folder in (layout.root, layout.train_data.parent) if not folder.exists()]
     layout.train_data.parent.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([("text", pa.string())])
     digest = hashlib.sha256()
@@ -235,7 +236,11 @@ def _split(files: list[str], layout: ScaleLayout, fraction: float, progress: boo
                     counts[side] += len(sides[side])
     runner.note(f"mdr: scale: {counts['train']} training and {counts[HELDOUT]} held-out documents -> "
                 f"{layout.train_data.parent}", progress)
-    if not counts["train"] or not counts[HELDOUT]:
+    if not counts["train"] or not counts[HELDOUT]:  # known only once read: what this call wrote goes again
+        layout.train_data.unlink()
+        layout.heldout_data.unlink()
+        for folder in reversed(created):
+            folder.rmdir()
         raise UsageError(f"the data holds {counts['train'] + counts[HELDOUT]} document(s), {counts[HELDOUT]} held "
                          f"out by --heldout-fraction {fraction}: each side needs at least one (give more data or "
                          "another fraction)")
@@ -333,6 +338,7 @@ def _fits(config: ScaleConfig, rows: list[dict]) -> tuple[dict, list[dict]]:
 def scale(config: ScaleConfig) -> dict:
     """Runs the sweep (module docstring); returns what scaling.json holds."""
     from mdr.train.model import padded_vocab_size
+    from mdr.train.tokenizer import iter_texts
     from mdr.train.trainer import TOKENIZER_VOCAB_SIZE
 
     files = check_config(config)
@@ -348,7 +354,7 @@ def scale(config: ScaleConfig) -> dict:
                      for run in runs}
     runner.check_earlier_results({run.name: layout.result(run.name) for run in runs}, train_configs, _identity,
                                  layout.root, lambda name: name)
-    train_tokens = sum(len(ids) + 1 for batch in _text_batches(layout.train_data)
+    train_tokens = sum(len(ids) + 1 for batch in iter_texts([str(layout.train_data)])
                        for ids in tokenizer.encode_batch(batch))
     pending = {run.name: (layout, train_configs[run.name], run, train_tokens, config.device)
                for run in runs if not layout.result(run.name).is_file()}
@@ -379,12 +385,6 @@ def scale(config: ScaleConfig) -> dict:
     write_atomically(layout.scaling_file, json.dumps(scaling, indent=2, allow_nan=False) + "\n")
     write_page(layout.page, scaling)
     return scaling
-
-
-def _text_batches(path: Path):
-    from mdr.train.tokenizer import iter_texts
-
-    return iter_texts([str(path)])
 
 
 def format_table(scaling: dict) -> str:

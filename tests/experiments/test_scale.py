@@ -152,3 +152,13 @@ def test_data_that_is_not_there_is_one_line(tmp_path):
                  "--tokens", "1k")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_data_too_small_to_hold_out_a_document_leaves_nothing_behind(tmp_path):
+    """Whether both sides of the split get a document is known only once the data is read: refused in one line, and
+    what was written for it removed."""
+    out = tmp_path / "sweep"
+    result = mdr("scale", "--data", str(samples_run()), "--out", str(out), "--sizes", "1x16x2", "--tokens", "1k",
+                 "--heldout-fraction", "1e-9", "--no-progress")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "held out" in result.stderr, result.stderr
+    assert not out.exists()
