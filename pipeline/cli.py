@@ -160,9 +160,9 @@ def _input_size_line(files: list[str]) -> str:
 
 def cmd_run(args) -> int:
     from mdr.patches import check_installed
-    from mdr.pipeline.crawl import CrawlOptions, RetryPolicy, expand_crawl_inputs
+    from mdr.pipeline.crawl import CrawlOptions, RetryPolicy, crawl_request, expand_crawl_inputs
     from mdr.pipeline.recipe import load_recipe
-    from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, run
+    from mdr.pipeline.runner import RunPlan, check_output_dir, default_tasks, expand_inputs, recorded_inputs, run
     from mdr.pipeline.stats import check_invariants
 
     _check_run_flags(args)
@@ -170,12 +170,15 @@ def cmd_run(args) -> int:
     recipe = load_recipe(args.recipe).with_taps(args.tap)
     RetryPolicy.from_env()  # a bad MDR_HTTP_* setting is a usage error here, not a failure in every task
     crawl = CrawlOptions(endpoint=args.cc_endpoint, sample=args.sample, limit=args.limit, seed=args.seed)
-    # The drawn paths are the plan's inputs: run.json records them, and a resume must draw the same (check_output_dir)
-    files, skipped = expand_inputs(expand_crawl_inputs(args.input, crawl))
+    # The drawn paths are the plan's inputs: run.json records them with the request they were drawn by; a resume of
+    # the same request takes them from there, any other must draw the same (check_output_dir)
+    request = crawl_request(args.input, crawl)
+    recorded = recorded_inputs(Path(args.output), request)
+    files, skipped = expand_inputs(recorded if recorded is not None else expand_crawl_inputs(args.input, crawl))
     workers = args.workers or (os.cpu_count() or 1)  # --workers and --tasks checked by _check_run_flags
     tasks = args.tasks or default_tasks(len(files), workers)
     _check_run_resources(args, recipe, tasks, workers)
-    plan = RunPlan(recipe, files, Path(args.output), tasks)
+    plan = RunPlan(recipe, files, Path(args.output), tasks, crawl=request)
     resuming = check_output_dir(plan)  # refuse before anything is written
     options = _executor_options(args, workers)
     for line in skipped_lines(skipped):

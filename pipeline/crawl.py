@@ -355,6 +355,16 @@ class CrawlOptions:
         return endpoint if endpoint.endswith("/") else endpoint + "/"
 
 
+def crawl_request(inputs: list[str], options: CrawlOptions) -> dict | None:
+    """What the files of `inputs`' cc: items are drawn by (the inputs as given, --sample, --limit, --seed and the
+    endpoint), as run.json records it; None without a cc: input. The same request draws the same files from the same
+    listing, so a resume may take them from run.json (runner.recorded_inputs)."""
+    if not any(item.startswith("cc:") for item in inputs):
+        return None
+    return {"inputs": list(inputs), "sample": options.sample, "limit": options.limit, "seed": options.seed,
+            "endpoint": options.resolved_endpoint()}
+
+
 def expand_crawl_inputs(inputs: list[str], options: CrawlOptions) -> list[str]:
     """`inputs` with each `cc:CRAWL[/SEGMENT]` replaced by its WARC URLs and each `@FILE` by the paths it lists; other
     inputs as they are. UsageError for a malformed crawl name, --sample/--limit without a cc: input, or a paths

@@ -166,6 +166,9 @@ class RunPlan:
     files: list[str]
     output: Path
     tasks: int
+    # what a cc: input was expanded from (crawl.crawl_request): recorded in run.json, so that a resume of the same
+    # request takes the files drawn then instead of listing the crawl again (recorded_inputs)
+    crawl: dict | None = None
 
     @property
     def identity(self) -> dict:
@@ -387,8 +390,23 @@ def write_run_file(plan: RunPlan, phases: list):
     plan.output.mkdir(parents=True, exist_ok=True)
     described = [{"name": p.name, "tasks": p.tasks, "stages": funnel_stages(p.pipeline)} for p in phases]
     write_atomically(plan.layout.run_file,  # under the run's lock: one writer, whose rerun reuses the temporary
-                     json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described}, indent=2),
+                     json.dumps({**plan.identity, "input_stats": plan.input_stats(), "phases": described,
+                                 **({"crawl": plan.crawl} if plan.crawl else {})}, indent=2),
                      unique=False)
+
+
+def recorded_inputs(output: Path, crawl: dict | None) -> list[str] | None:
+    """The inputs OUT/run.json recorded when it was started by the same crawl request (crawl.crawl_request), or None
+    (no such run, another request, no request). A resume then reads the very files drawn at the start without
+    listing the crawl again: it works while the endpoint is down, and a listing that changed cannot change the draw."""
+    if crawl is None:
+        return None
+    try:
+        previous = json.loads(RunLayout(output).run_file.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):  # none, or unreadable: check_output_dir says which
+        return None
+    inputs = previous.get("inputs") if isinstance(previous, dict) and previous.get("crawl") == crawl else None
+    return inputs if isinstance(inputs, list) and all(isinstance(path, str) for path in inputs) else None
 
 
 def funnel_stages(pipeline: list) -> list[str]:

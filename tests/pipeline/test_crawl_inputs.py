@@ -161,6 +161,15 @@ def test_fineweb_on_a_sample_of_the_crawl_reads_every_record_once(crawl, tmp_pat
     total = sum(f.stat().st_size for f in chosen)
     from mdr.formatting import size
     assert f"reading 2 file(s), {size(total)}" in result.stderr
+    # the same command again resumes from run.json's files, not from the listing (here gone, as an endpoint down)
+    assert json.loads((out / "run.json").read_text())["crawl"]["sample"] == 2
+    listing = server.root / "crawl-data" / CRAWL / "warc.paths.gz"
+    kept = listing.read_bytes()
+    listing.unlink()
+    again = mdr(*args, env={**os.environ, **FAST})
+    assert again.returncode == 0 and "resuming" in again.stderr, again.stderr
+    assert json.loads((out / "run.json").read_text())["inputs"] == inputs
+    listing.write_bytes(kept)
     other = mdr(*[a if a != "3" else "4" for a in args], env={**os.environ, **FAST})
     draws = {tuple(sorted(inputs))}
     if other.returncode == 0:  # seed 4 drew the same two files: the resume is the same run
