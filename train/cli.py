@@ -1,11 +1,11 @@
 """The training verbs of the `mdr` command.
 
     mdr tokenize SHARDS --tokenizer T --out TOK [--executor local|ray|slurm] [--workers N]
-    mdr train --data SHARDS|TOK --out RUN [--preset tiny|gpt2-124m] [--n-layer L --n-head H --n-embd D]
+    mdr train --data SHARDS|TOK|NAME=SHARDS:WEIGHT ... --out RUN [--preset tiny|gpt2-124m] [--n-layer L ...]
               [--tokenizer PATH] [--max-steps N]
               [--label-smoothing E] [--entropy-reg L] [--eval NAME=SHARDS ...] [--resume [auto]]
               [--keep-checkpoints K] [...]
-    mdr eval RUN [--data SHARDS [--split auto|val|all]] [--task FILE.jsonl ...] [--json]
+    mdr eval RUN [--data SHARDS|NAME=SHARDS ... [--split auto|val|all]] [--task FILE.jsonl ...] [--json]
     mdr sample RUN --prompt TEXT [--prompt TEXT ...] [--strategy S | --compare] [--json]
     mdr export RUN --hf DIR
 
@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import importlib.util
 import json
+import os
 import re
 import sys
 
@@ -78,9 +79,12 @@ def register(verbs) -> None:
     tokenize.set_defaults(handler=cmd_tokenize)
 
     train = verbs.add_parser("train", help="train a GPT on Parquet shards by maximum likelihood")
-    train.add_argument("--data", nargs="+", required=True, metavar="SHARDS",
+    train.add_argument("--data", nargs="+", action="extend", required=True, metavar="SHARDS",
                        help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories; or a "
-                            "token directory of `mdr tokenize` (its tokenizer unless --tokenizer)")
+                            "token directory of `mdr tokenize` (its tokenizer unless --tokenizer). A weighted "
+                            "mixture: NAME=SHARDS:WEIGHT for each source (--data web=OUT:0.7 --data books=DIR:0.3), "
+                            "each sequence drawn from the source furthest behind its share; the tokens and epochs "
+                            "of each source are in RUN/metrics.jsonl, its held-out metrics beside the overall ones")
     train.add_argument("--out", required=True, metavar="RUN", help="run directory: checkpoint, metrics, manifest")
     for flag, (kind, text) in _TRAIN_OPTIONS.items():
         train.add_argument(flag, type=kind, help=text)
@@ -91,7 +95,7 @@ def register(verbs) -> None:
                        help="an evaluation set, evaluated with the held-out split every --eval-interval steps "
                             "whatever --val-fraction (its first --eval-batches batches, whole documents in file "
                             "order): a Parquet file, directory, glob, URL or `mdr run` output directory, as for "
-                            "--data; a record {\"split\": \"eval\", \"set\": NAME, ...} in RUN/metrics.jsonl. "
+                            "--data, or a token directory; a record {\"split\": \"eval\", \"set\": NAME, ...} in RUN/metrics.jsonl. "
                             "Repeat for more sets; may change on --resume")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -100,9 +104,11 @@ def register(verbs) -> None:
     evaluate = verbs.add_parser("eval", help="held-out NLL, perplexity, bits per byte, entropy and calibration; "
                                              "zero-shot multiple-choice accuracy")
     evaluate.add_argument("run", metavar="RUN")
-    evaluate.add_argument("--data", nargs="+", metavar="SHARDS",
+    evaluate.add_argument("--data", nargs="+", action="extend", metavar="SHARDS",
                           help="Parquet files, directories, globs, fsspec URLs or `mdr run` output directories; or a "
-                               "token directory of `mdr tokenize`")
+                               "token directory of `mdr tokenize`. NAME=SHARDS for each source of a mixture "
+                               "(a :WEIGHT after it is allowed and unused): metrics per source and overall (every "
+                               "evaluated token pooled)")
     evaluate.add_argument("--split", choices=["auto", "val", "all"], default="auto",
                           help="auto (default): val when SHARDS hold a file RUN trained on (a path or sha256 its "
                                "manifest lists), all otherwise; val: the documents the run held out (by text hash); "
@@ -226,6 +232,41 @@ def named_paths(texts: list[str], parse=parse_named_path, flag: str = "--eval") 
     return named
 
 
+# A mixture's source: NAME=SHARDS:WEIGHT (`mdr train --data web=OUT:0.7`); the weight a plain decimal number.
+_SOURCE = re.compile(r"(?P<name>[^=]+)=(?P<path>.+?)(?::(?P<weight>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?")
+
+
+def parse_sources(items: list[str], weighted: bool = True) -> tuple[dict[str, list[str]], dict[str, float]] | None:
+    """`--data` items as a mixture, (name -> [shards], name -> weight), when they are NAME=SHARDS:WEIGHT (train) or
+    NAME=SHARDS[:WEIGHT] (eval, `weighted` False); None when none is (plain shards). Mixing the two forms, a
+    name given twice, a bad name or a weight that is not positive is a one-line UsageError.
+
+    An item is a source only if NAME is a valid name and SHARDS, with the weight, is all of it; so a path holding
+    '=' (a Hive partition, `lang=en/`) stays a path, unless it also ends in `:NUMBER`."""
+    parsed = []
+    for item in items:
+        match = _SOURCE.fullmatch(item)
+        ok = match and EVAL_NAME.fullmatch(match["name"]) and (match["weight"] is not None or not weighted)
+        ok = ok and (weighted or not os.path.exists(item))  # `mdr eval --data lang=en/`: the directory it names
+        parsed.append(match if ok else None)
+    if not any(parsed):
+        return None
+    plain = [item for item, match in zip(items, parsed) if match is None]
+    if plain:
+        form = "NAME=SHARDS:WEIGHT" if weighted else "NAME=SHARDS"
+        raise UsageError(f"--data {plain[0]}: in a mixture give every source as {form} (one --data each)")
+    sources, weights = {}, {}
+    for match in parsed:
+        name = match["name"]
+        if name in sources:
+            raise UsageError(f"--data: source {name} is given twice: give each source once")
+        weight = float(match["weight"]) if match["weight"] is not None else 1.0
+        if not weight > 0.0:
+            raise UsageError(f"--data {match.string}: the weight must be above 0")
+        sources[name], weights[name] = [match["path"]], weight
+    return sources, weights
+
+
 def _resume_mode(value: str) -> str:
     if value != "auto":
         raise argparse.ArgumentTypeError(f"takes no value, or 'auto' (got {value!r})")
@@ -254,8 +295,10 @@ def cmd_train(args) -> int:
 
     options = {_option_name(f): getattr(args, _option_name(f)) for f in _TRAIN_OPTIONS}
     eval_sets = {name: [path] for name, path in named_paths(args.eval).items()}
-    config = TrainConfig(data=args.data, out=args.out, resume=args.resume, compile=args.compile,
-                         progress=not args.no_progress, eval_sets=eval_sets,
+    sources, weights = parse_sources(args.data) or ({}, {})
+    data = [path for paths in sources.values() for path in paths] if sources else args.data
+    config = TrainConfig(data=data, out=args.out, resume=args.resume, compile=args.compile,
+                         progress=not args.no_progress, eval_sets=eval_sets, sources=sources, weights=weights,
                          **{k: v for k, v in options.items() if v is not None})
     try:
         result = train(config)
@@ -268,6 +311,12 @@ def cmd_train(args) -> int:
               f"bpb {result['bpb']:.4f}, entropy {result['entropy']:.4f}, ece {result['ece']:.4f} -> {args.out}",
               file=sys.stderr)
     if config.progress:
+        for name, seen in result.get("mixture", {}).items():
+            held_out = result.get("sources", {}).get(name)
+            epochs = f"{seen['epochs']:.2f} epochs" if seen["epochs"] is not None else "no training tokens counted"
+            print(f"mdr: source {name}: {seen['tokens']:,} tokens trained on ({epochs})"
+                  + (f", held-out nll {held_out['nll']:.4f}, bpb {held_out['bpb']:.4f}" if held_out else ""),
+                  file=sys.stderr)
         for name, metrics in result["eval_sets"].items():
             print(f"mdr: step {result['step']}: eval set {name}: nll {metrics['nll']:.4f}, bpb {metrics['bpb']:.4f}",
                   file=sys.stderr)
@@ -302,13 +351,19 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    metrics = {k: v for k, v in result.items() if k != "tasks"}
+    metrics = {k: v for k, v in result.items() if k not in ("tasks", "sources")}
     if metrics:
-        print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in metrics.items()))
+        print(("overall  " if "sources" in result else "") + _metrics_line(metrics))
+    for name, values in result.get("sources", {}).items():
+        print(f"{name}  {_metrics_line(values)}")
     for path, scores in result.get("tasks", {}).items():
         print(safe(f"{path}: acc {scores['acc']:.4f}  acc_norm {scores['acc_norm']:.4f}  n {scores['n']:,}  "
                    f"chance {scores['chance']:.4f}"))
     return 0
+
+
+def _metrics_line(metrics: dict) -> str:
+    return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in metrics.items())
 
 
 def _trained_on_sources(run: str, sources: list[dict]) -> bool | None:
@@ -347,37 +402,81 @@ def _eval_split(args, val_fraction: float, files: list[str], sources: list[dict]
 
 
 def _held_out_metrics(args, model, config: dict) -> dict:
-    """`mdr eval --data`: the metrics of evaluate() on the split of SHARDS that --split names."""
+    """`mdr eval --data`: the metrics of evaluate() on the split of SHARDS that --split names; with NAME=SHARDS
+    sources, each source's (its own split, decided as for plain SHARDS) under "sources" and the overall metrics
+    (every evaluated token pooled) at the top."""
+    from mdr.train.evaluate import NoHeldOutData, evaluate, evaluate_sources, token_byte_lengths
+
+    sources = parse_sources(args.data, weighted=False)
+    token_bytes = token_byte_lengths(_run_tokenizer(args.run), model.config.vocab_size)
+    if sources is None:
+        loader, split, reason = _eval_loader(args, config, model.config.block_size, args.data)
+        try:
+            metrics = evaluate(model, loader, token_bytes, args.max_batches, args.device)
+        except NoHeldOutData:
+            raise _no_tokens(args.data, loader, split, reason) from None
+        if args.split == "auto":
+            print(f"mdr: evaluated {_split_words(split)} ({reason})", file=sys.stderr)
+        return metrics
+    loaders = {name: _eval_loader(args, config, model.config.block_size, paths, name)
+               for name, paths in sources[0].items()}
+    try:
+        overall, per_source = evaluate_sources(model, {name: loader for name, (loader, _, _) in loaders.items()},
+                                               token_bytes, args.max_batches, args.device)
+    except NoHeldOutData:
+        name, (loader, split, reason) = next(iter(loaders.items()))
+        raise _no_tokens([f"any source ({name}: {sources[0][name][0]})"], loader, split, reason) from None
+    for name, (loader, split, reason) in loaders.items():
+        if name not in per_source:
+            print(f"mdr: source {name}: no tokens to evaluate ({_split_words(split)}, {reason}): left out of the "
+                  "overall metrics", file=sys.stderr)
+        elif args.split == "auto":
+            print(f"mdr: source {name}: evaluated {_split_words(split)} ({reason})", file=sys.stderr)
+    return {**overall, "sources": per_source}
+
+
+def _run_tokenizer(run: str) -> str:
     from mdr.layout import TrainLayout
+
+    return str(TrainLayout(run).tokenizer)
+
+
+def _split_words(split: str) -> str:
+    return "the held-out split" if split == "val" else "every document"
+
+
+def _no_tokens(data: list[str], loader, split: str, reason: str) -> UsageError:
+    batch = f"{loader.batch_size}×{loader.seq_len} tokens"
+    if split == "val":
+        return UsageError(f"no held-out tokens in {' '.join(data)} ({reason}): its documents in the run's held-out "
+                          f"split make less than one batch of {batch}; --split all evaluates every document, the "
+                          "trained-on ones included")
+    return UsageError(f"no tokens in {' '.join(data)} ({reason}): less than one batch of {batch}")
+
+
+def _eval_loader(args, config: dict, seq_len: int, data: list[str], source: str | None = None):
+    """(loader, split, reason) for evaluating `data` (one source of a mixture, named `source`, or plain --data):
+    the split `--split` names of its documents, in one epoch of batches."""
     from mdr.train.data import TokenLoader, read_token_manifest, token_directory
-    from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
     from mdr.train.tokenizer import load_tokenizer, resolve_parquet_files
 
-    tokenizer = str(TrainLayout(args.run).tokenizer)
-    tokens = token_directory(args.data)  # `mdr tokenize`'s output, made with the run's tokenizer (else refused)
-    if tokens is not None:
-        files = [str(tokens)]
-        sources = [shard["source"] for shard in read_token_manifest(tokens, load_tokenizer(tokenizer))["shards"]]
-    else:
-        files, sources = resolve_parquet_files(args.data), None
-    split, reason = _eval_split(args, config["val_fraction"], files, sources)
-    loader_split, val_fraction = ("val", config["val_fraction"]) if split == "val" else ("train", 0.0)
-    loader = TokenLoader(files, tokenizer, model.config.block_size, args.batch_size or config["batch_size"],
-                         seed=config["seed"], split=loader_split, val_fraction=val_fraction, epochs=1)
+    tokenizer = _run_tokenizer(args.run)
     try:
-        metrics = evaluate(model, loader, token_byte_lengths(tokenizer, model.config.vocab_size), args.max_batches,
-                           args.device)
-    except NoHeldOutData:
-        batch = f"{loader.batch_size}×{loader.seq_len} tokens"
-        if split == "val":
-            raise UsageError(f"no held-out tokens in {' '.join(args.data)} ({reason}): its documents in the run's "
-                             f"held-out split make less than one batch of {batch}; --split all evaluates every "
-                             "document, the trained-on ones included") from None
-        raise UsageError(f"no tokens in {' '.join(args.data)} ({reason}): less than one batch of {batch}") from None
-    if args.split == "auto":
-        print(f"mdr: evaluated {'the held-out split' if split == 'val' else 'every document'} ({reason})",
-              file=sys.stderr)
-    return metrics
+        tokens = token_directory(data)  # `mdr tokenize`'s output, made with the run's tokenizer (else refused)
+        if tokens is not None:
+            files = [str(tokens)]
+            sources = [shard["source"] for shard in read_token_manifest(tokens, load_tokenizer(tokenizer))["shards"]]
+        else:
+            files, sources = resolve_parquet_files(data), None
+        split, reason = _eval_split(args, config["val_fraction"], files, sources)
+        loader_split, val_fraction = ("val", config["val_fraction"]) if split == "val" else ("train", 0.0)
+        loader = TokenLoader(files, tokenizer, seq_len, args.batch_size or config["batch_size"],
+                             seed=config["seed"], split=loader_split, val_fraction=val_fraction, epochs=1)
+    except UsageError as error:
+        if source is None:
+            raise
+        raise UsageError(f"source {source}: {error}") from None
+    return loader, split, reason
 
 
 @reported

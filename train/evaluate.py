@@ -56,13 +56,12 @@ def token_byte_lengths(tokenizer_path: str, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], token_bytes: torch.Tensor,
-             max_batches: int | None = None, device: str | torch.device = "cpu",
-             autocast_dtype: torch.dtype | None = None) -> dict:
-    """Metrics of `model` on (x, y) batches: nll, ppl, bpb, entropy, ece, gap (nats unless named) and tokens.
-
-    bpb is the summed NLL over ln 2 · the UTF-8 bytes of the target tokens (end-of-document tokens add NLL, no bytes).
-    """
+def evaluation_sums(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    token_bytes: torch.Tensor, max_batches: int | None = None, device: str | torch.device = "cpu",
+                    autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What evaluate() computes its metrics from: (totals, calibration bins), summed over the batches and, under
+    torch.distributed, over the ranks. Sums of several evaluations add up to those of the pooled batches, which is
+    how a mixture's overall metrics are made from its sources' (pooled_metrics)."""
     was_training = model.training
     model.eval()
     device = torch.device(device)
@@ -87,6 +86,11 @@ def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch
         dist.all_reduce(totals)
         dist.all_reduce(bins)
     model.train(was_training)
+    return totals, bins
+
+
+def metrics_from_sums(totals: torch.Tensor, bins: torch.Tensor) -> dict:
+    """evaluate()'s metrics from evaluation_sums' sums (NoHeldOutData when they hold no token)."""
     nll_sum, entropy_sum, tokens, n_bytes = totals.tolist()
     if not tokens:
         raise NoHeldOutData("no held-out tokens to evaluate on")
@@ -100,6 +104,34 @@ def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch
         "gap": objective.calibration_gap(nll, entropy),
         "tokens": int(tokens),
     }
+
+
+def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], token_bytes: torch.Tensor,
+             max_batches: int | None = None, device: str | torch.device = "cpu",
+             autocast_dtype: torch.dtype | None = None) -> dict:
+    """Metrics of `model` on (x, y) batches: nll, ppl, bpb, entropy, ece, gap (nats unless named) and tokens.
+
+    bpb is the summed NLL over ln 2 · the UTF-8 bytes of the target tokens (end-of-document tokens add NLL, no bytes).
+    """
+    return metrics_from_sums(*evaluation_sums(model, batches, token_bytes, max_batches, device, autocast_dtype))
+
+
+def evaluate_sources(model: torch.nn.Module, sources: dict[str, Iterable], token_bytes: torch.Tensor,
+                     max_batches: int | None = None, device: str | torch.device = "cpu",
+                     autocast_dtype: torch.dtype | None = None) -> tuple[dict, dict[str, dict]]:
+    """A mixture's evaluation: each source's metrics (name -> evaluate()'s, a source without tokens left out) and the
+    overall metrics, those of every evaluated token pooled (as evaluate() on all the sources' batches together
+    gives them: each source weighs by its evaluated tokens, not by its mixture weight). NoHeldOutData if no source
+    has a token."""
+    per_source, pooled = {}, None
+    for name, batches in sources.items():
+        totals, bins = evaluation_sums(model, batches, token_bytes, max_batches, device, autocast_dtype)
+        if totals[2].item():
+            per_source[name] = metrics_from_sums(totals, bins)
+            pooled = (totals, bins) if pooled is None else (pooled[0] + totals, pooled[1] + bins)
+    if pooled is None:
+        raise NoHeldOutData("no held-out tokens to evaluate on in any source")
+    return metrics_from_sums(*pooled), per_source
 
 
 def _local_identity(path: str) -> str | None:

@@ -5,7 +5,9 @@ RUN/metrics.jsonl holds one line per logged step, {"split": "train", step, loss,
 per evaluation, {"split": "val", step, trained_tokens, nll, ppl, bpb, entropy, ece, gap, tokens} for the held-out
 split and {"split": "eval", "set": NAME, step, trained_tokens, ...the same metrics} for each named eval set ("tokens"
 are the evaluated tokens, trained_tokens those trained on by then); RUN/tensorboard/ the same scalars as TensorBoard
-event files (an eval set's under eval/NAME/).
+event files (an eval set's under eval/NAME/). A weighted mixture's train records add {"sources": {NAME: {tokens,
+epochs}}} and its val records {"sources": {NAME: {...the metrics}}} beside the overall (pooled) ones (TensorBoard:
+train/NAME/..., val/NAME/...).
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ def _git_commit() -> dict | None:
 
 def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, tokenizer, files: list[str],
                    device: torch.device, world: int, resumed_at: int | None,
-                   eval_sets: dict[str, list[str]] | None = None, shards: list[dict] | None = None) -> None:
+                   eval_sets: dict[str, list[str]] | None = None, shards=None, sources: dict | None = None) -> None:
     """RUN/manifest.json: what reproduces the run (LLM360). A resume appends its step to `resumes`. Written
     atomically but not flushed to disk (mdr.atomic's bookkeeping files): every start and resume rewrites it.
     `eval_sets` (name -> Parquet files) are listed as this attempt evaluates them: they may change on resume.
-    `shards` (path, sha256, size of each) stand for `files` where those are known already: token files' sources."""
+    `shards`: a function giving the records (path, sha256, size) of the shards behind `files` (token files stand for
+    their sources), called on a fresh start only (a resume keeps the manifest's, not hashing them again); None: those
+    of `files`. `sources`: a mixture's sources (weight, data, one epoch's tokens), by name."""
     layout = TrainLayout(run)
     path = layout.manifest
     previous = json.loads(path.read_text()) if resumed_at is not None and path.is_file() else {}
@@ -84,8 +88,10 @@ def write_manifest(run: Path, config: TrainConfig, model_config: GPTConfig, toke
         "model": _scaling_counts(config, model_config, world),
         "git": _git_commit(),
         "tokenizer": {"path": str(layout.tokenizer), "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
-        "shards": previous.get("shards") or shards or [{"path": f, "sha256": file_sha256(f), "size": file_size(f)}
-                                                       for f in files],
+        "shards": previous.get("shards") or (shards() if shards is not None else
+                                             [{"path": f, "sha256": file_sha256(f), "size": file_size(f)}
+                                              for f in files]),
+        **({"sources": sources} if sources else {}),
         "eval_sets": {name: [{"path": f, "size": file_size(f)} for f in set_files]
                       for name, set_files in (eval_sets or {}).items()},
         "data_order_seed": config.seed,
@@ -163,6 +169,10 @@ class MetricsLog:
         for key, value in record.items():
             if key not in ("step", "split") and isinstance(value, (int, float)):
                 self.tensorboard.add_scalar(f"{group}/{key}", value, record["step"])
+        for name, values in record.get("sources", {}).items():  # a mixture's sources: train/NAME/..., val/NAME/...
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(f"{group}/{name}/{key}", value, record["step"])
 
     def close(self) -> None:
         if self.enabled:

@@ -6,7 +6,8 @@ One process, or one per GPU under `torchrun --nproc-per-node N` (DDP: gloo on CP
 knows. AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping and accumulation, bf16 autocast on
 GPU, optional torch.compile. The step is `train_step`; `train` around it loads data, evaluates, logs and saves.
 Every eval_interval steps it evaluates the held-out split and each named eval set (`eval_sets`, learning curves on
-data of one's choosing, as `mdr ablate` draws them), without changing the trajectory.
+data of one's choosing, as `mdr ablate` draws them), without changing the trajectory. The data is one source
+(`data`) or a weighted mixture (`sources`, `weights`: train/mixture.py), whose every source is also evaluated alone.
 
 RUN/ holds the checkpoint (train/checkpointing.py), the run's records (train/runlog.py: manifest, metrics.jsonl,
 TensorBoard) and its tokenizer; `mdr.layout.TrainLayout` names them all. A checkpoint holds the model, optimizer,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -42,7 +44,8 @@ from mdr.train.checkpointing import (CHECKPOINT_FORMAT, read_checkpoint, remove_
                                      same_file, save_checkpoint, set_aside_abandoned, set_rng_state)
 from mdr.train.data import TokenLoader, read_token_manifest, token_directory
 from mdr.train.distributed import gather, setup_distributed, unwrap
-from mdr.train.evaluate import NoHeldOutData, evaluate, token_byte_lengths
+from mdr.train.evaluate import NoHeldOutData, evaluate, evaluate_sources, token_byte_lengths
+from mdr.train.mixture import MixtureLoader, normalized, split_tokens
 from mdr.train.model import GPT, PRESETS, config_for
 from mdr.train.runlog import MetricsLog, Progress, write_manifest
 from mdr.train.tokenizer import (BYTE_ALPHABET_SIZE, EOS_TOKEN, load_tokenizer, open_text_parquet,
@@ -95,6 +98,10 @@ class TrainConfig:
     # named evaluation sets, name -> Parquet shards (as `data`): evaluated with the held-out split, whatever
     # val_fraction, for learning curves on data of one's choosing (`mdr ablate`)
     eval_sets: dict[str, list[str]] = field(default_factory=dict)
+    # a weighted mixture (`--data NAME=PATH:WEIGHT ...`, train/mixture.py): name -> shards (as `data`, one source's)
+    # and name -> weight (shares of their sum); `data` then lists every source's shards. Empty: `data` is one source
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # free-form notes stored in the manifest
 
     # Options that may change on resume without changing the trajectory's meaning (max_steps changes the schedule).
@@ -102,7 +109,7 @@ class TrainConfig:
     # (restoring train mode), and reads its own batches in this process.
     RESUMABLE_CHANGES = ("max_steps", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval",
                          "compile", "device", "progress", "resume", "keep_checkpoints", "extra", "tokenizer", "data",
-                         "out", "eval_sets")
+                         "out", "eval_sets", "sources")
 
     def validate(self) -> None:
         """Every option in its valid range, before anything runs (one-line UsageError). Comparisons are written so
@@ -147,6 +154,11 @@ class TrainConfig:
         for name, paths in self.eval_sets.items():
             if not isinstance(name, str) or not name or not paths:
                 raise UsageError(f"eval set {name!r}: give a name and at least one path")
+        if set(self.sources) != set(self.weights) or any(not paths for paths in self.sources.values()):
+            raise UsageError("a mixture names each source once, with its shards and a weight")
+        for name, weight in self.weights.items():
+            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0.0):
+                raise UsageError(f"source {name}: the weight must be a positive number, got {weight}")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -312,12 +324,48 @@ def _check_vocab_size(vocab_size: int | None, tokenizer_vocab_size: int) -> None
         raise UsageError(f"vocab_size {vocab_size} is smaller than the tokenizer's {tokenizer_vocab_size}")
 
 
-def _eval_set_files(name: str, paths: list[str]) -> list[str]:
-    """The Parquet files of eval set `name`, each checked as the data's are (a text column of strings), and holding
-    a document: before anything is written."""
+def _in_source(name: str | None, check, *args):
+    """check(*args), its UsageError led by the mixture source it is about (name None: plain --data)."""
     try:
-        files = resolve_parquet_files(paths)
-        documents = sum(open_text_parquet(path).metadata.num_rows for path in files)
+        return check(*args)
+    except UsageError as error:
+        if name is None:
+            raise
+        raise UsageError(f"source {name}: {error}") from None
+
+
+def _checked_parquet(paths: list[str]) -> list[str]:
+    """The Parquet files of `paths`, each with a text column of strings: before anything is written."""
+    files = resolve_parquet_files(paths)
+    for path in files:
+        open_text_parquet(path)
+    return files
+
+
+def _shard_records(source_files: dict, token_manifests: dict) -> list[dict]:
+    """The manifest's "shards" (path, sha256, size) of every source: token files stand for their source shards,
+    whose records their manifest holds already."""
+    from mdr.train.runlog import file_sha256, file_size
+
+    records = []
+    for name, files in source_files.items():
+        if name in token_manifests:
+            records += [shard["source"] for shard in token_manifests[name]["shards"]]
+        else:
+            records += [{"path": f, "sha256": file_sha256(f), "size": file_size(f)} for f in files]
+    return records
+
+
+def _eval_set_files(name: str, paths: list[str], tokenizer) -> list[str]:
+    """The Parquet files of eval set `name`, each checked as the data's are (a text column of strings), or its token
+    directory (made with `tokenizer`, the given one, where known), holding a document: before anything is written."""
+    try:
+        tokens = token_directory(paths)
+        if tokens is not None:
+            files, documents = [str(tokens)], read_token_manifest(tokens, tokenizer)["documents"]
+        else:
+            files = resolve_parquet_files(paths)
+            documents = sum(open_text_parquet(path).metadata.num_rows for path in files)
     except UsageError as error:
         raise UsageError(f"eval set {name}: {error}") from None
     if not documents:
@@ -374,10 +422,15 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     master = rank == 0
     progress = Progress(config.max_steps, config.progress and master)
     given = load_tokenizer(config.tokenizer) if config.tokenizer is not None else None
-    tokens = token_directory(config.data)  # `mdr tokenize`'s output: its token files, made with its tokenizer
-    if tokens is not None and given is None:
-        given = load_tokenizer(str(TokenLayout(tokens).tokenizer))
-    token_manifest = read_token_manifest(tokens, given) if tokens is not None else None  # another tokenizer: refused
+    mixture = bool(config.sources)
+    source_data = config.sources if mixture else {None: config.data}  # one unnamed source, or a mixture's
+    # `mdr tokenize`'s outputs: their token files, made with their tokenizer (every one the same)
+    token_dirs = {name: tokens for name, paths in source_data.items()
+                  if (tokens := _in_source(name, token_directory, paths)) is not None}
+    if token_dirs and given is None:
+        given = load_tokenizer(str(TokenLayout(next(iter(token_dirs.values()))).tokenizer))
+    token_manifests = {name: _in_source(name, read_token_manifest, tokens, given)  # another tokenizer: refused
+                       for name, tokens in token_dirs.items()}
     resuming = _run_directory(config, given)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 matmuls left outside autocast
@@ -387,13 +440,10 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     checkpoint = read_checkpoint(layout.checkpoint) if resuming else None
     if checkpoint is not None and given is not None and given.sha256 != checkpoint["tokenizer_sha256"]:
         raise UsageError(f"cannot resume with another tokenizer: {given.path} is not the run's")
-    if tokens is not None:
-        files = [str(tokens)]
-    else:
-        files = resolve_parquet_files(config.data)
-        for path in files:  # each a Parquet file with a text column of strings, before anything is written
-            open_text_parquet(path)
-    eval_files = {name: _eval_set_files(name, paths) for name, paths in config.eval_sets.items()}
+    source_files = {name: [str(token_dirs[name])] if name in token_dirs else _in_source(name, _checked_parquet, paths)
+                    for name, paths in source_data.items()}
+    files = [path for paths in source_files.values() for path in paths]
+    eval_files = {name: _eval_set_files(name, paths, given) for name, paths in config.eval_sets.items()}
     if not resuming:  # the vocabulary against the tokenizer's, before anything is written (resuming: checked then)
         planned = given.vocab_size if given is not None else (config.tokenizer_vocab_size
                                                               or TOKENIZER_VOCAB_SIZE[config.preset])
@@ -430,11 +480,17 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     model = GPT(model_config).to(device)
     optimizer = make_optimizer(model, config, device)
     scheduler = make_scheduler(optimizer, config)
-    loader = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
-                         num_workers=config.num_workers, seed=config.seed, split="train",
-                         val_fraction=config.val_fraction, pin_memory=device.type == "cuda")
+    if mixture:
+        loader = MixtureLoader(source_files, config.weights, str(run_tokenizer), seq_len, config.batch_size,
+                               rank=rank, world_size=world, num_workers=config.num_workers, seed=config.seed,
+                               split="train", val_fraction=config.val_fraction, pin_memory=device.type == "cuda")
+    else:
+        loader = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
+                             num_workers=config.num_workers, seed=config.seed, split="train",
+                             val_fraction=config.val_fraction, pin_memory=device.type == "cuda")
 
     step, resumed_step = 0, None
+    epoch_tokens: dict[str, int] = {}  # a mixture's sources: one epoch's tokens (rank 0, for the records)
     if checkpoint is not None:
         _check_resume(checkpoint["config"], config, world, len(checkpoint["ranks"]))
         model.load_state_dict(checkpoint["model"])
@@ -452,8 +508,17 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
         if resumed_step is not None:
             for moved in set_aside_abandoned(run, resumed_step):
                 progress.note(f"mdr: {moved.name} is past the resumed step {resumed_step}: moved to {moved.parent}")
+        sources = None
+        if mixture:  # each source's weight and one epoch's tokens, which turn the tokens drawn into epochs
+            for name, paths in source_files.items():
+                if name not in token_dirs:
+                    progress.note(f"mdr: counting source {name}'s training tokens (one tokenization pass; token "
+                                  "files of `mdr tokenize` count at once)")
+                epoch_tokens[name] = split_tokens(paths, tokenizer, "train", config.val_fraction)
+            sources = {name: {"weight": weight, "data": config.sources[name], "epoch_tokens": epoch_tokens[name]}
+                       for name, weight in normalized(config.weights).items()}
         write_manifest(run, config, model_config, tokenizer, files, device, world, resumed_step, eval_files,
-                       shards=[shard["source"] for shard in token_manifest["shards"]] if token_manifest else None)
+                       shards=functools.partial(_shard_records, source_files, token_manifests), sources=sources)
 
     train_model = torch.compile(model) if config.compile else model
     if world > 1:
@@ -466,17 +531,24 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
     last_sets: dict = {}
     eval_enabled = config.val_fraction > 0.0
 
-    val_batches: list = []  # the held-out batches are the same at every evaluation: read and tokenized once
+    # the held-out batches (of each source) are the same at every evaluation: read and tokenized once
+    val_batches: dict[str | None, list] = {}
+    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
 
     def held_out() -> dict:
         nonlocal eval_enabled
         if not val_batches:
-            val = TokenLoader(files, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
-                              seed=config.seed, split="val", val_fraction=config.val_fraction, epochs=1)
-            val_batches.extend(itertools.islice(val, config.eval_batches))
+            for name, paths in source_files.items():
+                val = TokenLoader(paths, str(run_tokenizer), seq_len, config.batch_size, rank=rank, world_size=world,
+                                  seed=config.seed, split="val", val_fraction=config.val_fraction, epochs=1)
+                val_batches[name] = list(itertools.islice(val, config.eval_batches))
         try:
-            return evaluate(model, val_batches, token_bytes, config.eval_batches, device,
-                            torch.bfloat16 if device.type == "cuda" else None)
+            if not mixture:
+                return evaluate(model, val_batches[None], token_bytes, config.eval_batches, device, autocast_dtype)
+            # each source's held-out split, and all of them pooled (evaluate_sources' "overall")
+            overall, per_source = evaluate_sources(model, val_batches, token_bytes, config.eval_batches, device,
+                                                   autocast_dtype)
+            return {**overall, "sources": per_source}
         except NoHeldOutData as error:  # the held-out split is empty: say so once and train on
             eval_enabled = False
             progress.note(f"mdr: no held-out evaluation ({error}): raise --val-fraction")
@@ -510,9 +582,12 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             mean_loss, mean_nll = (loss_sum / window_steps).tolist()  # the only host sync of the step
             elapsed = time.perf_counter() - window_start
             tokens_per_s = tokens_per_step * window_steps / elapsed
-            log.write({"split": "train", "step": step, "loss": mean_loss, "nll": mean_nll, "lr": lr,
-                       "tokens_per_s": tokens_per_s, "tokens": step * tokens_per_step, "epoch": loader.epoch,
-                       "flops": step * tokens_per_step * flops_per_token})
+            record = {"split": "train", "step": step, "loss": mean_loss, "nll": mean_nll, "lr": lr,
+                      "tokens_per_s": tokens_per_s, "tokens": step * tokens_per_step, "epoch": loader.epoch,
+                      "flops": step * tokens_per_step * flops_per_token}
+            if mixture and master:
+                record["sources"] = _source_progress(loader, epoch_tokens)
+            log.write(record)
             progress.show(step, mean_loss, mean_nll, tokens_per_s, elapsed / window_steps)
             loss_sum.zero_()
             window_steps, window_start = 0, time.perf_counter()
@@ -526,8 +601,7 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
                 if last_eval:
                     log.write({"split": "val", **reached, **last_eval})
             for name, set_batches in eval_sets.items():
-                last_sets[name] = evaluate(model, set_batches, token_bytes, None, device,
-                                           torch.bfloat16 if device.type == "cuda" else None)
+                last_sets[name] = evaluate(model, set_batches, token_bytes, None, device, autocast_dtype)
                 log.write({"split": "eval", "set": name, **reached, **last_sets[name]})
         if step % config.checkpoint_interval == 0 or step == config.max_steps or step == stop_at:
             checkpoint_now()
@@ -536,4 +610,16 @@ def _train(config: TrainConfig, stop_at: int | None, rank: int, world: int, devi
             break
     progress.close()
     log.close()
-    return {**last_eval, "step": step, "eval_sets": last_sets}
+    result = {**last_eval, "step": step, "eval_sets": last_sets}
+    if mixture and master:
+        result["mixture"] = _source_progress(loader, epoch_tokens)
+    return result
+
+
+def _source_progress(loader: MixtureLoader, epoch_tokens: dict[str, int]) -> dict[str, dict]:
+    """Per source of a mixture: the tokens trained on so far (all ranks) and the epochs of the source they make
+    (the stream taken, documents and end-of-document tokens, over one epoch's; None for a source without any)."""
+    trained, taken = loader.source_tokens(), loader.source_stream_tokens()
+    return {name: {"tokens": trained[name],
+                   "epochs": taken[name] / epoch_tokens[name] if epoch_tokens.get(name) else None}
+            for name in loader.names}
