@@ -11,7 +11,7 @@ from datatrove.pipeline.filters.gopher_quality_filter import STOP_WORDS, GopherQ
 from datatrove.utils.text import PUNCTUATION
 
 from mdr.filters.drop import Rule, compared, drop, first_failed
-from mdr.filters.words import split_into_words
+from mdr.filters.words import SPACY_MODULE, split_into_words
 from mdr.pipeline.recipe import OptionError, Options, check_order, option
 
 
@@ -53,7 +53,7 @@ class QualityStage(GopherQualityFilter):
     """Gopher's quality rules in datatrove's order; the first one failed is the drop reason."""
 
     name = "quality"
-    preload_modules = ("spacy",)  # the word tokenizer; imported in the forkserver, not in every task
+    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported in the forkserver, not in every task
 
     def __init__(self, config: QualityConfig = None, exclusion_writer=None):
         self.config = config = config or QualityConfig()

@@ -12,7 +12,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 
 from mdr.filters.drop import Rule, drop, first_failed
-from mdr.filters.words import split_into_words
+from mdr.filters.words import SPACY_MODULE, split_into_words
 from mdr.pipeline.recipe import Options, option
 
 
@@ -71,7 +71,7 @@ class RepetitionStage(GopherRepetitionFilter):
     """Gopher's repetition rules in Table A1 order; the first one exceeded is the drop reason."""
 
     name = "repetition"
-    preload_modules = ("spacy",)  # the word tokenizer; imported in the forkserver, not in every task
+    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported in the forkserver, not in every task
 
     def __init__(self, config: RepetitionConfig = None, exclusion_writer=None):
         self.config = config or RepetitionConfig()

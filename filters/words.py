@@ -15,6 +15,9 @@ from functools import lru_cache
 from datatrove.utils.text import split_into_words as datatrove_split_into_words
 from datatrove.utils.typeshelper import Languages
 
+# The module that imports spaCy without torch (its docstring says why); stages name it in `preload_modules`.
+SPACY_MODULE = "mdr.filters.spacy_without_torch"
+
 # Bounds the memory of spaCy's vocabulary and cache (~100 bytes a string): the tokenizer is remade past this.
 MAX_VOCAB_STRINGS = 500_000
 
@@ -24,7 +27,7 @@ _tokenizer = None
 def _english_tokenizer():
     global _tokenizer
     if _tokenizer is None or len(_tokenizer.vocab.strings) > MAX_VOCAB_STRINGS:
-        import spacy
+        from mdr.filters.spacy_without_torch import spacy
 
         _tokenizer = spacy.blank(Languages.english).tokenizer  # what datatrove's SpaCyTokenizer("en") builds
     return _tokenizer

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 from datatrove.utils.text import split_into_words as datatrove_split_into_words
 
@@ -28,3 +31,21 @@ def test_tokenizer_is_remade_when_its_vocabulary_is_full(monkeypatch):
 
 def test_other_languages_use_datatrove():
     assert words.split_into_words("Bonjour le monde.", "fr") == datatrove_split_into_words("Bonjour le monde.", "fr")
+
+
+def test_spacy_is_imported_without_torch_and_torch_still_imports():
+    # A fresh interpreter, as the forkserver that preloads SPACY_MODULE: spaCy's tokenizer works, torch was not
+    # imported along (thinc saw none), and a later `import torch` is not blocked.
+    pytest.importorskip("torch")
+    code = (
+        "import sys, importlib\n"
+        f"importlib.import_module({words.SPACY_MODULE!r})\n"
+        "from mdr.filters.words import split_into_words\n"
+        "assert split_into_words(\"Don't stop.\") == ['Do', \"n't\", 'stop', '.'], split_into_words(\"Don't stop.\")\n"
+        "assert 'torch' not in sys.modules\n"
+        "import thinc.compat\n"
+        "assert not thinc.compat.has_torch\n"
+        "import torch\n"
+        "assert torch.tensor([1]).item() == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
