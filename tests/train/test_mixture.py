@@ -7,6 +7,9 @@ overall. The two sources come from this repository: the curated sample run and d
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +227,37 @@ def test_mixture_mistakes_are_one_line_and_write_nothing(sources, tmp_path, caps
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and not run.exists()
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_draw_the_mixture_a_one_process_reference_draws(sources, tokenizer, tmp_path):
+    """torchrun 2 ranks (gloo) on a mixture against one process stepping on both ranks' mixture batches as two
+    micro-batches: the same losses, and each source's tokens counted over both ranks."""
+    from mdr.train.model import GPT, config_for
+    from mdr.train.trainer import make_optimizer, make_scheduler, train_step
+
+    run, steps = tmp_path / "ddp", 5
+    shape = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--seq-len", str(SEQ_LEN), "--batch-size", str(BATCH)]
+    command = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", "2", "-m", "mdr",
+               "train", "--data", f"web={sources['web'][0]}:0.7", "--data", f"notes={sources['notes'][0]}:0.3",
+               "--out", str(run), "--tokenizer", tokenizer, "--max-steps", str(steps), "--lr", "1e-3",
+               "--val-fraction", "0.2", "--eval-interval", "1000", "--log-interval", "1", "--no-progress", *shape]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    config = _mixture_config(sources, tokenizer, tmp_path / "unused", max_steps=steps, lr=1e-3, eval_interval=1000)
+    torch.manual_seed(config.seed)
+    model = GPT(config_for("tiny", load_tokenizer(tokenizer).vocab_size, SEQ_LEN, 1, 2, 32))
+    optimizer = make_optimizer(model, config, torch.device("cpu"))
+    scheduler = make_scheduler(optimizer, config)
+    ranks = [iter(MixtureLoader(sources, config.weights, tokenizer, SEQ_LEN, BATCH, rank=r, world_size=2,
+                                val_fraction=0.2)) for r in (0, 1)]
+    reference = [train_step(model, optimizer, scheduler, [next(r) for r in ranks], config, torch.device("cpu"))
+                 for _ in range(steps)]
+    logged = [r for r in map(json.loads, TrainLayout(run).metrics.read_text().splitlines()) if r["split"] == "train"]
+    for row, (loss, _) in zip(logged, reference, strict=True):
+        assert row["loss"] == pytest.approx(loss.item(), rel=1e-5)
+    rows = steps * BATCH  # per rank: 14 from web, 6 from notes
+    assert {n: s["tokens"] for n, s in logged[-1]["sources"].items()} == {"web": 14 * SEQ_LEN * 2,
+                                                                         "notes": 6 * SEQ_LEN * 2}
+    assert sum(s["tokens"] for s in logged[-1]["sources"].values()) == rows * SEQ_LEN * 2 == logged[-1]["tokens"]
