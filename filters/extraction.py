@@ -46,6 +46,15 @@ class ExtractionConfig(Options):
     include_comments: bool = False  # datatrove's Trafilatura hard-codes False: comments are not main content
     include_tables: bool = True  # trafilatura default
     fast: bool = False  # trafilatura default: fall back to readability/jusText when its own extraction is thin
+    # Precision mode only: trafilatura 1.x's last rescue, which 2.x skips there. trafilatura 1.11 (what
+    # datatrove[processing]==0.10.1 resolves) ran `baseline()` on the page whenever its cascade left fewer than
+    # MIN_EXTRACTED_SIZE (250) characters, in every mode (core.bare_extraction); 2.3's core.trafilatura_sequence
+    # runs that stage only `if ... options.focus != "precision"`, so a listing, collection or product page whose
+    # precise extraction is short comes back short or empty (None). True runs trafilatura's public `baseline()`
+    # then, and takes its text when longer (2.x's own rule for that stage, #896). benchmarks/extraction_f1.py:
+    # precision-mode F1 0.624 -> 0.653 on wcxb-dev (13 -> 4 pages empty, 1.11: 0.636, 4), aeb unchanged (0.965).
+    # Not with deduplicate (its None means a duplicate).
+    precision_rescue: bool = True
     # True makes output depend on document order and sharding (trafilatura #778, datatrove #295).
     deduplicate: bool = False
     # trafilatura's boilerplate XPaths evaluated in Python by mdr.filters.fast_xpath: the same nodes, so the same
@@ -147,10 +156,26 @@ def xml_safe_html(html: str) -> str:
     return html
 
 
-def trafilatura_extract(html: str, options: dict) -> str | None:
+def trafilatura_extract(html: str, options: dict, precision_rescue: bool = False) -> str | None:
     import trafilatura
 
-    return trafilatura.extract(xml_safe_html(html), **options)
+    html = xml_safe_html(html)
+    text = trafilatura.extract(html, **options)
+    # not with deduplicate: its None says "seen before", and a rescue would bring the duplicate back
+    thin = len(text or "") < _min_extracted_size() and not options.get("deduplicate")
+    if precision_rescue and options.get("favor_precision") and thin:
+        _, rescued, rescued_chars = trafilatura.baseline(html)  # see ExtractionConfig.precision_rescue
+        if rescued_chars > len(text or ""):
+            return rescued
+    return text
+
+
+@functools.cache
+def _min_extracted_size() -> int:
+    """trafilatura's threshold under which its extraction is thin (settings.cfg MIN_EXTRACTED_SIZE, 250 in 1.11-2.3)."""
+    from trafilatura.settings import DEFAULT_CONFIG
+
+    return DEFAULT_CONFIG.getint("DEFAULT", "MIN_EXTRACTED_SIZE")
 
 
 def _resolve(extract_fn: ExtractFn | str) -> ExtractFn:
@@ -282,7 +307,8 @@ class ExtractionStage(DecidingFilter):
 
         # before the warm-up and the fork, so that the child process inherits it
         patch.install() if self.config.compiled_xpath else patch.uninstall()
-        extract = functools.partial(trafilatura_extract, options=self.config.trafilatura_options())
+        extract = functools.partial(trafilatura_extract, options=self.config.trafilatura_options(),
+                                    precision_rescue=self.config.precision_rescue)
         extract("<html><body><p>warm-up</p></body></html>")  # import and warm up once, before forking
         return extract
 

@@ -1,4 +1,6 @@
+import dataclasses
 import gzip
+import json
 import os
 import pickle
 import random
@@ -9,8 +11,10 @@ import pytest
 from datatrove.data import Document
 
 from mdr.filters.extraction import ExtractionConfig, ExtractionStage, collapse_newlines, strip_urls, xml_safe_html
+from mdr.pipeline.recipe import load_recipe
 
-AEB_HTML = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "extraction" / "aeb" / "html"
+EXTRACTION_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "extraction"
+AEB_HTML = EXTRACTION_DATA / "aeb" / "html"
 
 ARTICLE_HTML = """<html><head><title>Tide pools</title></head><body>
 <nav><a href="/">Home</a> | <a href="/about">About us</a> | <a href="/shop">Shop</a></nav>
@@ -140,6 +144,55 @@ def test_trafilatura_keeps_the_article_and_drops_the_page_chrome():
     assert "hermit crabs shuffle between shells" in doc.text
     assert "Local guides run free walks" in doc.text
     assert "About us" not in doc.text and "All rights reserved" not in doc.text
+
+
+# Pages that trafilatura 2.3's precision mode extracts to nothing and 1.11's (datatrove's) does not: a shop's listing,
+# every item a link with its price, and an article whose text is only in its JSON-LD.
+LISTING_HTML = "<html><body><div class='products'>" + "".join(
+    f"<div class='item'><a href='/p{i}'>Walnut desk model {i} with two drawers and oiled finish</a> <span>{100 + i} EUR"
+    "</span></div>" for i in range(12)) + "</div></body></html>"
+ARTICLE_BODY = "Our walnut desk is made by hand in a small workshop from solid wood, oiled twice and delivered flat. " * 4
+JSON_LD_HTML = (f"<html><head><script type='application/ld+json'>{json.dumps({'@type': 'Article', 'articleBody': ARTICLE_BODY})}"
+                "</script></head><body><div class='nav'><a href='/'>Home</a></div></body></html>")
+
+
+def fineweb_extraction(**changes) -> ExtractionConfig:
+    """The extract stage's config of the built-in `fineweb` recipe (precision mode), with `changes`."""
+    config = next(stage.config for stage in load_recipe("fineweb").stages if stage.key == "extract")
+    return dataclasses.replace(config, **changes)
+
+
+@pytest.mark.parametrize("html", [LISTING_HTML, JSON_LD_HTML], ids=["listing", "json-ld"])
+def test_precision_mode_rescues_a_thin_page_as_trafilatura_1_did(html):
+    import trafilatura
+
+    # the cause: 2.3 skips its baseline stage in precision mode, and its cascade finds nothing on these pages
+    assert trafilatura.extract(html, favor_precision=True, include_comments=False) is None
+    stage = ExtractionStage(fineweb_extraction())
+    (doc,) = run_stage(stage, [html])
+    assert doc.text == trafilatura.baseline(html)[1]
+    assert "Walnut desk model 11" in doc.text or "made by hand" in doc.text
+    without = ExtractionStage(fineweb_extraction(precision_rescue=False))
+    assert run_stage(without, [html]) == []
+    assert counters(without) == {"total": 1, "dropped": 1, "dropped_empty": 1}
+
+
+def test_precision_rescue_changes_only_thin_extractions():
+    """On real pages: the text of precision mode where it has MIN_EXTRACTED_SIZE (250) characters, else no shorter."""
+    truth_files = sorted((EXTRACTION_DATA / "wcxb-dev" / "ground-truth").glob("*.json"))
+    listings = [path.stem for path in truth_files
+                if json.loads(path.read_text())["_internal"]["page_type"]["primary"] in ("listing", "collection")]
+    if not listings:
+        pytest.skip(f"real pages not found under {EXTRACTION_DATA} (shared data absent)")
+    # wcxb/2911 (listing) and wcxb/4158 (collection): thin in 2.3's precision mode, one of them rescued
+    pages = [EXTRACTION_DATA / "wcxb-dev" / "html" / f"{stem}.html.gz" for stem in ["2911", "4158"] + listings[:6]]
+    htmls = [gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace") for path in pages]
+    rescued = {doc.id: doc.text for doc in run_stage(ExtractionStage(fineweb_extraction()), htmls)}
+    plain = {doc.id: doc.text for doc in run_stage(ExtractionStage(fineweb_extraction(precision_rescue=False)), htmls)}
+    assert set(plain) <= set(rescued)
+    assert any(len(plain.get(page, "")) < 250 < len(rescued[page]) for page in rescued)
+    for page, text in plain.items():
+        assert rescued[page] == text if len(text) >= 250 else len(rescued[page]) >= len(text)
 
 
 # Every character lxml cannot hold, each written as libxml2 would resolve it into the tree: character references to
