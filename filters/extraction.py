@@ -40,8 +40,8 @@ class ExtractionConfig(Options):
     # decoding can grow them, and the largest benchmark page is 4.8 MiB.
     max_html_bytes: int = option(5 * 2**20, range="[1, inf)")
     # trafilatura options. favor_precision=True is datatrove/FineWeb's choice; benchmarks/extraction_f1.py gives
-    # bag-of-words F1 0.958 vs 0.964 on aeb (news) but 0.711 vs 0.624 on wcxb-dev (7 page types), so we keep
-    # trafilatura's balanced default.
+    # bag-of-words F1 0.958 vs 0.965 on aeb (news) but 0.711 vs 0.653 on wcxb-dev (7 page types, precision with
+    # precision_rescue), so we keep trafilatura's balanced default.
     favor_precision: bool = False
     include_comments: bool = False  # datatrove's Trafilatura hard-codes False: comments are not main content
     include_tables: bool = True  # trafilatura default
