@@ -1,15 +1,26 @@
 """English word split equal to datatrove's `split_into_words` (spaCy's blank English tokenizer), made cheaper.
 
 datatrove runs the whole blank pipeline (tokenizer and sentencizer) inside a spaCy memory zone, which throws away
-spaCy's tokenizer cache after every document. Here spaCy's tokenizer alone runs on the whole text, as in datatrove,
-so the words are the same by construction, but its cache of whitespace-separated chunks lives across documents
-(chunks repeat: Zipf). Outside a memory zone spaCy keeps every new string in its vocabulary, so the tokenizer is
-made anew once that holds `MAX_VOCAB_STRINGS`. (A cache of words per chunk outside spaCy is not equal: spaCy's
-special cases such as `''` can match across a single space, so a chunk's words depend on its neighbours.)
+spaCy's tokenizer cache after every document. Even outside one, spaCy's cache helps little: `Tokenizer.
+_tokenize_affixes` (spacy/tokenizer.pyx, 3.8) stops caching chunks for the rest of a document once one special case
+(`'s`, `n't`, `e.g.`, ...) has matched in it (`has_special`, spaCy issue #1250), i.e. after the first few words of
+most documents. Here the words of each whitespace-separated chunk are kept in a dictionary across documents (chunks
+repeat: 80-88% of the chunks of the dev pages and of the Common Crawl samples were seen before), and the text's words
+are its chunks' words in order. That equals spaCy's tokenization of the whole text except where a special case
+matches across a single space: spaCy's last step (`_apply_special_cases`) runs a PhraseMatcher of the special cases'
+token sequences over the whole document, so `''` can pair a chunk's last `'` with the next chunk's first `'`
+(`"(RDM)]].'' ''For"` gives `'' ' ' For`, the chunks alone `'' '' For`). Such a match needs two adjacent tokens
+across the space to be consecutive tokens of one special case (tokens as spaCy has them before that step, so the
+first ending the left chunk, the second starting the right one); `_ChunkWords` checks every chunk boundary against
+those pairs and tokenizes the stretch of text over such boundaries with spaCy as one (any whitespace other than one
+space puts a whitespace token between the chunks, which no special case contains, so it only makes the check safer). Unseen chunks are tokenized together, joined
+by newlines, for the same reason. The words are therefore spaCy's by construction; tests check them equal on real
+documents and on the cross-space case.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from datatrove.utils.text import split_into_words as datatrove_split_into_words
@@ -20,17 +31,100 @@ SPACY_MODULE = "mdr.filters.spacy_without_torch"
 
 # Bounds the memory of spaCy's vocabulary and cache (~100 bytes a string): the tokenizer is remade past this.
 MAX_VOCAB_STRINGS = 500_000
+# Bounds the chunk dictionary (~200 bytes an entry): it is emptied past this.
+MAX_CHUNKS = 1_000_000
 
 _tokenizer = None
+_chunk_words = None
+_CHUNK = re.compile(r"\S+")  # re's \s is str.isspace's whitespace, as str.split's
 
 
 def _english_tokenizer():
-    global _tokenizer
+    global _tokenizer, _chunk_words
     if _tokenizer is None or len(_tokenizer.vocab.strings) > MAX_VOCAB_STRINGS:
         from mdr.filters.spacy_without_torch import spacy
 
         _tokenizer = spacy.blank(Languages.english).tokenizer  # what datatrove's SpaCyTokenizer("en") builds
+        # Each new string becomes a lexeme whose ~20 attributes (shape, like_num, ...) Python functions compute: half
+        # of the tokenizer's time on unseen chunks. No tokenizer decision reads them (affix regexes, token/URL
+        # matches, special cases matched on ORTH), and these words are token texts only.
+        _tokenizer.vocab.lex_attr_getters = {}
+        _chunk_words = _ChunkWords(_tokenizer, _special_case_pairs(spacy))
     return _tokenizer
+
+
+def _special_case_pairs(spacy) -> frozenset[tuple[str, str]]:
+    """(a, b) for every two consecutive tokens a, b of a special case's token sequence as spaCy's PhraseMatcher of
+    special cases holds it (`Tokenizer.add_special_case`: the case's string tokenized by the affix rules alone). Every
+    special case is included (spaCy leaves out those without affixes, a superset is safe)."""
+    tokenizer = spacy.blank(Languages.english).tokenizer
+    cases = list(tokenizer.rules)
+    tokenizer.rules = {}  # affix rules only, as `_tokenize_affixes(string, False)`
+    pairs = set()
+    for case in cases:
+        tokens = [token.text for token in tokenizer(case)]
+        pairs.update(zip(tokens, tokens[1:]))
+    return frozenset(pairs)
+
+
+class _ChunkWords:
+    """Words of a text from a dictionary of whitespace-separated chunks (see the module's docstring)."""
+
+    def __init__(self, tokenizer, pairs: frozenset[tuple[str, str]]):
+        self.tokenizer = tokenizer
+        self.pairs_by_chars: dict[tuple[str, str], list[tuple[str, str]]] = {}  # by (a's last, b's first character)
+        for a, b in pairs:
+            self.pairs_by_chars.setdefault((a[-1], b[0]), []).append((a, b))
+        self.words: dict[str, list[str]] = {}  # chunk -> its tokens (a chunk has no whitespace: all are words)
+
+    def __call__(self, text: str) -> list[str]:
+        """The text's words: its chunks' words, and where a special case could match across chunk boundaries, the
+        words of that stretch of text (the chunks it joins, with the whitespace between them) tokenized as one."""
+        chunks = text.split()  # str.split and spaCy split on the same characters (str.isspace)
+        words = self.words
+        unseen = [chunk for chunk in dict.fromkeys(chunks) if chunk not in words]
+        if unseen:
+            if len(words) + len(unseen) > MAX_CHUNKS:
+                words.clear()
+                unseen = list(dict.fromkeys(chunks))
+            self._tokenize(unseen)
+        by_chars, joined = self.pairs_by_chars, set()
+        for index, (left, right) in enumerate(zip(chunks, chunks[1:])):
+            candidates = by_chars.get((left[-1], right[0]))
+            # a match across the boundary pairs a token ending `left` with one starting `right`
+            if candidates and any(left.endswith(a) and right.startswith(b) for a, b in candidates):
+                joined.add(index)
+        if not joined:
+            result = []
+            for chunk in chunks:
+                result += words[chunk]
+            return result
+        spans = [match.span() for match in _CHUNK.finditer(text)]  # the same chunks, with their places
+        result, index = [], 0
+        while index < len(chunks):
+            end = index
+            while end in joined:
+                end += 1
+            if end == index:
+                result += words[chunks[index]]
+            else:
+                stretch = text[spans[index][0] : spans[end][1]]
+                result += [word for word in (token.text.strip() for token in self.tokenizer(stretch)) if word]
+            index = end + 1
+        return result
+
+    def _tokenize(self, chunks: list[str]) -> None:
+        """Each chunk's tokens, from one spaCy call over the chunks joined by newlines: the newline tokens between
+        them keep special cases from matching across, so each chunk's tokens are those it has alone."""
+        words, current, index = self.words, [], 0
+        for token in self.tokenizer("\n".join(chunks)):
+            text = token.text
+            if text == "\n":
+                words[chunks[index]] = current
+                current, index = [], index + 1
+            else:
+                current.append(text)
+        words[chunks[index]] = current
 
 
 @lru_cache(5)  # the repetition and quality stages ask for the same document's words in turn
@@ -38,5 +132,5 @@ def split_into_words(text: str, language: str = Languages.english) -> list[str]:
     """The words datatrove's `split_into_words(text, language)` gives; faster for English."""
     if language != Languages.english:
         return datatrove_split_into_words(text, language)
-    tokenizer = _english_tokenizer()
-    return [word for word in (token.text.strip() for token in tokenizer(text)) if word]
+    _english_tokenizer()
+    return _chunk_words(text)

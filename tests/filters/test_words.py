@@ -49,3 +49,30 @@ def test_spacy_is_imported_without_torch_and_torch_still_imports():
         "assert torch.tensor([1]).item() == 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("text", [
+    "(RDM)]].'' ''For the",  # '' across the space: the stretch is tokenized as one
+    "a ( -_- ) b",  # an emoticon over three chunks
+    "Prof. Olga x : P and :P :\nP",
+    "it's e.g. 10a.m . and ' em ' s",
+])
+def test_special_cases_across_chunks_equal_spacy(text):
+    assert words.split_into_words(text) == datatrove_split_into_words(text)
+
+
+def test_chunk_words_need_the_boundary_check(monkeypatch):
+    # Without the pairs of special-case tokens, chunk by chunk gives other words: the check is what makes it equal.
+    text = "(RDM)]].'' ''For the"
+    words._english_tokenizer()
+    monkeypatch.setattr(words._chunk_words, "pairs_by_chars", {})
+    assert words._chunk_words(text) != datatrove_split_into_words(text)
+
+
+def test_chunk_dictionary_is_emptied_past_its_bound(monkeypatch):
+    texts = corpus_texts(CORPORA[-1], 20)  # the bundled samples: always there
+    words._english_tokenizer()
+    monkeypatch.setattr(words, "MAX_CHUNKS", 50)
+    for text in texts:
+        assert words._chunk_words(text) == datatrove_split_into_words(text)
+        assert len(words._chunk_words.words) <= max(50, len(set(text.split())))
