@@ -49,20 +49,22 @@ def _english_tokenizer():
         # of the tokenizer's time on unseen chunks. No tokenizer decision reads them (affix regexes, token/URL
         # matches, special cases matched on ORTH), and these words are token texts only.
         _tokenizer.vocab.lex_attr_getters = {}
-        _chunk_words = _ChunkWords(_tokenizer, _special_case_pairs(spacy))
+        _chunk_words = _ChunkWords(_tokenizer, _special_case_pairs(_tokenizer))
     return _tokenizer
 
 
-def _special_case_pairs(spacy) -> frozenset[tuple[str, str]]:
+def _special_case_pairs(tokenizer) -> frozenset[tuple[str, str]]:
     """(a, b) for every two consecutive tokens a, b of a special case's token sequence as spaCy's PhraseMatcher of
     special cases holds it (`Tokenizer.add_special_case`: the case's string tokenized by the affix rules alone). Every
     special case is included (spaCy leaves out those without affixes, a superset is safe)."""
-    tokenizer = spacy.blank(Languages.english).tokenizer
-    cases = list(tokenizer.rules)
-    tokenizer.rules = {}  # affix rules only, as `_tokenize_affixes(string, False)`
+    from spacy.tokenizer import Tokenizer
+
+    affixes_only = Tokenizer(tokenizer.vocab, rules={}, prefix_search=tokenizer.prefix_search,
+                             suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
+                             token_match=tokenizer.token_match, url_match=tokenizer.url_match)
     pairs = set()
-    for case in cases:
-        tokens = [token.text for token in tokenizer(case)]
+    for case in tokenizer.rules:
+        tokens = [token.text for token in affixes_only(case)]
         pairs.update(zip(tokens, tokens[1:]))
     return frozenset(pairs)
 
