@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -263,13 +264,14 @@ class MinhashBuckets(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         groups = band_groups(self.config.num_bands, world_size)
-        pairs = []
+        found = np.zeros((0, 2), dtype=np.int64)
         if rank < len(groups):
             start, end = groups[rank]
             bands = end - start
-            with self.track_time():
-                names = [_signature_name(rank, task) for task in range(self.signature_tasks)]
-                counts = [self.work.size(name) // (8 * bands) for name in names]
+            names = [_signature_name(rank, task) for task in range(self.signature_tasks)]
+            counts = [self.work.size(name) // (8 * bands) for name in names]
+
+            def band_pairs():
                 for band in range(bands):  # one band in memory at a time: 8 B per document
                     keys = np.empty(sum(counts), dtype=np.uint64)
                     position = 0
@@ -278,9 +280,11 @@ class MinhashBuckets(PipelineStep):
                             file.seek(band * count * 8)
                             keys[position : position + count] = np.frombuffer(file.read(count * 8), dtype=np.uint64)
                         position += count
-                    pairs.append(bucket_pairs(keys))
                     self.stat_update("bands")
-        found = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), dtype=np.int64)
+                    yield bucket_pairs(keys)
+
+            with self.track_time():
+                found = unique_pairs(band_pairs())
         self.stat_update("pairs", value=len(found))
         found_bytes = found.astype(np.int64).tobytes()
         write_to_folder(self.work, f"pairs/g{rank:05d}.pairs", lambda file: file.write(found_bytes))
@@ -300,6 +304,24 @@ def bucket_pairs(keys: np.ndarray) -> np.ndarray:
     bucket_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
     members = ~starts
     return np.stack([bucket_first[members], order[members]], axis=1).astype(np.int64)
+
+
+def unique_pairs(chunks: Iterable[np.ndarray], merge_rows: int = 1 << 20) -> np.ndarray:
+    """The distinct rows, sorted, of (n, 2) int64 pair arrays, deduplicated as they come. An exact copy links the same
+    two documents in every band, so holding every band's (or every buckets task's) pairs until one final np.unique
+    held up to `num_bands` copies of each pair: 450 with the RW preset (benchmarks/RESULTS.md, "Dedup at dump
+    scale": 1.16 GiB → 111 MiB for a 450-band task over 10^6 documents). Pending chunks are merged once they hold as
+    many rows as the distinct pairs so far (and at least `merge_rows`): memory stays within about twice the distinct
+    pairs plus `merge_rows` and a chunk, and a merge sorts at most twice the rows it took in."""
+    found = np.zeros((0, 2), dtype=np.int64)
+    pending, pending_rows = [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        pending_rows += len(chunk)
+        if pending_rows >= max(len(found), merge_rows):
+            found = np.unique(np.concatenate([found, *pending]), axis=0)
+            pending, pending_rows = [], 0
+    return np.unique(np.concatenate([found, *pending]), axis=0) if pending else found
 
 
 def connected_components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -340,11 +362,13 @@ class MinhashClusters(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time():
             files = sorted(n for n in self.work.list_files(subdirectory="pairs") if n.endswith(".pairs"))
-            arrays = []
-            for name in files:
-                with self.work.open(name, "rb") as file:
-                    arrays.append(np.frombuffer(file.read(), dtype=np.int64).reshape(-1, 2))
-            pairs = np.concatenate(arrays) if arrays else np.zeros((0, 2), dtype=np.int64)
+
+            def file_pairs():
+                for name in files:
+                    with self.work.open(name, "rb") as file:
+                        yield np.frombuffer(file.read(), dtype=np.int64).reshape(-1, 2)
+
+            pairs = unique_pairs(file_pairs())  # each buckets task's file repeats the pairs of exact copies
             nodes, labels = connected_components(pairs) if len(pairs) else (np.zeros(0, np.int64),) * 2
             docs = self._node_documents(nodes)
             removals, histogram = self._removals(nodes, labels, docs)

@@ -20,6 +20,7 @@ from mdr.dedup.minhash import (
     connected_components,
     detection_probability,
     shingle_hash,
+    unique_pairs,
 )
 from mdr.pipeline.executors import ExecutorOptions, RayOptions, SlurmOptions, run_phases
 from mdr.dedup.shards import DocumentOrder
@@ -125,6 +126,17 @@ def _components(pairs: set) -> set:
     for x in parent:
         groups.setdefault(root(x), set()).add(x)
     return {frozenset(g) for g in groups.values()}
+
+
+def test_unique_pairs_equal_one_final_unique_whatever_the_merges():
+    rng = np.random.default_rng(0)
+    # 25 chunks drawn from few pairs: most rows repeat, as an exact copy's pair does in every band
+    chunks = [rng.integers(0, 30, (int(rng.integers(0, 40)), 2)) for _ in range(25)]
+    expected = np.unique(np.concatenate(chunks), axis=0)
+    for merge_rows in (1, 7, 1 << 20):  # merged after every chunk, every few, only at the end
+        assert np.array_equal(unique_pairs(iter(chunks), merge_rows=merge_rows), expected)
+    assert unique_pairs(iter([])).shape == (0, 2)
+    assert unique_pairs(iter([np.zeros((0, 2), dtype=np.int64)])).shape == (0, 2)
 
 
 def test_connected_components_are_transitive():
