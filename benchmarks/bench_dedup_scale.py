@@ -618,12 +618,12 @@ def main():
               f"tasks' files; {args.duplicates:.0%} of the documents planted as removable members of clusters of "
               "2–10, half exact copies, half near copies at Jaccard 0.85; per task: the largest over the phase's "
               "tasks; check: the removal lists and cluster-size histogram equal the planted ones):", ""]
-    rows = [("N", "preset", "buckets tasks", "bucket task wall / CPU s (max)", "bucket task peak (max)",
+    rows = [("N", "planted", "preset", "buckets tasks", "bucket task wall / CPU s (max)", "bucket task peak (max)",
              "raw / distinct pairs of a task (max)", "pairs to clusters (distinct)", "clusters wall / CPU s",
              "clusters peak", "check")]
     for r in runs:
         worst = max(r["buckets"], key=lambda b: b["peak_bytes"])
-        rows.append((f"{r['n']:,}", r["preset"], str(r["tasks"]),
+        rows.append((f"{r['n']:,}", f"{r['duplicates']:.0%}", r["preset"], str(r["tasks"]),
                      f"{max(b['wall_s'] for b in r['buckets']):.2f} / {max(b['cpu_s'] for b in r['buckets']):.2f}",
                      fmt_bytes(worst["peak_bytes"]), f"{max(b['pairs_in'] for b in r['buckets']):,} / "
                      f"{max(b['pairs_out'] for b in r['buckets']):,}", f"{r['total_pairs']:,} ({r['distinct_pairs']:,})", f"{r['clusters']['wall_s']:.2f} / {r['clusters']['cpu_s']:.2f}",
