@@ -8,7 +8,8 @@ The steps, in order, each written under DIR (`AblationLayout`):
    decontamination against heldout-first and every --eval set (`heldout.decontaminate`): arms/<arm>/train.parquet
    and eval/<set>.parquet;
 2. one tokenizer, fitted once on a pooled sample with an equal number of documents from every arm, so that no arm
-   gets a vocabulary of its own (tokenizer.json);
+   gets a vocabulary of its own (tokenizer.json); each arm's training documents tokenized once with it
+   (arms/<arm>/tokens/, `mdr tokenize`'s token files), which every seed's run trains from;
 3. per arm and seed, a training run of `tokens // (batch_size × seq_len)` steps (every arm sees the same number of
    tokens; an arm with fewer repeats its documents, and its epochs are reported), then bits per byte on every
    evaluation set: runs/<arm>/seed<k>/result.json, written last and atomically, so that a run with one is skipped
@@ -298,12 +299,15 @@ def ablate(config: AblateConfig) -> dict:
         tasks[CONTINUATION] = read_task(layout.continuation_task)  # the questions scored are the file's
     tokenizer = _fit_tokenizer(config, layout, clean.training)
     _check_tasks_fit(tokenizer, tasks, work.seq_len)
-    arm_tokens = {arm: _tokens(tokenizer, [t for _, t in docs]) for arm, docs in clean.training.items()}
     tokens_per_run = work.max_steps * config.batch_size * work.seq_len
     for name, texts in eval_texts.items():  # each set must fill one evaluation batch, checked before any training
         if _tokens(tokenizer, texts) < config.batch_size * work.seq_len + 1:
             raise UsageError(f"eval set {name} ({len(texts)} documents) holds fewer tokens than one batch of "
                              f"{config.batch_size} × {work.seq_len}: give more documents or a smaller --batch-size")
+    # each arm tokenized once, for all its seeds; the manifest counts the tokens the loader makes of the arm (each
+    # document's and its end-of-document token), the epochs' denominator
+    arm_tokens = {arm: runner.tokenize_once([layout.arm_data(arm)], layout.tokenizer, layout.arm_tokens(arm),
+                                            config.progress)["tokens"] for arm in clean.training}
 
     pending = {run: train_configs[run] for run in runs if not layout.result(*run).is_file()}
     _train_runs(config, layout, pending, list(eval_texts), arm_tokens, len(runs), tasks)
@@ -357,7 +361,7 @@ def _train_config(config: AblateConfig, work: Plan, layout: AblationLayout, arm:
     extra = {"run": str(Path(config.run).resolve()), "arms": list(work.arms),
              "heldout_fraction": config.heldout_fraction,
              "evals": {name: str(Path(path).resolve()) for name, path in config.evals.items()}}
-    return TrainConfig(data=[str(layout.arm_data(arm))], extra=extra, out=str(layout.run(arm, seed)),
+    return TrainConfig(data=[str(layout.arm_tokens(arm))], extra=extra, out=str(layout.run(arm, seed)),
                        tokenizer=str(layout.tokenizer), preset=config.preset, seq_len=work.seq_len,
                        batch_size=config.batch_size, max_steps=work.max_steps, seed=seed, val_fraction=0.0,
                        eval_sets={name: [str(layout.eval_set(name))] for name in eval_sets}, eval_interval=interval,
@@ -418,7 +422,7 @@ def _fit_tokenizer(config: AblateConfig, layout: AblationLayout, training: dict[
 
 def _tokens(tokenizer, texts: list[str]) -> int:
     """The tokens the loader makes of `texts` (it encodes with encode_batch too): each document's tokens and its
-    end-of-document token."""
+    end-of-document token, as a token directory's manifest counts them."""
     return sum(len(ids) + 1 for ids in tokenizer.encode_batch(texts))
 
 

@@ -1,6 +1,7 @@
 """What the sweeps built on training runs share (`mdr ablate`, `mdr scale`): their runs trained one after another or
 several CPU runs side by side, a finished run known by its result.json and checked against the settings asked for,
-texts written as Parquet shards, and a whole evaluation set evaluated at the end of a run.
+texts written as Parquet shards, each training corpus tokenized once into token files that all its runs read, and a
+whole evaluation set evaluated at the end of a run.
 
 Nothing here imports torch (only train/ may, tests/test_packaging.py): the train modules it calls are imported inside
 the functions that need them, so the verbs register without torch.
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from mdr.atomic import atomic_file
 from mdr.errors import UsageError
+from mdr.layout import TokenLayout
 
 
 def check_parallel(parallel: int, device: str) -> None:
@@ -88,6 +90,36 @@ def write_texts(path: Path, texts: list[str], ids: list[str] | None = None) -> N
     columns = {"id": ids or [str(i) for i in range(len(texts))], "text": texts}
     with atomic_file(path) as handle:
         pq.write_table(pa.table(columns), handle)
+
+
+def tokenize_once(shards: list[Path], tokenizer_path: Path, out: Path, progress: bool) -> dict:
+    """Token directory `out` of `shards` made with the tokenizer at `tokenizer_path` (train/tokenize.py, `mdr
+    tokenize`, on the local executor in this process), which every run of the sweep then trains from: the corpus is
+    tokenized once, not again inside each run's loader (the batches are the same, bit for bit: train/data.py).
+    Returns its manifest. When `out` holds those shards' tokens made with that tokenizer already (a rerun of the
+    sweep), nothing is written; an interrupted tokenization resumes where it stopped (tokenize skips the shards it
+    finished). Token files of another tokenizer (the sweep refitted its tokenizer since), or that do not check out,
+    are the sweep's own derived files: removed and made again."""
+    import shutil
+
+    from mdr.train.data import read_token_manifest
+    from mdr.train.runlog import file_sha256, file_size
+    from mdr.train.tokenize import tokenize
+    from mdr.train.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tokenizer_path))
+    if TokenLayout(out).manifest.is_file():
+        try:
+            manifest = read_token_manifest(out, tokenizer)
+        except UsageError:  # another tokenizer, or token files missing or cut short
+            shutil.rmtree(out)
+        else:
+            sources = [{"path": os.path.abspath(path), "sha256": file_sha256(str(path)), "size": file_size(str(path))}
+                       for path in shards]
+            if [shard["source"] for shard in manifest["shards"]] == sources:
+                return manifest
+    # one task per shard, as many at a time as there are cores (tokenize's default)
+    return tokenize([str(path) for path in shards], str(tokenizer_path), str(out), progress=progress)
 
 
 def write_eval_set(path: Path, name: str, texts: list[str]) -> None:

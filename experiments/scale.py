@@ -6,7 +6,9 @@ what they predict (issue 13).
 
 1. The documents of SHARDS are split once, by a hash of their text (train/data.py's in_val_split, so identical
    texts fall on one side), into DIR/data/train.parquet and DIR/data/heldout.parquet: one held-out set for every
-   run. One tokenizer is fitted on the training documents (DIR/tokenizer.json) and every run uses it.
+   run. One tokenizer is fitted on the training documents (DIR/tokenizer.json) and every run uses it; the training
+   documents are tokenized once with it (DIR/data/train-tokens/, `mdr tokenize`'s token files), and every run
+   trains from those token files instead of tokenizing the documents again in its loader, every epoch.
 2. The grid: every size (`LxD` = L layers of width D, heads D / --head-size, or `LxDxH`) with every --tokens count
    (steps = tokens / (batch × context), rounded up); or IsoFLOP, every size at every --flops budget C with the steps
    whose compute is nearest C (Hoffmann et al. 2022, §3.2). A run's compute is its trained tokens × its FLOPs per
@@ -270,7 +272,7 @@ def _train_config(config: ScaleConfig, layout: ScaleLayout, run: PlannedRun, spl
     options = {"lr": config.lr} if config.lr is not None else {}
     interval = max(1, run.steps // CHECKPOINTS_PER_RUN)
     # val_fraction 0 and no eval sets: the held-out set is DIR/data/heldout.parquet, evaluated whole at the end
-    return TrainConfig(data=[str(layout.train_data)], out=str(layout.run(run.name)), tokenizer=str(layout.tokenizer),
+    return TrainConfig(data=[str(layout.train_tokens)], out=str(layout.run(run.name)), tokenizer=str(layout.tokenizer),
                        preset=config.preset, n_layer=run.shape.n_layer, n_head=run.shape.n_head,
                        n_embd=run.shape.n_embd, seq_len=config.seq_len, batch_size=config.batch_size,
                        max_steps=run.steps, seed=config.seed, val_fraction=0.0, eval_interval=run.steps,
@@ -338,7 +340,6 @@ def _fits(config: ScaleConfig, rows: list[dict]) -> tuple[dict, list[dict]]:
 def scale(config: ScaleConfig) -> dict:
     """Runs the sweep (module docstring); returns what scaling.json holds."""
     from mdr.train.model import padded_vocab_size
-    from mdr.train.tokenizer import iter_texts
     from mdr.train.trainer import TOKENIZER_VOCAB_SIZE
 
     files = check_config(config)
@@ -354,8 +355,10 @@ def scale(config: ScaleConfig) -> dict:
                      for run in runs}
     runner.check_earlier_results({run.name: layout.result(run.name) for run in runs}, train_configs, _identity,
                                  layout.root, lambda name: name)
-    train_tokens = sum(len(ids) + 1 for batch in iter_texts([str(layout.train_data)])
-                       for ids in tokenizer.encode_batch(batch))
+    # tokenized once for every run; the manifest counts the tokens the loader makes of the documents (each
+    # document's and its end-of-document token), the epochs' denominator
+    train_tokens = runner.tokenize_once([layout.train_data], layout.tokenizer, layout.train_tokens,
+                                        config.progress)["tokens"]
     pending = {run.name: (layout, train_configs[run.name], run, train_tokens, config.device)
                for run in runs if not layout.result(run.name).is_file()}
     runner.note(f"mdr: scale: {len(runs)} runs ({len(runs) - len(pending)} finished before), {len(skipped)} left "

@@ -254,6 +254,8 @@ class AblationLayout:
     """The paths of an ablation directory (`mdr ablate --out DIR`):
 
         DIR/arms/<arm>/train.parquet    the arm's training documents (held-out and decontaminated ids removed)
+        DIR/arms/<arm>/tokens/          those documents tokenized once with DIR/tokenizer.json (a TokenLayout):
+                                        what every run of the arm trains on
         DIR/eval/<set>.parquet          each evaluation set: heldout-first, heldout-last and the --eval sets
         DIR/eval/continuation.jsonl     with --continuation Q: the Q multiple-choice questions built from heldout-last
         DIR/tokenizer-sample.parquet    the pooled sample of every arm's training documents the tokenizer fits
@@ -272,6 +274,10 @@ class AblationLayout:
 
     def arm_data(self, arm: str) -> Path:
         return self.root / "arms" / arm / "train.parquet"
+
+    def arm_tokens(self, arm: str) -> Path:
+        """The arm's token directory (`mdr tokenize`'s output, a TokenLayout)."""
+        return self.root / "arms" / arm / "tokens"
 
     def eval_set(self, name: str) -> Path:
         return self.root / "eval" / f"{name}.parquet"
@@ -316,6 +322,8 @@ class ScaleLayout:
 
         DIR/data/train.parquet          the documents every run trains on
         DIR/data/heldout.parquet        the documents every run is evaluated on (held out by a hash of the text)
+        DIR/data/train-tokens/          train.parquet tokenized once with DIR/tokenizer.json (a TokenLayout): what
+                                        every run trains on
         DIR/tokenizer.json              the one tokenizer every run uses, fitted on data/train.parquet
         DIR/tokenizer.settings.json     what it was fitted with (vocabulary size, the split's hash): kept on a rerun
         DIR/runs/<name>/                each run of the grid (a TrainLayout), and its result.json once evaluated
@@ -335,6 +343,11 @@ class ScaleLayout:
     @property
     def heldout_data(self) -> Path:
         return self.root / "data" / "heldout.parquet"
+
+    @property
+    def train_tokens(self) -> Path:
+        """The training documents' token directory (`mdr tokenize`'s output, a TokenLayout)."""
+        return self.root / "data" / "train-tokens"
 
     @property
     def tokenizer(self) -> Path:

@@ -120,7 +120,7 @@ def spelled_paths(source: str) -> list[int]:
 
 def test_the_layout_names_every_folder_and_file_of_out():
     assert FOLDERS == {"data", "filtered", "deduped", "excluded", "logs", "work", "stats", "completions", "progress",
-                       "taps", "checkpoints", "abandoned", "tensorboard", "arms", "eval", "runs", "run"}
+                       "taps", "checkpoints", "abandoned", "tensorboard", "arms", "eval", "runs", "run", "tokens"}
     assert FILES == {"run.json", ".lock", "stats.json", "cluster_sizes.json", "ckpt.pt", "metrics.jsonl",
                      "manifest.json", "tokenizer.json", "tokenizer.settings.json", "train.parquet",
                      "tokenizer-sample.parquet", "result.json", "ablation.json", "ablation.html",

@@ -1,6 +1,6 @@
 """`mdr ablate --run OUT` end to end on data_samples/ with a micro budget: every arm trains on the same number of
-tokens with the same tokenizer, a planted near-duplicate of an evaluation document leaves every arm, and a second
-invocation trains nothing new."""
+tokens with the same tokenizer, from the arm's documents tokenized once, a planted near-duplicate of an evaluation
+document leaves every arm, and a second invocation trains and tokenizes nothing new."""
 
 import json
 import os
@@ -15,7 +15,7 @@ from mdr.experiments.ablate import format_table
 from mdr.experiments.heldout import is_heldout
 from mdr.experiments.statistics import NOT_FINITE
 from mdr.pipeline.runner import FILTER_PHASE
-from mdr.layout import AblationLayout, RunLayout, TrainLayout, tap_folders, task_stats_name
+from mdr.layout import AblationLayout, RunLayout, TokenLayout, TrainLayout, tap_folders, task_stats_name
 from tests.pipeline.commands import mdr, mdr_here, run_args
 
 torch = pytest.importorskip("torch")
@@ -119,6 +119,32 @@ def test_every_run_uses_the_one_tokenizer(ablation):
     assert hashes == {load_tokenizer(str(AblationLayout(out).tokenizer)).sha256} == {summary["tokenizer"]["sha256"]}
 
 
+def test_each_arm_is_tokenized_once_and_every_run_trains_from_its_token_files(ablation):
+    import numpy as np
+
+    from mdr.train.runlog import file_sha256
+    from mdr.train.tokenizer import load_tokenizer
+
+    out, summary = ablation
+    layout = AblationLayout(out)
+    tokenizer = load_tokenizer(str(layout.tokenizer))
+    for arm in ARMS:
+        tokens = TokenLayout(layout.arm_tokens(arm))
+        manifest = json.loads(tokens.manifest.read_text())
+        assert manifest["tokenizer"]["sha256"] == tokenizer.sha256
+        sources = [shard["source"] for shard in manifest["shards"]]
+        assert sources == [{"path": str(layout.arm_data(arm)), "sha256": file_sha256(str(layout.arm_data(arm))),
+                            "size": layout.arm_data(arm).stat().st_size}]
+        # the token file holds the arm's documents, each encoded and followed by the end-of-document token
+        [shard] = manifest["shards"]
+        expected = [i for ids in tokenizer.encode_batch(texts(layout.arm_data(arm))) for i in [*ids, tokenizer.eos_id]]
+        assert np.fromfile(tokens.tokens(shard["name"]), dtype=manifest["dtype"]).tolist() == expected
+        assert summary["arms"][arm]["training_tokens"] == manifest["tokens"] == len(expected)
+        for seed in range(SEEDS):  # every seed's run reads the arm's one token directory
+            run = json.loads(TrainLayout(layout.run(arm, seed)).manifest.read_text())
+            assert run["config"]["data"] == [str(tokens.root)] and run["shards"] == sources
+
+
 def test_a_planted_near_duplicate_leaves_every_arm_and_is_counted(ablation, planted):
     out, summary = ablation
     text = json.loads(Path(planted).read_text())["text"]
@@ -138,17 +164,21 @@ def test_results_cover_every_arm_and_eval_set(ablation):
     assert all(row["difference"]["verdict"] for row in summary["results"] if row["arm"] != ARMS[0])
 
 
-def test_a_second_invocation_trains_nothing_new(ablation, run, extras):
+def test_a_second_invocation_trains_and_tokenizes_nothing_new(ablation, run, extras):
     out, _ = ablation
     layout = AblationLayout(out)
-    before = {path: path.stat().st_mtime_ns for path in [*(layout.root / "runs").rglob("*"), layout.continuation_task]
-              if path.is_file()}
+
+    def written() -> dict:  # the runs and the token files, each file's modification time and inode
+        paths = [*(layout.root / "runs").rglob("*"), layout.continuation_task,
+                 *(path for arm in ARMS for path in layout.arm_tokens(arm).rglob("*"))]
+        return {path: (path.stat().st_mtime_ns, path.stat().st_ino) for path in paths if path.is_file()}
+
+    before = written()
+    assert any(path.suffix == ".bin" for path in before)
     result = mdr_here("ablate", "--run", str(run), "--out", str(out), "--arms", ",".join(ARMS),
                       *extras, *BUDGET)
     assert result.returncode == 0, result.stderr
-    after = {path: path.stat().st_mtime_ns for path in [*(layout.root / "runs").rglob("*"), layout.continuation_task]
-             if path.is_file()}
-    assert after == before
+    assert written() == before
 
 
 def test_other_settings_in_the_same_dir_are_refused(ablation, run, extras):

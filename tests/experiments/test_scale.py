@@ -1,7 +1,8 @@
 """`mdr scale` end to end on data_samples/ with a micro grid (issue 13): an IsoFLOP sweep of 3 sizes at 3 budgets,
-each run's compute on its budget and its schedule as long as its own steps, one tokenizer and one held-out set for
-all, the fits and the page written; a second invocation trains nothing new; a grid of sizes × tokens; and the
-mistakes refused in one line before anything is written."""
+each run's compute on its budget and its schedule as long as its own steps, one tokenizer, one held-out set and one
+tokenization of the training documents for all, the fits and the page written; a second invocation trains and
+tokenizes nothing new, and an interrupted tokenization resumes; a grid of sizes × tokens; and the mistakes refused in
+one line before anything is written."""
 
 import json
 import math
@@ -12,7 +13,7 @@ import pytest
 
 from mdr.experiments.scale import BUDGET_SLACK, parse_counts, parse_sizes
 from mdr.experiments.scaling_fit import BUDGET_TOLERANCE
-from mdr.layout import ScaleLayout, TrainLayout
+from mdr.layout import ScaleLayout, TokenLayout, TrainLayout
 from mdr.train.data import in_val_split
 from tests.pipeline.commands import mdr
 from tests.train.shards import samples_run
@@ -62,6 +63,16 @@ def test_isoflop_runs_meet_their_budgets_with_their_own_schedules(isoflop):
         # one tokenizer for all
         assert manifest["tokenizer"]["sha256"] == scaling["tokenizer"]["sha256"]
         assert math.isfinite(run["loss"]) and run["loss"] > 0
+    # the training documents tokenized once, with that tokenizer, and every run trained from those token files
+    tokens = TokenLayout(layout.train_tokens)
+    token_manifest = json.loads(tokens.manifest.read_text())
+    assert token_manifest["tokenizer"]["sha256"] == scaling["tokenizer"]["sha256"]
+    assert token_manifest["tokens"] == scaling["split"]["train_tokens"]
+    sources = [shard["source"] for shard in token_manifest["shards"]]
+    assert [source["path"] for source in sources] == [str(layout.train_data)]
+    for run in runs:
+        manifest = json.loads(TrainLayout(layout.run(run["name"])).manifest.read_text())
+        assert manifest["config"]["data"] == [str(tokens.root)] and manifest["shards"] == sources
     # one held-out set, by text hash, disjoint from the training documents
     heldout = pq.read_table(layout.heldout_data)["text"].to_pylist()
     train_texts = pq.read_table(layout.train_data)["text"].to_pylist()
@@ -83,28 +94,43 @@ def test_isoflop_runs_meet_their_budgets_with_their_own_schedules(isoflop):
     assert "approach 2" in result.stdout and "approach 3" in result.stdout
 
 
+def token_files(layout: ScaleLayout) -> dict[Path, tuple[int, int]]:
+    """Every file of the sweep's token directory, with its modification time and inode."""
+    return {path: (path.stat().st_mtime_ns, path.stat().st_ino) for path in layout.train_tokens.rglob("*")
+            if path.is_file()}
+
+
 def test_a_second_invocation_trains_nothing_and_a_lost_result_is_remade(isoflop):
     out, _ = isoflop
     layout = ScaleLayout(out)
     before = json.loads((out / "scaling.json").read_text())
     checkpoints = {run["name"]: TrainLayout(layout.run(run["name"])).checkpoint.stat().st_mtime_ns
                    for run in before["runs"]}
+    tokenized = token_files(layout)
     again = mdr("scale", "--data", str(samples_run()), "--out", str(out), "--sizes", SIZES, "--flops", FLOPS,
                 "--budget", "1e10", *MICRO[:-1])
     assert again.returncode == 0, again.stderr
     assert f"({len(before['runs'])} finished before)" in again.stderr and "done" not in again.stderr
+    assert "tokenizing" not in again.stderr and token_files(layout) == tokenized  # tokenized once, not again
     def results(scaling: dict) -> dict:  # all but the configuration, which holds --parallel and --no-progress
         return {key: value for key, value in scaling.items() if key != "configuration"}
 
     # the same runs and fits: the bootstrap is seeded
     assert results(json.loads((out / "scaling.json").read_text())) == results(before)
-    # a run whose result.json is lost is evaluated again from its final checkpoint, not retrained
+    # a run whose result.json is lost is evaluated again from its final checkpoint, not retrained; a tokenization
+    # killed after its shard's files and entry, before the manifest, resumes: the shard is not tokenized again
     lost = before["runs"][0]["name"]
     layout.result(lost).unlink()
+    manifest = TokenLayout(layout.train_tokens).manifest
+    manifest.unlink()
     third = mdr("scale", "--data", str(samples_run()), "--out", str(out), "--sizes", SIZES, "--flops", FLOPS,
                 "--budget", "1e10", *MICRO[:-1])
     assert third.returncode == 0, third.stderr
     assert f"({len(before['runs']) - 1} finished before)" in third.stderr
+    assert "tokenizing 0 of 1 shard(s)" in third.stderr and manifest.is_file()
+    shards = TokenLayout(layout.train_tokens).shards
+    assert {path: stat for path, stat in token_files(layout).items() if shards in path.parents} == {
+        path: stat for path, stat in tokenized.items() if shards in path.parents}
     assert results(json.loads((out / "scaling.json").read_text())) == results(before)
     assert {name: TrainLayout(layout.run(name)).checkpoint.stat().st_mtime_ns for name in checkpoints} == checkpoints
 
