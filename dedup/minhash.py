@@ -237,10 +237,16 @@ class MinhashSignatures(PipelineStep):
                 flush()
         if batch:
             flush()
-        keys = np.concatenate(chunks) if chunks else np.zeros((0, self.config.num_bands), dtype=np.uint64)
         for group, (start, end) in enumerate(band_groups(self.config.num_bands, self.groups)):
-            band_keys = np.ascontiguousarray(keys[:, start:end].T).tobytes()
-            write_to_folder(self.work, _signature_name(group, rank), lambda file: file.write(band_keys))
+            def write_bands(file, start=start, end=end):
+                # band-major straight from the batches, one band at a time: concatenating the batches, then
+                # transposing the group and taking its bytes held the task's keys four times over (16 KiB per
+                # document of a task with 450 bands, benchmarks/RESULTS.md "Dedup at dump scale")
+                if chunks:  # else an empty file: the task read no document
+                    for band in range(start, end):
+                        file.write(np.concatenate([chunk[:, band] for chunk in chunks]).tobytes())
+
+            write_to_folder(self.work, _signature_name(group, rank), write_bands)
         docs = pa.table({"order_key": pa.array(order_keys, pa.uint64()), "id": pa.array(ids, pa.string()),
                          "text_hash": pa.array(hashes, pa.uint64())})
         write_table(self.work, _docs_name(rank), docs)

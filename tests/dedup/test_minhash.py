@@ -16,6 +16,8 @@ from mdr.dedup.minhash import (
     MinhashConfig,
     MinhashSignature,
     MinhashStage,
+    _signature_name,
+    band_groups,
     bucket_pairs,
     connected_components,
     detection_probability,
@@ -24,7 +26,7 @@ from mdr.dedup.minhash import (
 )
 from mdr.pipeline.executors import ExecutorOptions, RayOptions, SlurmOptions, run_phases
 from mdr.dedup.shards import DocumentOrder
-from tests.dedup.phases import INPUT_FILES, context, dedup, document, kept_and_excluded, write_shards
+from tests.dedup.phases import INPUT_FILES, context, dedup, document, kept_and_excluded, run_in_process, write_shards
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 MCCORMICK = SHARED / "dedup" / "mccormick"
@@ -126,6 +128,18 @@ def _components(pairs: set) -> set:
     for x in parent:
         groups.setdefault(root(x), set()).add(x)
     return {frozenset(g) for g in groups.values()}
+
+
+def test_signature_files_hold_each_groups_band_keys_band_major(tmp_path):
+    rng = random.Random(3)
+    texts = [random_text(rng) for _ in range(150)] + ["", random_text(rng)]  # 3 batches of 64; one without words
+    write_shards(tmp_path / "in", [document(i, text) for i, text in enumerate(texts)], 1)
+    config = MinhashConfig(num_bands=20, rows_per_band=5, bucket_tasks=3)
+    run_in_process(MinhashStage.build_phases(config, context(tmp_path, 1))[:1])  # the signatures phase
+    keys = MinhashSignature(config).document_keys(texts)
+    work = Path(context(tmp_path, 1).work_dir(MinhashStage.key))
+    for group, (start, end) in enumerate(band_groups(20, 3)):
+        assert (work / _signature_name(group, 0)).read_bytes() == keys[:, start:end].T.tobytes()
 
 
 def test_unique_pairs_equal_one_final_unique_whatever_the_merges():
