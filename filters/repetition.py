@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 
@@ -38,13 +39,40 @@ class NGrams:
     with every n-gram a slice of the words joined once, instead of a join per position and per n."""
 
     def __init__(self, words: list[str]):
+        self.words = words
         self.n_words = len(words)
         self.joined = "".join(words)  # datatrove's duplicated n-grams are joined without a separator
         self.spaced = " ".join(words)  # its top n-grams with one space
         self.starts = list(itertools.accumulate((len(word) for word in words), initial=0))
+        self._ids: np.ndarray | None = None  # each word's number, in order of first occurrence
+        self._vocabulary = 0
 
     def top_duplicate_chars(self, n: int) -> int | None:
-        """Characters of the most frequent n-gram times its count (the first counted wins a tie); None: no n-gram."""
+        """Characters of the most frequent n-gram times its count (the first counted wins a tie); None: no n-gram.
+
+        Counted as numbers: words without a space make equal space-joined n-grams exactly the equal word sequences,
+        and an n-gram of word numbers below V is one integer below V**n. The most frequent one found first is the
+        one of smallest first position among the most frequent, as Counter.most_common(1) returns it."""
+        end = self.n_words - n + 1
+        if end <= 0:
+            return None
+        if self._ids is None:
+            numbers: dict[str, int] = {}
+            self._ids = np.fromiter((numbers.setdefault(word, len(numbers)) for word in self.words), np.int64,
+                                    count=self.n_words)
+            self._vocabulary = len(numbers)
+        if self._vocabulary**n >= 1 << 63 or " " in self.joined:  # the integers would not fit, or not be exact
+            return self._top_duplicate_chars_as_strings(n)
+        keys = self._ids[:end].copy()
+        for k in range(1, n):
+            keys *= self._vocabulary
+            keys += self._ids[k : k + end]
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        top = counts.max()
+        index = int(first[counts == top].min())
+        return (self.starts[index + n] - self.starts[index] + n - 1) * int(top)
+
+    def _top_duplicate_chars_as_strings(self, n: int) -> int | None:
         spaced, starts = self.spaced, self.starts
         n_grams = [spaced[starts[i] + i : starts[i + n] + i + n - 1] for i in range(self.n_words - n + 1)]
         if not n_grams:

@@ -119,3 +119,15 @@ def test_pickles_and_works_after_unpickling():
     stage = RepetitionStage()
     run(stage, "a used stage")
     assert run(reloaded(stage), "a\n\na\n\na\n\nb")[0] == "dup_para_frac"
+
+
+@pytest.mark.parametrize("words", [
+    ["a b", "c", "a", "b c", "a b", "c"],  # words with a space: equal strings of unequal word sequences
+    [f"w{i}" for i in range(60_000)] + ["w1", "w2", "w3", "w1", "w2", "w3"],  # V**4 past 2**63: strings
+    ["x", "yy", "x", "yy", "zzz", "zzz", "zzz"],  # a tie between n-grams of different lengths: the first one wins
+])
+def test_top_n_grams_counted_as_numbers_equal_datatrove(words):
+    n_grams = NGrams(words)
+    for n in (2, 3, 4):
+        grams = get_n_grams(words, n)
+        assert n_grams.top_duplicate_chars(n) == (find_top_duplicate(grams) if grams else None)
