@@ -176,12 +176,13 @@ def run_mdr(recipe: str, args, out: Path, env: dict) -> dict:
 
 def run_datatrove(args, out: Path, env: dict) -> dict:
     cmd = [str(args.datatrove_python), str(DATATROVE_SCRIPT), "run", "--input", *map(str, args.inputs),
-           "--output", str(out), "--workers", str(args.workers), "--tasks", str(args.tasks)]
+           "--output", str(out), "--logs", str(RunLayout(out).logs_dir), "--workers", str(args.workers),
+           "--tasks", str(args.tasks)]
     seconds, peak = measure(cmd + (["--no-dedup"] if args.no_dedup else []), env, out.with_suffix(".log"),
                             args.timeout)
     stages, kept = [], 0
     for phase in ("filtering", "minhash-signatures", "minhash-buckets", "minhash-clusters", "minhash-filter"):
-        stats_file = out / "logs" / phase / "stats.json"  # datatrove_fineweb.py's logging_dir per phase
+        stats_file = RunLayout(out).logs(phase) / MERGED_STATS_FILE  # datatrove's stats.json, per phase
         for step in json.loads(stats_file.read_text()) if stats_file.exists() else []:
             stats = step["stats"]
             docs_out = _count(stats.get("forwarded", stats.get("documents", stats.get("total", 0))))

@@ -3,12 +3,12 @@
 docstring for the venv). It imports datatrove and the standard library only, never mdr.
 
     DTPY benchmarks/datatrove_fineweb.py prepare --lid-model lid.176.ftz
-    DTPY benchmarks/datatrove_fineweb.py run --input WARC [WARC ...] --output OUT [--tasks T] [--workers W] [--no-dedup]
+    DTPY benchmarks/datatrove_fineweb.py run --input WARC [WARC ...] --output OUT --logs LOGS [--tasks T] [--workers W] [--no-dedup]
 
 `prepare` (outside the timed runs) unpacks URLFilter's bundled blocklists into datatrove's asset cache
 (HF_ASSETS_CACHE) and puts the given fastText model where datatrove's FT176LID would have downloaded lid.176.bin, so
 that LanguageFilter runs unchanged and offline. `run` is the example's filtering phase, then its MinHash stages 1-4
-with stage 4's PIIFormatter; each phase's datatrove logs (stats.json) go to OUT/logs/<phase>/.
+with stage 4's PIIFormatter; each phase's datatrove logs (stats.json) go to LOGS/<phase>/.
 """
 
 from __future__ import annotations
@@ -95,14 +95,14 @@ def minhash(out: Path, tasks: int) -> list[tuple[str, list, int]]:
     ]
 
 
-def run(inputs: list[Path], out: Path, tasks: int, workers: int, dedup: bool) -> None:
+def run(inputs: list[Path], out: Path, logs: Path, tasks: int, workers: int, dedup: bool) -> None:
     from datatrove.executor import LocalPipelineExecutor
 
     LocalPipelineExecutor(pipeline=filtering(inputs, out), tasks=tasks, workers=workers,
-                          logging_dir=str(out / "logs" / "filtering")).run()
+                          logging_dir=str(logs / "filtering")).run()
     for name, pipeline, phase_tasks in minhash(out, tasks) if dedup else []:
         LocalPipelineExecutor(pipeline=pipeline, tasks=phase_tasks, workers=workers,
-                              logging_dir=str(out / "logs" / name)).run()
+                              logging_dir=str(logs / name)).run()
 
 
 def prepare(lid_model: Path) -> None:
@@ -126,6 +126,9 @@ def main() -> None:
     run_parser = commands.add_parser("run")
     run_parser.add_argument("--input", type=Path, nargs="+", required=True)
     run_parser.add_argument("--output", type=Path, required=True)
+    run_parser.add_argument("--logs", type=Path, required=True,
+                            help="the folder of the phases' logging dirs (bench_curation.py passes mdr's RunLayout "
+                                 "one, so that both sides' stats are read from the same places)")
     run_parser.add_argument("--tasks", type=int, default=1)
     run_parser.add_argument("--workers", type=int, default=1)
     run_parser.add_argument("--no-dedup", action="store_true")
@@ -133,8 +136,8 @@ def main() -> None:
     if args.command == "prepare":
         prepare(args.lid_model)
     else:
-        run([path.resolve() for path in args.input], args.output.resolve(), args.tasks, args.workers,
-            dedup=not args.no_dedup)
+        run([path.resolve() for path in args.input], args.output.resolve(), args.logs.resolve(), args.tasks,
+            args.workers, dedup=not args.no_dedup)
 
 
 if __name__ == "__main__":
