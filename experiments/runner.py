@@ -97,29 +97,25 @@ def tokenize_once(shards: list[Path], tokenizer_path: Path, out: Path, progress:
     tokenize`, on the local executor in this process), which every run of the sweep then trains from: the corpus is
     tokenized once, not again inside each run's loader (the batches are the same, bit for bit: train/data.py).
     Returns its manifest. When `out` holds those shards' tokens made with that tokenizer already (a rerun of the
-    sweep), nothing is written; an interrupted tokenization resumes where it stopped (tokenize skips the shards it
-    finished). Token files of another tokenizer (the sweep refitted its tokenizer since), or that do not check out,
-    are the sweep's own derived files: removed and made again."""
+    sweep), nothing is written (tokenize's own rerun of a finished directory); an interrupted tokenization resumes
+    where it stopped (tokenize skips the shards it finished). Token files of another tokenizer (the sweep refitted its
+    tokenizer since), or that do not check out, are the sweep's own derived files: removed and made again."""
     import shutil
 
     from mdr.train.data import read_token_manifest
-    from mdr.train.runlog import file_sha256, file_size
     from mdr.train.tokenize import tokenize
     from mdr.train.tokenizer import load_tokenizer
 
-    tokenizer = load_tokenizer(str(tokenizer_path))
-    if TokenLayout(out).manifest.is_file():
+    made = TokenLayout(out).manifest.is_file()
+    if made:
         try:
-            manifest = read_token_manifest(out, tokenizer)
+            read_token_manifest(out, load_tokenizer(str(tokenizer_path)))
         except UsageError:  # another tokenizer, or token files missing or cut short
             shutil.rmtree(out)
-        else:
-            sources = [{"path": os.path.abspath(path), "sha256": file_sha256(str(path)), "size": file_size(str(path))}
-                       for path in shards]
-            if [shard["source"] for shard in manifest["shards"]] == sources:
-                return manifest
-    # one task per shard, as many at a time as there are cores (tokenize's default)
-    return tokenize([str(path) for path in shards], str(tokenizer_path), str(out), progress=progress)
+            made = False
+    # one task per shard, as many at a time as there are cores (tokenize's default); a directory that checks out is
+    # only confirmed, without a word
+    return tokenize([str(path) for path in shards], str(tokenizer_path), str(out), progress=progress and not made)
 
 
 def write_eval_set(path: Path, name: str, texts: list[str]) -> None:

@@ -116,6 +116,17 @@ class TokenizeShards(PipelineStep):
         yield
 
 
+def _finished_manifest(layout: TokenLayout, names: list[str]) -> dict | None:
+    """TOK/tokens.json when it lists exactly the entries of shards `names` as they stand (every one done, with the
+    tokenizer checked by the caller), else None."""
+    try:
+        manifest = json.loads(layout.manifest.read_text())
+        return manifest if manifest["shards"] == [json.loads(layout.entry(name).read_text()) for name in names] \
+            else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def tokenize(data, tokenizer_path: str, out: str, workers: int = -1, text_column: str = "text",
              progress: bool = True, executor=None) -> dict:
     """Tokenizes the shards `data` names (anything resolve_parquet_files takes) into token directory `out`, one task
@@ -143,6 +154,17 @@ def tokenize(data, tokenizer_path: str, out: str, workers: int = -1, text_column
                              f"{tokenizer.path}'s {tokenizer.sha256[:12]}): choose another --out")
     elif os.path.isdir(out) and any(os.scandir(out)) and not layout.shards.is_dir():
         raise UsageError(f"{out} exists and is not a token directory: choose another --out")
+    names = [TokenLayout.shard_name(index) for index in range(len(files))]
+    sources = [{"path": os.path.abspath(path) if "://" not in path else path, "sha256": file_sha256(path),
+                "size": file_size(path)} for path in files]
+    todo = [i for i, name in enumerate(names)
+            if not _entry_matches(layout.entry(name), sources[i], tokenizer.sha256, text_column)]
+    if progress:
+        print(f"mdr: tokenizing {len(todo)} of {len(files)} shard(s), executor {options.kind} "
+              f"({len(files) - len(todo)} done before) -> {out}", file=sys.stderr)
+    finished = _finished_manifest(layout, names) if not todo else None
+    if finished is not None:  # a rerun of a finished directory writes nothing (mdr ablate/scale rerun it)
+        return finished
     layout.shards.mkdir(parents=True, exist_ok=True)
     for path in layout.shards.iterdir():  # a killed run's half-written files (mdr/atomic.py's temporaries)
         if is_temporary(path.name):
@@ -150,16 +172,7 @@ def tokenize(data, tokenizer_path: str, out: str, workers: int = -1, text_column
     with open(tokenizer.path, "rb") as handle:
         write_atomically(layout.tokenizer, handle.read())
     dtype = token_dtype(tokenizer.vocab_size)
-
-    names = [TokenLayout.shard_name(index) for index in range(len(files))]
-    sources = [{"path": os.path.abspath(path) if "://" not in path else path, "sha256": file_sha256(path),
-                "size": file_size(path)} for path in files]
-    todo = [i for i, name in enumerate(names)
-            if not _entry_matches(layout.entry(name), sources[i], tokenizer.sha256, text_column)]
     started = time.perf_counter()
-    if progress:
-        print(f"mdr: tokenizing {len(todo)} of {len(files)} shard(s), executor {options.kind} "
-              f"({len(files) - len(todo)} done before) -> {out}", file=sys.stderr)
     shutil.rmtree(layout.logs, ignore_errors=True)  # this attempt's tasks are the shards left: see TokenLayout.logs
     if todo:
         step = TokenizeShards([(sources[i], names[i]) for i in todo], tokenizer.path, str(out), text_column)
