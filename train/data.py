@@ -94,6 +94,22 @@ def hashes_in_val_split(hashes: np.ndarray, val_fraction: float) -> np.ndarray:
     return hashes < np.uint64(threshold)
 
 
+def in_split(text: str | None, split: str, val_fraction: float) -> bool:
+    """Whether a document belongs to `split` ("train" or "val"): with val_fraction 0, every document is training's."""
+    if text is None:
+        return False
+    if val_fraction == 0.0:
+        return split == "train"
+    return in_val_split(text, val_fraction) == (split == "val")
+
+
+def hashes_in_split(hashes: np.ndarray, split: str, val_fraction: float) -> np.ndarray:
+    """in_split over token files' stored text hashes (null rows are told apart by their lack of tokens)."""
+    if val_fraction == 0.0:
+        return np.full(len(hashes), split == "train")
+    return hashes_in_val_split(hashes, val_fraction) == (split == "val")
+
+
 def list_pieces(files: list[str], text_column: str = "text", min_pieces: int = 1) -> list[tuple[int, int, int, int]]:
     """(file index, row group, first row, end row) of every non-empty row group, in file order; when there are
     fewer than `min_pieces` row groups, each is cut into that many (or fewer, as its rows allow) equal row slices."""
@@ -184,17 +200,10 @@ class _Spec:
         return start + rng.permutation(stop - start)
 
     def keeps(self, text: str | None) -> bool:
-        if text is None:
-            return False
-        if self.val_fraction == 0.0:
-            return self.split == "train"
-        return in_val_split(text, self.val_fraction) == (self.split == "val")
+        return in_split(text, self.split, self.val_fraction)
 
     def keeps_hashes(self, hashes: np.ndarray) -> np.ndarray:
-        """keeps() over token files' stored text hashes (null rows are told apart by their lack of tokens)."""
-        if self.val_fraction == 0.0:
-            return np.full(len(hashes), self.split == "train")
-        return hashes_in_val_split(hashes, self.val_fraction) == (self.split == "val")
+        return hashes_in_split(hashes, self.split, self.val_fraction)
 
 
 class _Chunk:

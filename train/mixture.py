@@ -26,7 +26,7 @@ import torch
 
 from mdr.errors import UsageError
 from mdr.layout import TokenLayout
-from mdr.train.data import TokenLoader, hashes_in_val_split, read_token_manifest, token_directory
+from mdr.train.data import TokenLoader, hashes_in_split, in_split, read_token_manifest, token_directory
 
 STATE_VERSION = 1
 
@@ -48,13 +48,7 @@ def split_tokens(files: list[str], tokenizer, split: str, val_fraction: float, t
     """Tokens of the documents of `split` in `files` (a token directory alone, or Parquet shards), each document's
     end-of-document token included: the stream a TokenLoader cuts into sequences, one epoch of it. Token files are
     counted from their offsets and stored hashes; Parquet shards are tokenized (one pass over the source)."""
-    from mdr.train.data import in_val_split
     from mdr.train.tokenizer import open_parquet, read_texts, resolve_parquet_files
-
-    def kept_by_hash(hashes: np.ndarray) -> np.ndarray:
-        if val_fraction == 0.0:
-            return np.full(len(hashes), split == "train")
-        return hashes_in_val_split(hashes, val_fraction) == (split == "val")
 
     tokens = token_directory(files)
     total = 0
@@ -62,14 +56,13 @@ def split_tokens(files: list[str], tokenizer, split: str, val_fraction: float, t
         layout = TokenLayout(tokens)
         for shard in read_token_manifest(tokens, tokenizer)["shards"]:
             lengths = np.diff(np.load(layout.offsets(shard["name"])))  # 0 for a null text: no tokens, not kept
-            total += int(lengths[kept_by_hash(np.load(layout.hashes(shard["name"])))].sum())
+            total += int(lengths[hashes_in_split(np.load(layout.hashes(shard["name"])), split, val_fraction)].sum())
         return total
     for path in resolve_parquet_files(files):
         parquet = open_parquet(path)
         for row_group in range(parquet.metadata.num_row_groups):
-            texts = [text for text in read_texts(parquet, path, row_group, text_column) if text is not None
-                     and (split == "train" if val_fraction == 0.0
-                          else in_val_split(text, val_fraction) == (split == "val"))]
+            texts = [text for text in read_texts(parquet, path, row_group, text_column)
+                     if in_split(text, split, val_fraction)]
             total += sum(len(ids) + 1 for ids in tokenizer.encode_batch(texts))
     return total
 
