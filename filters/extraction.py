@@ -55,6 +55,17 @@ class ExtractionConfig(Options):
     # precision-mode F1 0.624 -> 0.653 on wcxb-dev (13 -> 4 pages empty, 1.11: 0.636, 4), aeb unchanged (0.965).
     # Not with deduplicate (its None means a duplicate).
     precision_rescue: bool = True
+    # trafilatura 2.x renders every table as GFM rows (`| cell | cell |`, a row a line; xml.py `_escape_cell` turns
+    # the newlines of a cell's paragraphs and line breaks into spaces), where 1.x, which FineWeb and RefinedWeb ran,
+    # gave a cell's blocks a line each. On pages laid out with tables (common before ~2010) the whole page becomes a
+    # few long lines with no line-final punctuation and many `|` words, and FineWeb's line_punct_ratio and Gopher's
+    # alpha ratio drop it: of the 168 HTML pages of the Common Crawl samples, 96 have such rows. True renders a
+    # layout table (one whose cells hold blocks: paragraphs, headings, lists, line breaks, tables) as its cells'
+    # text, a line per block; a table of inline cells stays GFM rows. The words are the same either way (extraction
+    # F1 unchanged). benchmarks/RESULTS.md "Curation throughput (issue 15): why the two sides keep different
+    # documents": the fineweb recipe keeps 28 documents of the Common Crawl samples instead of 7 (datatrove as
+    # installed, trafilatura 1.11: 30).
+    layout_tables_as_text: bool = True
     # True makes output depend on document order and sharding (trafilatura #778, datatrove #295).
     deduplicate: bool = False
     # trafilatura's boilerplate XPaths evaluated in Python by mdr.filters.fast_xpath: the same nodes, so the same
@@ -156,11 +167,72 @@ def xml_safe_html(html: str) -> str:
     return html
 
 
-def trafilatura_extract(html: str, options: dict, precision_rescue: bool = False) -> str | None:
+# Tags of trafilatura's XML tree (its documented XML output format) that start a line of their own: a cell holding
+# one of them is part of a page layout, not of a data table.
+_BLOCK_TAGS = frozenset({"p", "head", "list", "quote", "table", "lb", "code"})
+
+
+def _render_as_text(cell) -> None:
+    """Turn a layout table's cell into a paragraph, trimmed as trafilatura trims a cell (replace_element_text)."""
+    cell.tag = "p"
+    cell.attrib.clear()
+    if cell.text:
+        cell.text = cell.text.lstrip() if len(cell) else cell.text.strip()
+    for line_break in cell.iter("lb"):  # the source's indentation around a <br> is not text
+        if line_break.tail:
+            line_break.tail = line_break.tail.lstrip()
+        before = line_break.getprevious()
+        if before is not None and before.tail:
+            before.tail = before.tail.rstrip()
+        elif before is None and line_break.getparent().text:
+            line_break.getparent().text = line_break.getparent().text.rstrip()
+    if len(cell) and cell[-1].tail:
+        cell[-1].tail = cell[-1].tail.rstrip()
+
+
+def layout_tables_as_text(body) -> bool:
+    """Render the layout tables of trafilatura's extracted tree as text blocks (ExtractionConfig.layout_tables_as_text),
+    innermost first; True when there was one."""
+    found = False
+    for table in reversed(list(body.iter("table"))):
+        cells = [cell for row in table.iterchildren("row") for cell in row.iterchildren("cell")]
+        if any(child.tag in _BLOCK_TAGS for cell in cells for child in cell):
+            found = True
+            for cell in cells:
+                _render_as_text(cell)
+    return found
+
+
+def _trafilatura_text(html: str, options: dict, layout_tables: bool) -> str | None:
+    """trafilatura.extract's plain text, with its layout tables rendered as text when `layout_tables`."""
+    import trafilatura
+
+    if not layout_tables:
+        return trafilatura.extract(html, **options)
+    from trafilatura.utils import normalize_unicode
+    from trafilatura.xml import xmltotxt
+
+    # What trafilatura.extract does for "txt" without metadata (core.determine_returnstring), between the two steps.
+    document = trafilatura.bare_extraction(html, as_dict=False, **options)
+    if document is None:
+        return None
+    changed = layout_tables_as_text(document.body)
+    if document.commentsbody is not None:
+        changed = layout_tables_as_text(document.commentsbody) or changed
+    text = xmltotxt(document.body, False)
+    if document.commentsbody is not None:
+        text = f"{text}\n{xmltotxt(document.commentsbody, False)}".strip()
+    if changed:  # the source's blank lines and indentation inside the cells; trafilatura's own lines are trimmed
+        text = "\n".join(line.strip() for line in text.splitlines() if line and not line.isspace())
+    return normalize_unicode(text)
+
+
+def trafilatura_extract(html: str, options: dict, precision_rescue: bool = False,
+                        layout_tables: bool = False) -> str | None:
     import trafilatura
 
     html = xml_safe_html(html)
-    text = trafilatura.extract(html, **options)
+    text = _trafilatura_text(html, options, layout_tables)
     # not with deduplicate: its None says "seen before", and a rescue would bring the duplicate back
     thin = len(text or "") < _min_extracted_size() and not options.get("deduplicate")
     if precision_rescue and options.get("favor_precision") and thin:
@@ -308,7 +380,8 @@ class ExtractionStage(DecidingFilter):
         # before the warm-up and the fork, so that the child process inherits it
         patch.install() if self.config.compiled_xpath else patch.uninstall()
         extract = functools.partial(trafilatura_extract, options=self.config.trafilatura_options(),
-                                    precision_rescue=self.config.precision_rescue)
+                                    precision_rescue=self.config.precision_rescue,
+                                    layout_tables=self.config.layout_tables_as_text)
         extract("<html><body><p>warm-up</p></body></html>")  # import and warm up once, before forking
         return extract
 

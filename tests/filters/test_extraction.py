@@ -195,6 +195,92 @@ def test_precision_rescue_changes_only_thin_extractions():
         assert rescued[page] == text if len(text) >= 250 else len(rescued[page]) >= len(text)
 
 
+# A page laid out with a table (as many were before ~2010): its cells hold paragraphs and line breaks. And a data table
+# of inline cells on an article page.
+LAYOUT_TABLE_HTML = """<html><body><table><tr>
+<td><p>Workshops &amp; Events</p><p>Yoga 1: Beginners Course. Learn the basic postures in six weekly classes.</p></td>
+<td>Call us at the studio.<br>
+     Open every day from nine to five.</td></tr>
+<tr><td><p>Our teachers trained in Mysore and have taught yoga in San Francisco for over twenty years.</p></td>
+<td><p>Classes are small, so every student gets attention and corrections from the teacher.</p></td></tr></table>
+</body></html>"""
+DATA_TABLE_HTML = """<html><body><article><h1>Fruit prices this week</h1>
+<p>Prices at the market went up again this week, as the late frost cut the harvest of most orchards in the valley.</p>
+<table><tr><th>Fruit</th><th>Price</th></tr><tr><td>Apple</td><td>1.20</td></tr><tr><td>Pear</td><td>2.30</td></tr></table>
+<p>Traders expect prices to fall again in the autumn, once the imports from the southern hemisphere arrive.</p>
+</article></body></html>"""
+
+
+def test_layout_tables_give_a_line_per_block_as_trafilatura_1_did():
+    import trafilatura
+
+    # the cause: trafilatura 2.3 renders the whole layout as two GFM rows, a cell's paragraphs joined by spaces
+    plain = trafilatura.extract(LAYOUT_TABLE_HTML, favor_precision=True, include_comments=False)
+    assert plain.splitlines()[0].startswith("| Workshops & Events Yoga 1: Beginners Course.")
+    (doc,) = run_stage(ExtractionStage(fineweb_extraction()), [LAYOUT_TABLE_HTML])
+    assert doc.text.splitlines() == [
+        "Workshops & Events", "Yoga 1: Beginners Course. Learn the basic postures in six weekly classes.",
+        "Call us at the studio.", "Open every day from nine to five.",
+        "Our teachers trained in Mysore and have taught yoga in San Francisco for over twenty years.",
+        "Classes are small, so every student gets attention and corrections from the teacher."]
+    assert doc.text.split() == [word for word in plain.split() if word != "|"]  # the same words
+    (as_rows,) = run_stage(ExtractionStage(fineweb_extraction(layout_tables_as_text=False)), [LAYOUT_TABLE_HTML])
+    assert as_rows.text == plain
+
+
+def test_a_data_table_stays_rows():
+    import trafilatura
+
+    for config in (ExtractionConfig(), fineweb_extraction()):
+        (doc,) = run_stage(ExtractionStage(config), [DATA_TABLE_HTML])
+        assert "| Apple | 1.20 |" in doc.text
+        assert doc.text == ExtractionStage(config).postprocess(
+            trafilatura.extract(DATA_TABLE_HTML, **config.trafilatura_options()))
+
+
+def _words(text: str) -> list[str]:
+    """The words of a text, without GFM table syntax (`|` and `|---|---|`)."""
+    return [word for word in text.split() if not set(word) <= set("|-")]
+
+
+def _data_sample_htmls() -> list[str]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    htmls = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "data_samples").glob("*.warc.gz")):
+        with path.open("rb") as stream:
+            for record in ArchiveIterator(stream):
+                if record.rec_type == "response" and "html" in (record.http_headers.get_header("Content-Type") or ""):
+                    htmls.append(record.content_stream().read().decode("utf-8", errors="replace"))
+    return htmls
+
+
+def test_pages_without_layout_tables_keep_trafilaturas_text():
+    """On real pages (else the data_samples pages): every page without a layout table gets trafilatura.extract's text
+    exactly, and the pages with one the same words."""
+    from trafilatura.core import bare_extraction
+
+    from mdr.filters.extraction import layout_tables_as_text, trafilatura_extract
+
+    pages = sorted((EXTRACTION_DATA / "wcxb-dev" / "html").glob("*.html.gz"))[:60]
+    htmls = [gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace") for path in pages]
+    if not htmls:  # shared data absent: the project's own sample pages and this file's
+        htmls = _data_sample_htmls() + [ARTICLE_HTML, LAYOUT_TABLE_HTML, DATA_TABLE_HTML]
+    layouts = 0
+    for config in (ExtractionConfig(), fineweb_extraction()):
+        options = config.trafilatura_options()
+        for html in htmls:
+            before = trafilatura_extract(html, options, precision_rescue=False, layout_tables=False)
+            after = trafilatura_extract(html, options, precision_rescue=False, layout_tables=True)
+            document = bare_extraction(html, as_dict=False, **options)
+            if document is not None and layout_tables_as_text(document.body):
+                layouts += 1
+                assert _words(after) == _words(before.replace("\\|", "|"))
+            else:
+                assert after == before
+    assert 0 < layouts < len(htmls)
+
+
 # Every character lxml cannot hold, each written as libxml2 would resolve it into the tree: character references to
 # C0 controls (decimal, hex, zero-padded, without `;`) and to U+FFFE/U+FFFF, and raw lone surrogates.
 UNHOLDABLE = ([f"&#{c};" for c in range(1, 0x20) if c not in (9, 10, 13)] + [f"&#x{c:X}" for c in (1, 0x1B, 0x1F)]

@@ -121,6 +121,17 @@ def test_fineweb_flavour_keeps_curated_sources():
     assert config.blocklist_categories == ("adult",)
 
 
+def test_fineweb_recipe_filters_urls_as_fineweb_did():
+    """The built-in fineweb recipe's URL stage is datatrove's URLFilter() (FineWeb's), not RefinedWeb's: its url: {}
+    dropped Wikipedia and the other Pile sources (4 of the 531 dev pages kept by datatrove's FineWeb example)."""
+    from mdr.pipeline.recipe import load_recipe
+
+    (config,) = [stage.config for stage in load_recipe("fineweb").stages if stage.key == "url"]
+    assert config == URLConfig.fineweb()
+    stage = URLStage(config)
+    assert check(stage, "https://en.wikipedia.org/wiki/Tide_pool")[0] is True
+
+
 def test_first_use_is_offline(ut1, monkeypatch):
     """tldextract fetches the public suffix list on first use unless told not to; a caught failure would only cost
     seconds, so record every attempt to open a socket rather than rely on an exception escaping."""
