@@ -359,7 +359,10 @@ class ExtractionStage(DecidingFilter):
 
     name = "extract"
     type = "🛢 - EXTRAC"
-    _requires_dependencies = ["trafilatura"]
+    # No `_requires_dependencies`: they are mdr's own dependencies (pyproject.toml), and datatrove 0.10.1's check
+    # (PipelineStep.__new__ -> _is_distribution_available) parses the metadata of every installed distribution once
+    # per name, in the driver and again in every task process that unpickles the step: 0.35 s per process here
+    # (benchmarks/RESULTS.md "Profile (issue 15.1)").
 
     def __init__(self, config: ExtractionConfig = None, exclusion_writer: DiskWriter = None):
         super().__init__(exclusion_writer)

@@ -255,7 +255,10 @@ class WarcRecordReader(PipelineStep):
 
     name = "read"
     type = "📖 - READER"
-    _requires_dependencies = ["warcio", "fsspec", ("charset_normalizer", "charset-normalizer")]
+    # No `_requires_dependencies`: they are mdr's own dependencies (pyproject.toml), and datatrove 0.10.1's check
+    # (PipelineStep.__new__ -> _is_distribution_available) parses the metadata of every installed distribution once
+    # per name, in the driver and again in every task process that unpickles the step: 0.35 s per process here
+    # (benchmarks/RESULTS.md "Profile (issue 15.1)").
 
     def __init__(self, paths: list[str] | str, config: ReaderConfig | None = None, progress_dir: str | None = None,
                  exclusion_writer=None):
