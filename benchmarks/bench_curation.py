@@ -4,8 +4,11 @@ in one run.
 Every side runs on the same input with the same workers and tasks, as its own process, timed from start to exit
 (interpreter start, imports, every stage and phase, writing the output); docs/s = the input's HTML response records
 per wall-clock second. Peak memory = the largest sum of PSS (proportional set size: shared pages counted once) over
-the side's whole process tree, sampled every 0.2 s. Repeats rotate which side goes first; medians are reported, and
-each ratio is the median of the per-repeat ratios (the sides of one repeat ran under the same machine load).
+the side's whole process tree, sampled every 0.2 s. CPU seconds = user + system time of the whole process tree
+(helpers a forkserver or a pool reaps included), from a cgroup v1 `cpuacct` group the command joins before it starts
+(where one can be made: root); a side that runs work on a second core meanwhile shows it there and not in wall time.
+Repeats rotate which side goes first; medians are reported, and each ratio is the median of the per-repeat ratios
+(the sides of one repeat ran under the same machine load).
 
 - datatrove, as its users install it: `benchmarks/datatrove_fineweb.py`, run by the python of its own venv
   (`--datatrove-python`, default ../dtvenv/bin/python beside the repository), never mdr's. That venv holds
@@ -103,14 +106,50 @@ def tree_pss(root: int) -> int:
     return total
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1's CPU accounting; writable where the benchmark runs as root
+
+
+class CpuAccount:
+    """CPU seconds (user + system) of a command's whole process tree, from a cgroup v1 `cpuacct` group that the
+    command joins before it starts: it counts every descendant, also those that a forkserver or a pool reaps and
+    that getrusage(RUSAGE_CHILDREN) never sees. None where no such group can be made."""
+
+    def __init__(self):
+        self.group = None
+        if CPUACCT.is_dir() and os.access(CPUACCT, os.W_OK):
+            group = CPUACCT / f"bench_curation_{os.getpid()}_{time.monotonic_ns()}"
+            try:
+                group.mkdir()
+                self.group = group
+            except OSError:
+                pass
+
+    def join(self) -> None:  # preexec_fn: runs in the child between fork and exec
+        if self.group is not None:
+            (self.group / "cgroup.procs").write_text(str(os.getpid()))
+
+    def seconds(self) -> float | None:
+        if self.group is None:
+            return None
+        used = int((self.group / "cpuacct.usage").read_text()) / 1e9
+        for _ in range(50):  # the group can be removed once its last process has exited
+            try:
+                self.group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return used
+
+
 def measure(cmd: list[str], env: dict, log: Path, timeout: float, interval: float = 0.2,
-            timeline: list | None = None) -> tuple[float, int]:
-    """(wall seconds, peak PSS bytes of the process tree) of one command; raises with the log's tail when it fails.
-    `timeline`, when given, receives (unix time, PSS bytes) samples."""
-    peak, done = [0], threading.Event()
+            timeline: list | None = None) -> tuple[float, int, float | None]:
+    """(wall seconds, peak PSS bytes of the process tree, CPU seconds of the tree or None) of one command; raises
+    with the log's tail when it fails. `timeline`, when given, receives (unix time, PSS bytes) samples."""
+    peak, done, account = [0], threading.Event(), CpuAccount()
     start = time.perf_counter()
     with log.open("w") as log_file:
-        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
+                                preexec_fn=account.join)
 
         def sample():
             while not done.wait(interval):
@@ -129,10 +168,11 @@ def measure(cmd: list[str], env: dict, log: Path, timeout: float, interval: floa
                 proc.kill()
     seconds = time.perf_counter() - start
     sampler.join()
+    cpu = account.seconds()
     if returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"{' '.join(cmd[:3])} ... exited {returncode}; log {log}:\n  " + "\n  ".join(tail))
-    return seconds, peak[0]
+    return seconds, peak[0], cpu
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -158,7 +198,7 @@ def run_mdr(recipe: str, args, out: Path, env: dict) -> dict:
     mdr = REPO / ".venv" / "bin" / "mdr"
     cmd = [str(mdr), "run", recipe, "--input", *map(str, args.inputs), "--output", str(out),
            "--workers", str(args.workers), "--tasks", str(args.tasks), "--no-progress"]
-    seconds, peak = measure(cmd, env, out.with_suffix(".log"), args.timeout)
+    seconds, peak, cpu = measure(cmd, env, out.with_suffix(".log"), args.timeout)
     stats = json.loads(subprocess.run([str(mdr), "stats", str(out), "--json"], env=env, check=True,
                                       capture_output=True, text=True, cwd=REPO).stdout)
     funnel = {stage["name"]: (stage["name"], stage["seconds"], stage["docs_out"], stage["dropped"])
@@ -171,15 +211,15 @@ def run_mdr(recipe: str, args, out: Path, env: dict) -> dict:
         else:  # dedup helper phases (signatures, buckets, clusters): their step seconds, no documents out
             steps = json.loads((layout.logs(phase["name"]) / MERGED_STATS_FILE).read_text())
             stages += [(f"{phase['name']} (phase)", sum(_count(step["time_stats"], float) for step in steps), "", {})]
-    return {"seconds": seconds, "peak": peak, "kept": stats["output_docs"], "stages": stages}
+    return {"seconds": seconds, "peak": peak, "cpu": cpu, "kept": stats["output_docs"], "stages": stages}
 
 
 def run_datatrove(args, out: Path, env: dict) -> dict:
     cmd = [str(args.datatrove_python), str(DATATROVE_SCRIPT), "run", "--input", *map(str, args.inputs),
            "--output", str(out), "--logs", str(RunLayout(out).logs_dir), "--workers", str(args.workers),
            "--tasks", str(args.tasks)]
-    seconds, peak = measure(cmd + (["--no-dedup"] if args.no_dedup else []), env, out.with_suffix(".log"),
-                            args.timeout)
+    seconds, peak, cpu = measure(cmd + (["--no-dedup"] if args.no_dedup else []), env, out.with_suffix(".log"),
+                                 args.timeout)
     stages, kept = [], 0
     for phase in ("filtering", "minhash-signatures", "minhash-buckets", "minhash-clusters", "minhash-filter"):
         stats_file = RunLayout(out).logs(phase) / MERGED_STATS_FILE  # datatrove's stats.json, per phase
@@ -193,7 +233,7 @@ def run_datatrove(args, out: Path, env: dict) -> dict:
             stages.append((step["name"].split(": ", 1)[-1], _count(step["time_stats"], float), docs_out, dropped))
             if "Jsonl" in step["name"]:
                 kept = docs_out  # the last writer: filtering output, or the deduplicated output
-    return {"seconds": seconds, "peak": peak, "kept": kept, "stages": stages}
+    return {"seconds": seconds, "peak": peak, "cpu": cpu, "kept": kept, "stages": stages}
 
 
 def _count(value, kind=int):
@@ -237,18 +277,23 @@ def datatrove_versions(python: Path) -> str:
 
 def report(args, docs: int, runs: dict[str, list[dict]]) -> str:
     median = statistics.median
-    rows = [("side", "median s", "docs/s", "ratio to datatrove (per run)", "peak memory", "docs kept", "runs (s)")]
+    with_cpu = all(r["cpu"] is not None for side_runs in runs.values() for r in side_runs)
+    rows = [("side", "median s", "docs/s", "ratio to datatrove (per run)")
+            + (("CPU s", "CPU ratio (per run)") if with_cpu else ()) + ("peak memory", "docs kept", "runs (s)")]
+
+    def ratios(side: str, key: str) -> str:
+        if side == DATATROVE or DATATROVE not in runs:
+            return "—"
+        per_run = [d[key] / r[key] for r, d in zip(runs[side], runs[DATATROVE])]
+        return f"**{median(per_run):.2f}** ({', '.join(f'{x:.2f}' for x in per_run)})"
+
     for side, side_runs in runs.items():
         seconds = median(r["seconds"] for r in side_runs)
-        if side == DATATROVE or DATATROVE not in runs:
-            ratio = "—"
-        else:
-            ratios = [d["seconds"] / r["seconds"] for r, d in zip(side_runs, runs[DATATROVE])]
-            ratio = f"**{median(ratios):.2f}** ({', '.join(f'{x:.2f}' for x in ratios)})"
+        cpu = (f"{median(r['cpu'] for r in side_runs):.1f}", ratios(side, "cpu")) if with_cpu else ()
         kept = sorted({str(r["kept"]) for r in side_runs})
-        rows.append((side, f"{seconds:.1f}", f"{docs / seconds:.2f}", ratio,
-                     f"{max(r['peak'] for r in side_runs) / 2**20:.0f} MiB", " ".join(kept),
-                     " ".join(f"{r['seconds']:.1f}" for r in side_runs)))
+        rows.append((side, f"{seconds:.1f}", f"{docs / seconds:.2f}", ratios(side, "seconds")) + cpu
+                    + (f"{max(r['peak'] for r in side_runs) / 2**20:.0f} MiB", " ".join(kept),
+                       " ".join(f"{r['seconds']:.1f}" for r in side_runs)))
     lines = table(rows)
     for side, side_runs in runs.items():
         chosen = sorted(side_runs, key=lambda r: r["seconds"])[len(side_runs) // 2]
@@ -276,6 +321,7 @@ def write_results(args, command: str, docs: int, body: str) -> None:
         f"- input: {', '.join(f'`{path.name}`' for path in args.inputs)}: {docs} HTML response records; "
         f"workers {args.workers}, tasks {args.tasks}; "
         f"docs/s = {docs} / wall seconds of the whole run (process start to exit), median of {args.repeat}; "
+        "CPU s = user + system seconds of the side's whole process tree (a cgroup v1 cpuacct group); "
         f"{'filtering only (dedup stages dropped on both sides)' if args.no_dedup else 'dedup included on every side'}",
         "", body, "",
         "Setup: see the docstring of `benchmarks/bench_curation.py` (datatrove side = examples/fineweb.py's filtering "

@@ -35,7 +35,7 @@ def run(recipe: str, inputs: Path, out: Path, workers: int, timeout: float) -> d
     started = time.time()
     cmd = [str(mdr), "run", recipe, "--input", str(inputs), "--output", str(out), "--workers", str(workers),
            "--tasks", str(workers), "--no-progress"]
-    seconds, peak = measure(cmd, dict(os.environ), out.with_suffix(".log"), timeout, timeline=timeline)
+    seconds, peak, _ = measure(cmd, dict(os.environ), out.with_suffix(".log"), timeout, timeline=timeline)
     completions = list(RunLayout(out).completions(FILTER_PHASE).glob("*"))
     filter_end = max((p.stat().st_mtime for p in completions), default=started + seconds)
     stats = json.loads(subprocess.run([str(mdr), "stats", str(out), "--json"], check=True, capture_output=True,
