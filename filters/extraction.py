@@ -62,9 +62,9 @@ class ExtractionConfig(Options):
     # alpha ratio drop it: of the 168 HTML pages of the Common Crawl samples, 96 have such rows. True renders a
     # layout table (one whose cells hold blocks: paragraphs, headings, lists, line breaks, tables) as its cells'
     # text, a line per block; a table of inline cells stays GFM rows. The words are the same either way (extraction
-    # F1 unchanged). benchmarks/RESULTS.md "Curation throughput (issue 15): why the two sides keep different
-    # documents": the fineweb recipe keeps 28 documents of the Common Crawl samples instead of 7 (datatrove as
-    # installed, trafilatura 1.11: 30).
+    # F1 unchanged). benchmarks/RESULTS.md "Curation throughput (issue 15): where the ratio stands": the fineweb
+    # recipe keeps 28 documents of the Common Crawl samples instead of 7 (datatrove as installed, trafilatura 1.11:
+    # 30).
     layout_tables_as_text: bool = True
     # True makes output depend on document order and sharding (trafilatura #778, datatrove #295).
     deduplicate: bool = False
@@ -212,7 +212,9 @@ def _trafilatura_text(html: str, options: dict, layout_tables: bool) -> str | No
     from trafilatura.utils import normalize_unicode
     from trafilatura.xml import xmltotxt
 
-    # What trafilatura.extract does for "txt" without metadata (core.determine_returnstring), between the two steps.
+    # What trafilatura.extract does for "txt" without metadata (core.determine_returnstring), between the two steps;
+    # xmltotxt and normalize_unicode are its module functions, so test_extraction checks that a page without a layout
+    # table gets extract()'s text exactly (trafilatura pinned to 2.3.x in pyproject.toml).
     document = trafilatura.bare_extraction(html, as_dict=False, **options)
     if document is None:
         return None
