@@ -124,6 +124,19 @@ def test_edge_cases_match_lxml(source):
         same_nodes(context, source, path, evaluate)
 
 
+def test_remembered_search_answers_as_the_pattern_and_stays_bounded():
+    import re
+
+    from mdr.filters.fast_xpath import _SEARCH_MEMORY, _remembered_search
+
+    pattern = re.compile("^shar|social|bread-?crumb| ad |(?:^| )ad-")
+    search = _remembered_search(pattern)
+    texts = [f"x{i} ad-{i % 3}" if i % 7 == 0 else f"block-{i}" for i in range(3 * _SEARCH_MEMORY)]
+    texts += ["share", "a social b", "bread-crumb", "x ad y", "", "ad-top"] * 3 + texts[:100]  # repeats, evicted ones
+    assert [search(text) for text in texts] == [pattern.search(text) is not None for text in texts]
+    assert search.cache_info().currsize <= _SEARCH_MEMORY
+
+
 # Random pages from the vocabulary trafilatura's paths look for, in both cases and glued together.
 WORDS = ["footer", "Footer", "nav", "menu", "comment", "Comments", "comment-list", "share-", "social", "hidden",
          "hide", "ad-", " ad ", "main", "article-body", "articleBody", "post-content", "story", "cookie", "teaser",
