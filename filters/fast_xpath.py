@@ -18,8 +18,8 @@ or "" when empty; `ATTRS = 'lit'` holds when any of them equals; `.//x[...][n]` 
 children of each parent; `(...)[n]` the n-th of the whole set; unions come out in document order. Anything else
 makes `compile_xpath` return None, and the patch leaves that XPath to lxml. A `re:test` remembers its answer for the
 last 4,096 distinct strings (class names repeat across a page's elements and a site's pages): 12% less extraction
-CPU on 368 real pages in both trafilatura modes, the same texts (benchmarks/RESULTS.md, issue 15). The generated predicate is Python
-source built only from trafilatura's constant XPath strings, never from page content.
+CPU on 368 real pages in both trafilatura modes, the same texts (benchmarks/RESULTS.md, issue 15). The generated
+predicate is Python source built only from trafilatura's constant XPath strings, never from page content.
 `mdr.patches.trafilatura` puts the compiled paths in trafilatura's lists. tests/filters/test_fast_xpath.py checks every
 replaced path against lxml on real pages, and trafilatura's output with and without the patch.
 """
