@@ -18,7 +18,12 @@ class UsageError(ValueError):
 
 
 class PhaseFailedError(RuntimeError):
-    """A phase ended with tasks that did not complete; the message names the failing task's log (exit code 1)."""
+    """A phase ended with tasks that did not complete; the message names the failing task's log (exit code 1).
+    `executor`: the failing phase's executor, where one process ran several phases."""
+
+    def __init__(self, message: str, executor=None):
+        super().__init__(message)
+        self.executor = executor
 
 
 def naming_file(error: OSError, path: str) -> OSError:

@@ -11,7 +11,7 @@ What we add to datatrove's executors:
 - `stats.json` is merged from every rank's stats file, so it is right after a resume too.
 
     options.py  ExecutorOptions (with SlurmOptions, RayOptions): what the CLI or a caller chooses
-    local.py    one process per task
+    local.py    one process per task; one-task phases that follow each other in one process
     ray.py      datatrove's Ray executor, and the connection to the cluster
     slurm.py    job arrays chained with `afterok`, polled with squeue
     tasks.py    what they share: a rank in a process of its own, task logs and errors, completion, merged stats
@@ -26,7 +26,7 @@ from datatrove.executor.base import PipelineExecutor
 
 from mdr.errors import PhaseFailedError
 from mdr.layout import Phase
-from mdr.pipeline.executors.local import LocalExecutor, local_executor
+from mdr.pipeline.executors.local import LocalExecutor, local_executor, run_in_one_process
 from mdr.pipeline.executors.options import EXECUTOR_KINDS, ExecutorOptions, RayOptions, SlurmOptions
 from mdr.pipeline.executors.ray import ray_connection, ray_executor
 from mdr.pipeline.executors.slurm import run_slurm, slurm_executor
@@ -47,7 +47,8 @@ def make_executor(phase: Phase, options: ExecutorOptions, depends: PipelineExecu
 def run_phases(phases: list[Phase], options: ExecutorOptions, wait: bool | None = None) -> list[PipelineExecutor]:
     """Runs the phases in order, skipping completed ranks; raises PhaseFailedError when a phase does not complete.
 
-    Local and Ray run one phase after the other. Slurm submits every phase at once (each depending on the previous
+    Local and Ray run one phase after the other (locally, one-task phases that follow each other in one process).
+    Slurm submits every phase at once (each depending on the previous
     one) and, when waiting (`wait`, default `options.wait`), polls until all are done. Returns the executors.
     """
     set_console_level(options.console_level)
@@ -55,13 +56,28 @@ def run_phases(phases: list[Phase], options: ExecutorOptions, wait: bool | None 
         return run_slurm(phases, options, options.wait if wait is None else wait)
     executors = []
     with ray_connection(options) if options.kind == "ray" else nullcontext():
-        for phase in phases:
-            executor = make_executor(phase, options)
+        for group in _groups(phases, options):
+            made = [make_executor(phase, options) for phase in group]
             try:
-                executor.run()
+                run_in_one_process(made) if len(made) > 1 else made[0].run()
             except PhaseFailedError as error:
+                phase = next((p for p, e in zip(group, made) if e is error.executor), group[0])
                 raise PhaseFailedError(f"phase {phase.name!r}: {error}") from None
-            check_complete(phase, executor)
-            merge_stats(executor)
-            executors.append(executor)
+            for phase, executor in zip(group, made):
+                check_complete(phase, executor)
+                merge_stats(executor)
+            executors.extend(made)
     return executors
+
+
+def _groups(phases: list[Phase], options: ExecutorOptions) -> list[list[Phase]]:
+    """The phases in order, in groups that run together: locally, one-task phases that follow each other share one
+    task process (`run_in_one_process`); every other phase is a group of its own."""
+    groups = []
+    for phase in phases:
+        shared = options.kind == "local" and phase.tasks == 1
+        if shared and groups and groups[-1][-1].tasks == 1:
+            groups[-1].append(phase)
+        else:
+            groups.append([phase])
+    return groups

@@ -31,19 +31,27 @@ def run_rank_in_process(executor: PipelineExecutor, rank: int, local_rank: int, 
     `driver` (the receiving end of a pipe whose only sender is the `mdr run` process), ends when the driver does;
     `driver_sender`, that pipe's sending end as this process got it (inherited with "fork", a copy with
     "forkserver"), is closed first thing, or the pipe would never reach its end while this process lives."""
+    run_ranks_in_process([(executor, rank)], local_rank, node_rank, report, driver, driver_sender)
+
+
+def run_ranks_in_process(jobs: list[tuple[PipelineExecutor, int]], local_rank: int, node_rank: int = -1,
+                         report=None, driver=None, driver_sender=None) -> None:
+    """run_rank_in_process for (executor, rank) jobs run one after the other in this process, as datatrove's local
+    executor runs its ranks with one worker; the first that fails ends the process (later ones do not run)."""
     if driver_sender is not None:
         driver_sender.close()
     if driver is not None:
         threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
-    set_console_level(executor.console_level)
-    try:
-        executor._run_for_rank(rank, local_rank, node_rank)
-    except Exception as error:
-        if report is not None:
-            with suppress(OSError):
-                line = " ".join(str(error).split())[:2000] or type(error).__name__  # < a pipe's buffer: no wait
-                report.send((line, getattr(error, "errno", None)))
-        sys.exit(1)  # datatrove has logged the traceback to the task log and the console
+    for executor, rank in jobs:
+        set_console_level(executor.console_level)
+        try:
+            executor._run_for_rank(rank, local_rank, node_rank)
+        except Exception as error:
+            if report is not None:
+                with suppress(OSError):
+                    line = " ".join(str(error).split())[:2000] or type(error).__name__  # < a pipe's buffer: no wait
+                    report.send((line, getattr(error, "errno", None)))
+            sys.exit(1)  # datatrove has logged the traceback to the task log and the console
 
 
 def _exit_with_driver(driver) -> None:

@@ -51,6 +51,22 @@ def test_spacy_is_imported_without_torch_and_torch_still_imports():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_spacy_is_imported_without_its_command_line_which_still_imports():
+    # spacy/__init__.py imports spacy.cli (weasel, typer, httpx: 0.3 s) for spacy.info() only; datatrove's sentence
+    # splitter (a blank pipeline with its sentencizer) works without it, and spacy.info and spacy.cli still work.
+    code = (
+        "import sys, importlib\n"
+        f"spacy = importlib.import_module({words.SPACY_MODULE!r}).spacy\n"
+        "assert 'spacy.cli' not in sys.modules and 'weasel' not in sys.modules\n"
+        "from datatrove.utils.text import split_into_sentences\n"
+        "assert split_into_sentences('One here. Two there!', 'en') == ['One here.', ' Two there!']\n"
+        "assert spacy.info()['spacy_version'] == spacy.__version__\n"
+        "import spacy.cli\n"
+        "assert callable(spacy.cli.info) and 'weasel' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 @pytest.mark.parametrize("text", [
     "(RDM)]].'' ''For the",  # '' across the space: the stretch is tokenized as one
     "a ( -_- ) b",  # an emoticon over three chunks

@@ -110,6 +110,50 @@ def test_local_phases_run_in_order(tmp_path, job_pythonpath):
     assert output_ids(tmp_path / "copy") == KEPT_IDS
 
 
+def one_task_phase(root: Path, name: str, **kwargs) -> Phase:
+    (root / "runs" / name).mkdir(parents=True, exist_ok=True)
+    pipeline = generate_filter_write(str(root / "out" / name), runs_dir=str(root / "runs" / name), **kwargs)
+    return Phase(name, pipeline, 1, str(root / "logs" / name))
+
+
+def pids(root: Path, name: str) -> list[str]:
+    return (root / "runs" / name / "0.runs").read_text().split()
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "fork"])
+def test_local_one_task_phases_in_a_row_share_one_process(tmp_path, job_pythonpath, start_method):
+    options = ExecutorOptions("local", workers=2, start_method=start_method)
+    phases = [one_task_phase(tmp_path, "a"), tiny_phase(tmp_path, "b"), one_task_phase(tmp_path, "c"),
+              one_task_phase(tmp_path, "d")]
+    run_phases(phases, options)
+    assert pids(tmp_path, "c") == pids(tmp_path, "d") != pids(tmp_path, "a")  # b's 3 tasks stand between a and c
+    for name in "acd":
+        logs = tmp_path / "logs" / name
+        assert [p.name for p in (logs / "completions").iterdir()] == ["00000"]
+        assert json.loads((logs / "stats.json").read_text())[1]["stats"]["dropped_odd_index"] == 2
+        assert "Launching pipeline for rank=0" in (logs / "logs" / "task_00000.log").read_text()
+        assert output_ids(tmp_path / "out" / name) == {"0-0", "0-2"}
+
+
+@pytest.mark.parametrize("fail_mode", ["raise", "exit"])
+def test_local_failure_in_a_shared_process_names_its_phase_and_a_rerun_resumes_there(tmp_path, job_pythonpath,
+                                                                                     fail_mode):
+    options = ExecutorOptions("local", workers=1)
+    phases = [one_task_phase(tmp_path, "a"), one_task_phase(tmp_path, "b", fail_rank=0, fail_mode=fail_mode),
+              one_task_phase(tmp_path, "c")]
+    with pytest.raises(PhaseFailedError) as error:
+        run_phases(phases, options)
+    log = tmp_path / "logs" / "b" / "logs" / "task_00000.log"
+    how = "exited with code 1: planned failure of rank 0" if fail_mode == "raise" else "exited with code 3"
+    assert str(error.value) == f"phase 'b': task 0 {how}; see {log}"
+    assert (tmp_path / "logs" / "a" / "completions" / "00000").exists()
+    assert not (tmp_path / "logs" / "b" / "completions").exists() and not (tmp_path / "runs" / "c" / "0.runs").exists()
+
+    phases[1] = one_task_phase(tmp_path, "b")  # the cause fixed: the rerun starts at b (a ran once, in the first run)
+    run_phases(phases, options)
+    assert len(pids(tmp_path, "a")) == 1 and pids(tmp_path, "c") == pids(tmp_path, "b") != pids(tmp_path, "a")
+
+
 def run_args(*flags: str):
     return cli.parser().parse_args(["run", "refinedweb", "--input", "in", "--output", "out", *flags])
 
