@@ -9,7 +9,7 @@ it), and `check_installed` compares them with the installed versions without imp
 it in the driver, before anything is written, so that a task does not fail on it later.
 
     datatrove.py    task loggers with mdr's console sinks; Ray rank workers whose dead task processes fail the task
-    huggingface_hub.py  datatrove.io imported without the Hub client, which it needs for hf:// paths only
+    huggingface_hub.py  datatrove imported without the Hub client, which a run needs for hf:// paths only
     ray.py          token authentication the way `ray start` sets it up
     trafilatura.py  its boilerplate XPath lists replaced by compiled Python predicates
     warcio.py       strict readers: a cut gzip member or a lying length is an error, not a short record
