@@ -18,7 +18,6 @@ it in the driver, before anything is written, so that a task does not fail on it
 from __future__ import annotations
 
 import re
-from importlib import metadata
 
 from mdr.errors import UsageError
 
@@ -42,6 +41,8 @@ def _series(version: str) -> tuple[int, int]:
 def require_tested(distribution: str, what: str) -> str:
     """Returns the installed version of `distribution` if its major.minor series is one of TESTED[distribution];
     raises UntestedVersionError naming the installed and tested versions and `what` the patch changes otherwise."""
+    from importlib import metadata  # here: `import mdr` reads no package metadata (mdr/patches/huggingface_hub.py)
+
     tested = TESTED[distribution]
     installed = metadata.version(distribution)
     if _series(installed) not in {_series(t) for t in tested}:
@@ -55,6 +56,8 @@ def require_tested(distribution: str, what: str) -> str:
 def check_installed(optional: tuple[str, ...] = ()) -> None:
     """Raises UntestedVersionError if an installed library that mdr patches is outside its TESTED series; of the
     OPTIONAL ones, only those named in `optional` are checked. A library that is not installed is not patched."""
+    from importlib import metadata
+
     for distribution in sorted(TESTED):
         if distribution in OPTIONAL and distribution not in optional:
             continue
