@@ -46,6 +46,9 @@ class NGrams:
         self.starts = list(itertools.accumulate((len(word) for word in words), initial=0))
         self._ids: np.ndarray | None = None  # each word's number, in order of first occurrence
         self._vocabulary = 0
+        self._prefix: np.ndarray | None = None  # polynomial hashes of the prefixes of `joined` (_candidates)
+        self._inverses: np.ndarray | None = None
+        self._starts: np.ndarray | None = None
 
     def top_duplicate_chars(self, n: int) -> int | None:
         """Characters of the most frequent n-gram times its count (the first counted wins a tie); None: no n-gram.
@@ -81,18 +84,59 @@ class NGrams:
         return len(n_gram) * count
 
     def all_duplicate_chars(self, n: int) -> int:
-        """Characters of the n-grams seen before, scanning left to right and skipping past each repeat."""
+        """Characters of the n-grams seen before, scanning left to right and skipping past each repeat.
+
+        The scan visits only the positions whose n-gram string may occur at another position (`_candidates`): an
+        n-gram that occurs once is never a repeat, and remembering it changes no later lookup, so passing over it
+        is passing over a position the scan would visit and leave (index + 1). A candidate is visited when no repeat
+        before it skipped past it, as in datatrove's scan."""
         joined, starts = self.joined, self.starts
-        unique, repeated_chars, index, end = set(), 0, 0, self.n_words - n + 1
-        while index < end:
-            n_gram = joined[starts[index] : starts[index + n]]
+        unique, repeated_chars, index = set(), 0, 0
+        for position in self._candidates(n):
+            if position < index:  # inside the n-gram of a repeat: skipped
+                continue
+            n_gram = joined[starts[position] : starts[position + n]]
             if n_gram in unique:
                 repeated_chars += len(n_gram)
-                index += n
+                index = position + n
             else:
                 unique.add(n_gram)
-                index += 1
+                index = position + 1
         return repeated_chars
+
+    def _candidates(self, n: int) -> list[int]:
+        """Ascending positions whose n-gram (the words joined without a separator, as datatrove compares them) has
+        the same length and polynomial hash as another position's: every repeated n-gram is among them, plus the
+        rare hash collisions, which the scan then compares as strings. Hashes are taken modulo 2**64 (numpy's
+        uint64 arithmetic wraps) from prefix sums over the characters, so each n costs a few array operations and
+        one sort instead of a string slice and a set lookup per position (benchmarks/RESULTS.md, issue 15)."""
+        end = self.n_words - n + 1
+        if end <= 1:
+            return []
+        if self._prefix is None:
+            codes = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+            self._prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+            np.cumsum(codes * _powers(_HASH_BASE, len(codes)), dtype=np.uint64, out=self._prefix[1:])
+            self._inverses = _powers(_HASH_INVERSE, len(codes) + 1)
+            self._starts = np.asarray(self.starts, dtype=np.int64)
+        first, last = self._starts[:end], self._starts[n : n + end]
+        hashes = (self._prefix[last] - self._prefix[first]) * self._inverses[first]  # sum of c_j BASE**(j - first)
+        keys = hashes ^ (last - first).astype(np.uint64) * _LENGTH_MIX
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        return np.flatnonzero(counts[inverse] > 1).tolist()
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    """base**0 .. base**(count - 1) modulo 2**64."""
+    powers = np.full(count, base, dtype=np.uint64)
+    if count:
+        powers[0] = 1
+    return np.cumprod(powers, dtype=np.uint64)
+
+
+_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_HASH_INVERSE = pow(_HASH_BASE, -1, 1 << 64)
+_LENGTH_MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
 class RepetitionStage(GopherRepetitionFilter):

@@ -1,3 +1,5 @@
+import random
+
 import pytest
 from datatrove.pipeline.filters import GopherRepetitionFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
@@ -113,6 +115,24 @@ def test_n_gram_measures_equal_datatrove_on_real_documents(corpus):
             assert n_grams.top_duplicate_chars(n) == expected
         for n in range(5, 11):
             assert n_grams.all_duplicate_chars(n) == find_all_duplicate(words, n)
+
+
+def test_duplicated_n_grams_equal_datatrove_on_random_words_with_equal_concatenations():
+    # Words over a 2-letter alphabet make many n-grams whose concatenations are equal though their words differ
+    # ("ab" "a" and "a" "ba"): datatrove compares the concatenations, and so must the hashed candidates.
+    rng = random.Random(15)
+    for trial in range(300):
+        alphabet = ["a", "b", "ab", "ba", "", "é", "\ud800"] if trial % 3 == 0 else ["a", "b", "ab", "ba"]
+        words = [rng.choice(alphabet) for _ in range(rng.randrange(0, 80))]
+        n_grams = NGrams(words)
+        for n in range(1, 11):
+            assert n_grams.all_duplicate_chars(n) == find_all_duplicate(words, n), (words, n)
+
+
+def test_duplicated_n_gram_candidates_are_the_positions_of_repeated_strings():
+    words = ["x", "ab", "c", "a", "bc", "y", "ab", "c", "z"]  # "abc" at 1, 3 and 6; every other 2-gram once
+    assert NGrams(words)._candidates(2) == [1, 3, 6]
+    assert NGrams(words)._candidates(5) == [] and NGrams(["a"] * 3)._candidates(4) == []
 
 
 def test_pickles_and_works_after_unpickling():
