@@ -22,6 +22,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from mdr.filters.drop import DecidingFilter, drop
+from mdr.patches.trafilatura import remember_xml_clean, xml_chars_valid
 from mdr.pipeline.recipe import OptionError, Options, option
 from mdr.pipeline.terminal import SURROGATE
 
@@ -157,13 +158,17 @@ _REJECTED_CHAR_REF = re.compile(
 
 
 def xml_safe_html(html: str) -> str:
-    """The HTML without what lxml cannot hold: references to C0 controls and U+FFFE/U+FFFF, and lone surrogates."""
+    """The HTML without what lxml cannot hold: references to C0 controls and U+FFFE/U+FFFF, and lone surrogates.
+    A page also free of those characters themselves is vouched for to the trafilatura patch, which then skips
+    trafilatura's own scan for them (mdr.patches.trafilatura._CheckedXmlChars)."""
     html = _REJECTED_CHAR_REF.sub("", html)
-    if not html.isascii():
-        try:
-            html.encode("utf-8")  # ~4x faster than a regex search; the reader's decoding never makes surrogates
-        except UnicodeEncodeError:
-            html = SURROGATE.sub("", html)  # lxml would stop the text at the first (the rest of the page lost)
+    try:
+        utf8 = html.encode("utf-8")  # ~4x faster than a regex search; the reader's decoding never makes surrogates
+    except UnicodeEncodeError:
+        html = SURROGATE.sub("", html)  # lxml would stop the text at the first (the rest of the page lost)
+        utf8 = None
+    if xml_chars_valid(html, utf8):
+        remember_xml_clean(html)
     return html
 
 

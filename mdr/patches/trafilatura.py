@@ -1,5 +1,6 @@
 """trafilatura's boilerplate XPaths replaced by compiled Python predicates (mdr.filters.fast_xpath): the same nodes,
-so the same text, in about 0.6x the time (benchmarks/RESULTS.md).
+so the same text, in about 0.6x the time (benchmarks/RESULTS.md); and its scan for characters XML cannot hold skipped
+on a page already found free of them.
 
 trafilatura keeps its XPaths in module-level lists of `trafilatura.xpaths`, which its extractor modules import by
 name; `install()` replaces their items in place, so every module sees the compiled ones. The lists, their names and
@@ -10,6 +11,8 @@ check when the patch is applied.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from mdr.filters.fast_xpath import CompiledXPath, compiled
@@ -17,6 +20,49 @@ from mdr.patches import require_tested
 
 
 _originals: dict[int, list] = {}  # id(list) -> the list's lxml XPaths, while installed
+
+# Characters XML 1.0 cannot hold, as trafilatura.utils.INVALID_XML_CHARS has them (2.3): C0 controls but tab, line
+# feed and carriage return, and U+FFFE, U+FFFF. In UTF-8 a byte below 0x20 is always that ASCII character itself.
+_C0_BYTES = bytes(code for code in range(0x20) if code not in (0x09, 0x0A, 0x0D))
+_NONCHARACTERS_UTF8 = ("\ufffe".encode(), "\uffff".encode())
+
+
+def xml_chars_valid(html: str, utf8: bytes | None = None) -> bool:
+    """Whether `html` (or its UTF-8 encoding `utf8`, when the caller has it) holds none of INVALID_XML_CHARS; when
+    it does not, `remember_xml_clean` may vouch for it."""
+    data = utf8 if utf8 is not None else html.encode("utf-8", "surrogatepass")
+    return len(data.translate(None, _C0_BYTES)) == len(data) and not any(n in data for n in _NONCHARACTERS_UTF8)
+
+
+class _CheckedXmlChars:
+    """trafilatura.utils.INVALID_XML_CHARS while installed: `sub` returns the string as it is when it is the page
+    `remember_xml_clean` was last given (strings are immutable: the same object has the same characters, none of
+    which the pattern matches, so re's `sub` would return it unchanged), else the pattern's own `sub`.
+    `repair_faulty_html` runs it over every page that `load_html` parses: `re` tests its character class at every
+    position of the HTML (~10% of extraction's instructions on 40 dev pages under callgrind), while the caller
+    (mdr.filters.extraction.xml_safe_html) checks the page's UTF-8 bytes, which it encodes anyway, with
+    bytes.translate (benchmarks/RESULTS.md, issue 15)."""
+
+    def __init__(self, compiled: re.Pattern):
+        self.compiled = compiled
+        self.clean: str | None = None
+
+    def sub(self, repl, string, count=0):
+        if string is self.clean:
+            return string
+        return self.compiled.sub(repl, string, count)
+
+    def __getattr__(self, name):  # search, pattern, flags, ...: the pattern's own
+        return getattr(self.compiled, name)
+
+
+_checked: _CheckedXmlChars | None = None
+
+
+def remember_xml_clean(html: str) -> None:
+    """Vouches that `html` holds none of INVALID_XML_CHARS (xml_chars_valid said so) until the next call."""
+    if _checked is not None:
+        _checked.clean = html
 
 
 def _xpath_lists() -> list[list]:
@@ -28,18 +74,28 @@ def _xpath_lists() -> list[list]:
 
 def install() -> None:
     """Replace the XPaths of trafilatura.xpaths' lists by compiled ones, in place (other modules share the lists)."""
-    require_tested("trafilatura", "the XPath lists of trafilatura.xpaths, replaced in place")
+    require_tested("trafilatura", "the XPath lists of trafilatura.xpaths, replaced in place; INVALID_XML_CHARS")
+    global _checked
+    from trafilatura import utils
+
     for paths in _xpath_lists():
         if id(paths) not in _originals:
             _originals[id(paths)] = list(paths)
             paths[:] = [compiled(item) for item in paths]
+    if _checked is None:
+        _checked = utils.INVALID_XML_CHARS = _CheckedXmlChars(utils.INVALID_XML_CHARS)
 
 
 def uninstall() -> None:
-    """Give trafilatura its lxml XPaths back."""
+    """Give trafilatura its lxml XPaths and its INVALID_XML_CHARS back."""
+    global _checked
+    from trafilatura import utils
+
     for paths in _xpath_lists():
         if id(paths) in _originals:
             paths[:] = _originals.pop(id(paths))
+    if _checked is not None:
+        utils.INVALID_XML_CHARS, _checked = _checked.compiled, None
 
 
 def installed() -> bool:
