@@ -9,6 +9,7 @@ import trafilatura
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree, html
+from trafilatura import settings as trafilatura_settings
 from trafilatura import xpaths
 from trafilatura.utils import load_html
 
@@ -30,7 +31,8 @@ def trafilatura_paths() -> list[tuple[str, etree.XPath]]:
     patch.uninstall()
     found = [(f"{name}[{i}]", path) for name, value in vars(xpaths).items() if isinstance(value, list)
              for i, path in enumerate(value) if isinstance(path, etree.XPath)]
-    assert found
+    found.append(("BASIC_CLEAN_XPATH", trafilatura_settings.BASIC_CLEAN_XPATH))  # held alone (mdr.patches.trafilatura)
+    assert found and isinstance(trafilatura_settings.BASIC_CLEAN_XPATH, etree.XPath)
     return found
 
 
@@ -60,7 +62,7 @@ def shared_pages(count: int) -> list[str]:
 
 def test_every_path_trafilatura_runs_on_each_page_is_compiled():
     compiled_labels = {label for label, _, _ in COMPILED}
-    hot = [label for label, _ in PATHS if label.split("[")[0] in HOT_LISTS]
+    hot = [label for label, _ in PATHS if label.split("[")[0] in HOT_LISTS] + ["BASIC_CLEAN_XPATH"]
     assert len(hot) >= 20
     assert set(hot) <= compiled_labels, sorted(set(hot) - compiled_labels)
 

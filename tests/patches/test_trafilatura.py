@@ -1,17 +1,20 @@
 """mdr/patches/trafilatura.py swaps trafilatura.xpaths' lists for fast_xpath's compiled paths in place, and back, only
 on the trafilatura series it was tested with; and its INVALID_XML_CHARS for one that skips a page vouched for."""
 
+import importlib
 import random
 import re
 
 import pytest
 from lxml import etree
-from trafilatura import xpaths
+from trafilatura import settings, xpaths
 
 from mdr.filters.extraction import ExtractionConfig, trafilatura_extract
 from mdr.filters.fast_xpath import CompiledXPath
 from mdr.patches import UntestedVersionError
 from mdr.patches import trafilatura as patch
+
+baseline = importlib.import_module("trafilatura.baseline")  # the package's `baseline` attribute is the function
 
 
 def test_install_and_uninstall_swap_trafilatura_paths_in_place():
@@ -20,10 +23,13 @@ def test_install_and_uninstall_swap_trafilatura_paths_in_place():
     try:
         assert patch.installed() and all(isinstance(p, CompiledXPath) for p in overall)
         assert any(isinstance(p, etree.XPath) for p in xpaths.AUTHOR_XPATHS)  # `rel='me'`: left to lxml
+        assert isinstance(baseline.BASIC_CLEAN_XPATH, CompiledXPath) and isinstance(settings.BASIC_CLEAN_XPATH,
+                                                                                   CompiledXPath)
         patch.install()  # twice is harmless
     finally:
         patch.uninstall()
     assert not patch.installed() and all(isinstance(p, etree.XPath) for p in overall)
+    assert isinstance(baseline.BASIC_CLEAN_XPATH, etree.XPath) and baseline.BASIC_CLEAN_XPATH is settings.BASIC_CLEAN_XPATH
 
 
 def test_an_untested_trafilatura_is_refused_before_anything_is_patched(monkeypatch):
