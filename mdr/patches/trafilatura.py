@@ -1,6 +1,6 @@
 """trafilatura's boilerplate XPaths replaced by compiled Python predicates (mdr.filters.fast_xpath): the same nodes,
-so the same text, in about 0.6x the time (benchmarks/RESULTS.md); and its scan for characters XML cannot hold skipped
-on a page already found free of them.
+so the same text, in about 0.6x the time (benchmarks/RESULTS.md); its parser's element classes chosen in C; and its
+scan for characters XML cannot hold skipped on a page already found free of them.
 
 trafilatura keeps its XPaths in module-level lists of `trafilatura.xpaths`, which its extractor modules import by
 name; `install()` replaces their items in place, so every module sees the compiled ones (and the one XPath held
@@ -26,13 +26,17 @@ _originals: dict[int, list] = {}  # id(list) -> the list's lxml XPaths, while in
 # feed and carriage return, and U+FFFE, U+FFFF. In UTF-8 a byte below 0x20 is always that ASCII character itself.
 _C0_BYTES = bytes(code for code in range(0x20) if code not in (0x09, 0x0A, 0x0D))
 _NONCHARACTERS_UTF8 = ("\ufffe".encode(), "\uffff".encode())
+_NONCHARACTER_PREFIX = "\ufffe".encode()[:2]
 
 
 def xml_chars_valid(html: str, utf8: bytes | None = None) -> bool:
     """Whether `html` (or its UTF-8 encoding `utf8`, when the caller has it) holds none of INVALID_XML_CHARS; when
     it does not, `remember_xml_clean` may vouch for it."""
     data = utf8 if utf8 is not None else html.encode("utf-8", "surrogatepass")
-    return len(data.translate(None, _C0_BYTES)) == len(data) and not any(n in data for n in _NONCHARACTERS_UTF8)
+    if len(data.translate(None, _C0_BYTES)) != len(data):
+        return False
+    # one scan for the two noncharacters' shared first bytes, rare outside the U+FFxx forms
+    return _NONCHARACTER_PREFIX not in data or not any(n in data for n in _NONCHARACTERS_UTF8)
 
 
 class _CheckedXmlChars:
@@ -85,6 +89,30 @@ def _swap_single_xpaths(install: bool) -> None:
             setattr(module, name, _single_originals.pop((module_name, name)))
 
 
+def _case_variants(name: str) -> list[str]:
+    variants = [""]
+    for char in name:
+        variants = [v + c for v in variants for c in {char.lower(), char.upper()}]
+    return variants
+
+
+def _c_level_lookup() -> etree.ElementNamespaceClassLookup:
+    """lxml.html's element classes, chosen in C: lxml.html.HtmlElementClassLookup answers in Python for every element
+    proxy lxml creates (a call per element visited in every walk of every XPath; 3.96M calls over the 531 dev pages),
+    with `{form, input, label, select, textarea}` by the lower-cased name, HtmlElement for every other element,
+    HtmlComment, HtmlProcessingInstruction and HtmlEntity for the other nodes. The same answers from lxml's C lookups:
+    the five names in every letter case, in no namespace (libxml2's HTML parser makes none), then the defaults."""
+    from lxml import html
+
+    lookup = etree.ElementNamespaceClassLookup(etree.ElementDefaultClassLookup(
+        element=html.HtmlElement, comment=html.HtmlComment, pi=html.HtmlProcessingInstruction, entity=html.HtmlEntity))
+    names = lookup.get_namespace(None)
+    for name, element_class in html.HtmlElementClassLookup._default_element_classes.items():
+        for variant in _case_variants(name):
+            names[variant] = element_class
+    return lookup
+
+
 def _xpath_lists() -> list[list]:
     from trafilatura import xpaths
 
@@ -103,6 +131,9 @@ def install() -> None:
             _originals[id(paths)] = list(paths)
             paths[:] = [compiled(item) for item in paths]
     _swap_single_xpaths(install=True)
+    # trafilatura parses every page with this parser, and copies of its trees keep it: -5.4% of extraction's
+    # instructions on 40 dev pages under callgrind, the same texts (benchmarks/RESULTS.md, issue 15)
+    utils.HTML_PARSER.set_element_class_lookup(_c_level_lookup())
     if _checked is None:
         _checked = utils.INVALID_XML_CHARS = _CheckedXmlChars(utils.INVALID_XML_CHARS)
 
@@ -116,6 +147,9 @@ def uninstall() -> None:
         if id(paths) in _originals:
             paths[:] = _originals.pop(id(paths))
     _swap_single_xpaths(install=False)
+    from lxml import html
+
+    utils.HTML_PARSER.set_element_class_lookup(html.HtmlElementClassLookup())  # as lxml.html.HTMLParser() sets it
     if _checked is not None:
         utils.INVALID_XML_CHARS, _checked = _checked.compiled, None
 

@@ -4,6 +4,7 @@ on the trafilatura series it was tested with; and its INVALID_XML_CHARS for one 
 import importlib
 import random
 import re
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -13,8 +14,10 @@ from mdr.filters.extraction import ExtractionConfig, trafilatura_extract
 from mdr.filters.fast_xpath import CompiledXPath
 from mdr.patches import UntestedVersionError
 from mdr.patches import trafilatura as patch
+from mdr.pipeline.reader import WarcRecordReader
 
-baseline = importlib.import_module("trafilatura.baseline")  # the package's `baseline` attribute is the function
+baseline = importlib.import_module("trafilatura.baseline")
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"  # the package's `baseline` attribute is the function
 
 
 def test_install_and_uninstall_swap_trafilatura_paths_in_place():
@@ -98,3 +101,22 @@ def test_mdr_extraction_scans_a_clean_page_once_and_a_dirty_one_as_trafilatura_d
     finally:
         checked.compiled = original
         patch.uninstall()
+
+
+def test_the_c_level_lookup_gives_the_classes_of_lxml_htmls_python_lookup():
+    from lxml import html
+
+    by_python = html.HTMLParser()  # lxml.html's own: HtmlElementClassLookup, comments and PIs kept
+    in_c = html.HTMLParser()
+    in_c.set_element_class_lookup(patch._c_level_lookup())
+    names = [variant for name in ("form", "input", "label", "select", "textarea") for variant in patch._case_variants(name)]
+    page = ("<html><body><!-- a comment --><?php echo 1 ?><FORM><Input name=x><SeLeCt><option>o</option></SeLeCt>"
+            "<TextArea>t</TextArea></FORM><LaBeL>l</LaBeL><div>&amp;<p>p</p></div><svg:rect/><formx/></body></html>")
+    pages = [page, *(doc.text for doc in WarcRecordReader(sorted(str(p) for p in SAMPLES.glob("*.warc.gz"))).run())]
+    for text in pages:
+        expected, got = html.fromstring(text, parser=by_python), html.fromstring(text, parser=in_c)
+        assert [type(node) for node in expected.iter()] == [type(node) for node in got.iter()]
+    assert len(names) == 2**4 + 2**5 + 2**5 + 2**6 + 2**8
+    for name in [*names, "div", "p", "formx", "x"]:
+        assert type(in_c.makeelement(name)) is type(by_python.makeelement(name)), name
+    assert isinstance(in_c.makeelement("TEXTAREA"), html.TextareaElement)
