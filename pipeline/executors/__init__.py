@@ -48,8 +48,8 @@ def run_phases(phases: list[Phase], options: ExecutorOptions, wait: bool | None 
     """Runs the phases in order, skipping completed ranks; raises PhaseFailedError when a phase does not complete.
 
     Local and Ray run one phase after the other (locally, one-task phases that follow each other in one process).
-    Slurm submits every phase at once (each depending on the previous
-    one) and, when waiting (`wait`, default `options.wait`), polls until all are done. Returns the executors.
+    Slurm submits every phase at once (each depending on the previous one) and, when waiting (`wait`, default
+    `options.wait`), polls until all are done. Returns the executors.
     """
     set_console_level(options.console_level)
     if options.kind == "slurm":
