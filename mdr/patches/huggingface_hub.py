@@ -23,7 +23,9 @@ modules, and nothing else:
   writer names are looked up by the package's module `__getattr__` (PEP 562), which imports the real submodule on
   first use: `from datatrove.pipeline.writers import HuggingFaceDatasetWriter` gets the real class, later.
 Nothing changes for a module whose real import came first, or when huggingface_hub is outside the tested series
-(then `mdr run` stops on `check_installed`, like every other patch).
+(then `mdr run` stops on `check_installed`, like every other patch). One visible difference: `from
+datatrove.pipeline.writers import *` (the package has no `__all__`) no longer brings the two Hugging Face writers.
+This module and what it imports at `import mdr` are the standard library only (tests/test_layout.py).
 """
 
 from __future__ import annotations
