@@ -22,7 +22,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from mdr.filters.drop import DecidingFilter, drop
-from mdr.patches.trafilatura import remember_xml_clean, xml_chars_valid
+from mdr.patches.trafilatura import vouch_if_xml_clean
 from mdr.pipeline.recipe import OptionError, Options, option
 from mdr.pipeline.terminal import SURROGATE
 
@@ -167,8 +167,7 @@ def xml_safe_html(html: str) -> str:
     except UnicodeEncodeError:
         html = SURROGATE.sub("", html)  # lxml would stop the text at the first (the rest of the page lost)
         utf8 = None
-    if xml_chars_valid(html, utf8):
-        remember_xml_clean(html)
+    vouch_if_xml_clean(html, utf8)
     return html
 
 

@@ -12,6 +12,7 @@ check when the patch is applied.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from lxml import etree
@@ -70,6 +71,12 @@ def remember_xml_clean(html: str) -> None:
         _checked.clean = html
 
 
+def vouch_if_xml_clean(html: str, utf8: bytes | None = None) -> None:
+    """remember_xml_clean(html) if xml_chars_valid says so; no check at all while the patch is not installed."""
+    if _checked is not None and xml_chars_valid(html, utf8):
+        _checked.clean = html
+
+
 # XPaths held alone, by name, in the modules that use them: trafilatura.settings.BASIC_CLEAN_XPATH, imported by
 # trafilatura.baseline, whose basic_cleaning runs it for baseline() (mdr's precision_rescue) and justext_rescue. Its
 # `re:test` calls back into Python per element under lxml: 8 ms a page on 200 dev pages, compiled 3.7 ms.
@@ -90,10 +97,7 @@ def _swap_single_xpaths(install: bool) -> None:
 
 
 def _case_variants(name: str) -> list[str]:
-    variants = [""]
-    for char in name:
-        variants = [v + c for v in variants for c in {char.lower(), char.upper()}]
-    return variants
+    return ["".join(chars) for chars in itertools.product(*({char.lower(), char.upper()} for char in name))]
 
 
 def _c_level_lookup() -> etree.ElementNamespaceClassLookup:
@@ -121,7 +125,9 @@ def _xpath_lists() -> list[list]:
 
 
 def install() -> None:
-    """Replace the XPaths of trafilatura.xpaths' lists by compiled ones, in place (other modules share the lists)."""
+    """Replace the XPaths of trafilatura.xpaths' lists by compiled ones, in place (other modules share the lists), and
+    BASIC_CLEAN_XPATH where it is named; give trafilatura's parser the C-level class lookup; put the checked
+    INVALID_XML_CHARS in place."""
     require_tested("trafilatura", "the XPath lists of trafilatura.xpaths, replaced in place; INVALID_XML_CHARS")
     global _checked
     from trafilatura import utils
