@@ -15,10 +15,9 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, END_PUNCTUATION, POLICY_SUBSTRINGS, C4QualityFilter
 from datatrove.pipeline.filters.fineweb_quality_filter import FineWebQualityFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
-from datatrove.utils.text import split_into_sentences
 
 from mdr.filters.drop import Rule, drop, first_failed
-from mdr.filters.words import SPACY_MODULE, split_into_words
+from mdr.filters.words import SPACY_MODULE, count_sentences, split_into_words
 from mdr.pipeline.recipe import Options, option
 
 
@@ -95,9 +94,10 @@ class C4Stage(C4QualityFilter):
             if count:
                 self.stat_update(f"lines_dropped_{rule}", value=count)
         if config.min_num_sentences is not None:
-            # Every non-blank kept line holds at least one sentence, so only a short document needs the tokenizer.
+            # Every non-blank kept line holds at least one sentence, so only a short document needs the tokenizer;
+            # its count is datatrove's split_into_sentences', from the word tokenizer's spaCy tokenizer.
             if sum(1 for line in kept if line.strip()) < config.min_num_sentences:
-                sentences = sum(len(split_into_sentences(line, self.language)) for line in kept)
+                sentences = sum(count_sentences(line, self.language) for line in kept)
                 failed = Rule("too_few_sentences", "sentences", sentences, "<", config.min_num_sentences).failed(doc)
                 if failed:
                     return failed

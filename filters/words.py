@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from datatrove.utils.text import split_into_sentences as datatrove_split_into_sentences
 from datatrove.utils.text import split_into_words as datatrove_split_into_words
 from datatrove.utils.typeshelper import Languages
 
@@ -36,15 +37,20 @@ MAX_CHUNKS = 1_000_000
 
 _tokenizer = None
 _chunk_words = None
+_sentence_rules = None  # (the sentencizer's punctuation characters, spaCy's is_punct), see count_sentences
 _CHUNK = re.compile(r"\S+")  # re's \s is str.isspace's whitespace, as str.split's
 
 
 def _english_tokenizer():
-    global _tokenizer, _chunk_words
+    global _tokenizer, _chunk_words, _sentence_rules
     if _tokenizer is None or len(_tokenizer.vocab.strings) > MAX_VOCAB_STRINGS:
         from mdr.filters.spacy_without_torch import spacy
+        from spacy.attrs import IS_PUNCT
+        from spacy.pipeline import Sentencizer
 
         _tokenizer = spacy.blank(Languages.english).tokenizer  # what datatrove's SpaCyTokenizer("en") builds
+        # Sentencizer(punct_chars=None), as datatrove's add_pipe("sentencizer") makes it, uses these characters
+        _sentence_rules = (frozenset(Sentencizer.default_punct_chars), _tokenizer.vocab.lex_attr_getters[IS_PUNCT])
         # Each new string becomes a lexeme whose ~20 attributes (shape, like_num, ...) Python functions compute: half
         # of the tokenizer's time on unseen chunks. No tokenizer decision reads them (affix regexes, token/URL
         # matches, special cases matched on ORTH), and these words are token texts only.
@@ -127,6 +133,36 @@ class _ChunkWords:
             else:
                 current.append(text)
         words[chunks[index]] = current
+
+
+def count_sentences(text: str, language: str = Languages.english) -> int:
+    """`len(split_into_sentences(text, language))` of datatrove, without its second blank spaCy pipeline (0.12-0.2 s
+    per task process to build, benchmarks/RESULTS.md, issue 15) for English: the count only needs the tokens, which
+    the word tokenizer's spaCy tokenizer gives (the same tokenizer), and the sentencizer's rule over them.
+
+    datatrove's `split_into_sentences` cuts the text at the end of each of spaCy's sentences (`span_tokenize`), so it
+    has as many parts as spaCy has sentences, and one (the text) when there is none (an empty text). spaCy's
+    `Sentencizer.predict` (spacy/pipeline/sentencizer.pyx, 3.8) starts a sentence at token 0 and at every token that
+    is neither `is_punct` nor one of its punctuation characters and follows one of those characters since the last
+    start; `Doc.sents` yields a sentence per start. `is_punct` is the lexeme attribute's own function: the word
+    tokenizer's vocabulary has its attribute functions cleared (see `_english_tokenizer`), not the function."""
+    if language != Languages.english:
+        return len(datatrove_split_into_sentences(text, language))
+    tokenizer = _english_tokenizer()
+    punct_chars, is_punct = _sentence_rules
+    try:
+        tokens = [token.text for token in tokenizer(text)]
+    except Exception:  # datatrove retries such a text its own way (SpaCyTokenizer._do_tokenize): let it
+        return len(datatrove_split_into_sentences(text, language))
+    sentences, seen_period = 1, False
+    for token in tokens:
+        in_punct_chars = token in punct_chars
+        if seen_period and not in_punct_chars and not is_punct(token):
+            sentences += 1
+            seen_period = False
+        elif in_punct_chars:
+            seen_period = True
+    return sentences
 
 
 @lru_cache(5)  # the repetition and quality stages ask for the same document's words in turn
