@@ -41,7 +41,7 @@ class C4Stage(C4QualityFilter):
     """C4's line filter: rewrites `doc.text` with the kept lines; drops documents with too few sentences."""
 
     name = "c4"
-    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported in the forkserver, not in every task
+    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported before task processes start, not in each
 
     def __init__(self, config: C4Config = None, exclusion_writer=None):
         self.config = config = config or C4Config()
@@ -126,7 +126,7 @@ class FineWebQualityStage(FineWebQualityFilter):
     """FineWeb's line-punctuation, short-line, duplicated-line and list rules, on `\\n` lines (empty ones included)."""
 
     name = "fineweb_quality"
-    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported in the forkserver, not in every task
+    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported before task processes start, not in each
 
     def __init__(self, config: FineWebQualityConfig = None, exclusion_writer=None):
         self.config = config = config or FineWebQualityConfig()

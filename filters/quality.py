@@ -67,7 +67,7 @@ class QualityStage(GopherQualityFilter):
     """Gopher's quality rules in datatrove's order; the first one failed is the drop reason."""
 
     name = "quality"
-    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported in the forkserver, not in every task
+    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported before task processes start, not in each
 
     def __init__(self, config: QualityConfig = None, exclusion_writer=None):
         self.config = config = config or QualityConfig()

@@ -143,7 +143,7 @@ class RepetitionStage(GopherRepetitionFilter):
     """Gopher's repetition rules in Table A1 order; the first one exceeded is the drop reason."""
 
     name = "repetition"
-    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported in the forkserver, not in every task
+    preload_modules = (SPACY_MODULE,)  # the word tokenizer; imported before task processes start, not in each
 
     def __init__(self, config: RepetitionConfig = None, exclusion_writer=None):
         self.config = config or RepetitionConfig()

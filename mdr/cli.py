@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     # neutralised warnings and errors, not loguru's raw DEBUG sink nor Python logging's raw last resort.
     set_console_level("WARNING")
     args = parser().parse_args(argv)
+    # the `mdr` command's own process (argv from its command line), not a caller's process that runs main([...])
+    args.command_process = argv is None
     try:
         return args.handler(args)
     except UsageError as error:  # RecipeError and the trainer's user errors

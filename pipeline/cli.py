@@ -138,10 +138,23 @@ def _executor_options(args, workers: int):
         kind=args.executor,
         workers=workers if args.executor == "local" or args.workers is not None else -1,
         wait=not args.no_wait,
+        start_method=_start_method(args),
         slurm=SlurmOptions(partition=args.slurm_partition, time=args.slurm_time,
                            cpus_per_task=args.slurm_cpus_per_task, mem_per_cpu_gb=args.slurm_mem_per_cpu_gb),
         ray=RayOptions(address=args.ray_address),
     )
+
+
+def _start_method(args) -> str:
+    """How `mdr run` starts local task processes: forked from the `mdr` command's own process on Linux, not from a
+    forkserver, a second interpreter that imports again what this one has (mdr, datatrove, pyarrow), plus a
+    resource-tracker process: 0.7-0.9 CPU seconds of every run (one-record run 3.04 -> 2.14 s CPU, medians of 5
+    alternating runs; benchmarks/RESULTS.md, issue 15). That process starts no OpenMP threads before it forks, and
+    what threads it has are fork-safe: fsspec and loguru reset their locks in the child, numpy's OpenBLAS and Arrow
+    their pools, and the progress thread draws under a lock that forks take (mdr.pipeline.progress). A process that calls `main([...])` itself (a test, a notebook) may
+    have started OpenMP's threads (torch, pydivsufsort), which a forked child cannot use: it hangs on its first
+    parallel region (seen in the test suite). It, and other callers of the executors, get the forkserver."""
+    return "fork" if sys.platform == "linux" and getattr(args, "command_process", False) else "forkserver"
 
 
 def _input_size_line(files: list[str]) -> str:

@@ -7,6 +7,7 @@ task writes `logs/<phase>/progress/<rank>.json`, and datatrove marks finished ta
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,14 @@ from pathlib import Path
 from mdr.formatting import StatusLine, duration, size
 from mdr.layout import RunLayout
 from mdr.pipeline.terminal import safe
+
+# The local executor forks task processes from this process while the status line is drawn from a thread: a fork
+# in the middle of a write would leave the child a stream whose lock belongs to a thread the child does not have.
+# Forks wait for a draw to end (the pattern of Python logging's and loguru's at-fork handlers).
+_DRAWING = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_DRAWING.acquire, after_in_parent=_DRAWING.release,
+                        after_in_child=_DRAWING.release)
 
 REFRESH_SECONDS = 0.5
 # When stderr is not a terminal (CI logs, files), print a plain line this often instead of redrawing one.
@@ -99,9 +108,11 @@ class ProgressMonitor:
 
     def _draw(self, final: bool = False):
         # phase names come from the recipe; only StatusLine's \r and ESC [K may drive the terminal
-        self.status.draw(safe(self._line()))
-        if final:
-            self.status.close()
+        line = safe(self._line())
+        with _DRAWING:
+            self.status.draw(line)
+            if final:
+                self.status.close()
 
     def _loop(self):
         last_plain = time.monotonic()

@@ -4,6 +4,7 @@ one-task phases that follow each other can share one process (`run_in_one_proces
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 from collections import deque
 
@@ -53,12 +54,16 @@ def _run_in_processes(groups: list[list[tuple[LocalExecutor, int]]], workers: in
     for executor in dict.fromkeys(executor for group in groups for executor, _ in group):
         naming_file_on_error(executor.save_executor_as_json, executor, "executor.json")
     context = multiprocess.get_context(start_method)
-    if start_method == "forkserver":  # import the steps' modules once, not in every task process
-        steps = [step for group in groups for executor, _ in group for step in executor.pipeline]
-        modules = {type(step).__module__ for step in steps} - {"__main__"}
-        # plus what steps import lazily on their first document (e.g. spaCy, ~2 s per task process otherwise)
-        modules.update(module for step in steps for module in getattr(step, "preload_modules", ()))
+    # Import the steps' modules once, not in every task process: in the forkserver, or here before forking
+    steps = [step for group in groups for executor, _ in group for step in executor.pipeline]
+    modules = {type(step).__module__ for step in steps} - {"__main__"}
+    # plus what steps import lazily on their first document (e.g. spaCy, ~0.5 s per task process otherwise)
+    modules.update(module for step in steps for module in getattr(step, "preload_modules", ()))
+    if start_method == "forkserver":
         context.set_forkserver_preload(sorted(modules))
+    else:
+        for module in sorted(modules):
+            importlib.import_module(module)
     groups = deque(groups)
     running, free_local_ranks, failed = {}, list(range(workers)), []
     # The driver keeps the only sender: each task process closes the copy that it gets (inherited with "fork")

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -166,6 +167,13 @@ def test_cli_builds_the_executor_options():
     assert (options.slurm.time, options.slurm.cpus_per_task, options.slurm.mem_per_cpu_gb) == ("1:00:00", 2, 1.5)
     assert _executor_options(run_args(), workers=8).workers == 8
     assert _executor_options(run_args("--executor", "ray", "--workers", "3"), workers=3).workers == 3
+    # The `mdr` command's own process forks its local task processes on Linux; a process calling main([...]) and
+    # other callers of the executors (ablations, token files) get a forkserver
+    args = run_args()
+    assert _executor_options(args, workers=8).start_method == "forkserver"
+    args.command_process = True
+    assert _executor_options(args, workers=8).start_method == ("fork" if sys.platform == "linux" else "forkserver")
+    assert ExecutorOptions().start_method == "forkserver"
     with pytest.raises(ValueError, match="unknown executor 'dask'"):
         ExecutorOptions("dask")
 

@@ -1,5 +1,8 @@
 import io
 import json
+import os
+import threading
+import time
 
 from mdr.pipeline.progress import ProgressMonitor, render, snapshot
 
@@ -36,3 +39,21 @@ def test_monitor_shows_the_first_unfinished_phase(tmp_path):
     with ProgressMonitor(tmp_path, [("filter", 1), ("minhash", 2)], stream=stream):
         pass
     assert stream.getvalue().startswith("minhash [")
+
+
+def test_a_fork_waits_for_the_status_line_being_drawn():
+    """Task processes are forked from the process whose thread draws the status line: a fork waits for a draw to end,
+    so that no child starts with its stream's lock held by a thread it does not have."""
+    from mdr.pipeline import progress
+
+    progress._DRAWING.acquire()  # a draw in progress, ended by another thread in 0.5 s
+    threading.Timer(0.5, progress._DRAWING.release).start()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    waited = time.monotonic() - started
+    os.waitpid(pid, 0)
+    assert waited >= 0.4
+    assert progress._DRAWING.acquire(blocking=False)  # free again after the fork
+    progress._DRAWING.release()
