@@ -27,7 +27,8 @@ def test_tokenizer_is_remade_when_its_vocabulary_is_full(monkeypatch):
     words.split_into_words("warm the tokenizer up")
     first = words._english_tokenizer()
     monkeypatch.setattr(words, "MAX_VOCAB_STRINGS", len(first.vocab.strings))
-    words.split_into_words("qqzx vvyw unseen strings grow the vocabulary")
+    # chunks that spaCy tokenizes (affixes, infixes): plain words are their own token without it, adding no string
+    words.split_into_words("(qqzx) vvyw-unseen strings, grow; the vocabulary.")
     assert words._english_tokenizer() is not first
     assert words.split_into_words("Still (the) same words.") == datatrove_split_into_words("Still (the) same words.")
 
@@ -92,6 +93,7 @@ def test_chunk_dictionary_is_emptied_past_its_bound(monkeypatch):
     texts = corpus_texts(CORPORA[-1], 20)  # the bundled samples: always there
     words._english_tokenizer()
     monkeypatch.setattr(words, "MAX_CHUNKS", 50)
+    monkeypatch.setattr(words._chunk_words, "words", {})  # whatever earlier tests left there
     for text in texts:
         assert words._chunk_words(text) == datatrove_split_into_words(text)
         assert len(words._chunk_words.words) <= max(50, len(set(text.split())))
@@ -125,3 +127,17 @@ def test_sentence_rules_are_datatrove_sentencizers():
 def test_sentence_counts_of_other_languages_use_datatrove():
     text = "Bonjour. Le monde est grand. Oui"
     assert words.count_sentences(text, "fr") == len(datatrove_split_into_sentences(text, "fr")) == 3
+
+
+def test_plain_chunks_are_their_own_token_without_spacy(monkeypatch):
+    # letters-and-digits chunks that no special case and no affix rule matches skip spaCy; the others go to it
+    words._english_tokenizer()
+    monkeypatch.setattr(words._chunk_words, "words", {})
+    sent = []
+    spacy_path = words._chunk_words._tokenize_with_spacy
+    monkeypatch.setattr(words._chunk_words, "_tokenize_with_spacy", lambda chunks: (sent.extend(chunks),
+                                                                                     spacy_path(chunks)))
+    text = "Plain words 2024 and cannot don't e.g. 10km x86 co-op U.S. (paren) end."
+    assert words.split_into_words.__wrapped__(text) == datatrove_split_into_words(text)
+    assert {"Plain", "words", "2024", "and", "x86"}.isdisjoint(sent)
+    assert {"cannot", "don't", "e.g.", "10km", "co-op", "U.S.", "(paren)", "end."} <= set(sent)
