@@ -32,7 +32,7 @@ _NONCHARACTER_PREFIX = "\ufffe".encode()[:2]
 
 def xml_chars_valid(html: str, utf8: bytes | None = None) -> bool:
     """Whether `html` (or its UTF-8 encoding `utf8`, when the caller has it) holds none of INVALID_XML_CHARS; when
-    it does not, `remember_xml_clean` may vouch for it."""
+    it does not, `vouch_if_xml_clean` vouches for it."""
     data = utf8 if utf8 is not None else html.encode("utf-8", "surrogatepass")
     if len(data.translate(None, _C0_BYTES)) != len(data):
         return False
@@ -42,7 +42,7 @@ def xml_chars_valid(html: str, utf8: bytes | None = None) -> bool:
 
 class _CheckedXmlChars:
     """trafilatura.utils.INVALID_XML_CHARS while installed: `sub` returns the string as it is when it is the page
-    `remember_xml_clean` was last given (strings are immutable: the same object has the same characters, none of
+    `vouch_if_xml_clean` last vouched for (strings are immutable: the same object has the same characters, none of
     which the pattern matches, so re's `sub` would return it unchanged), else the pattern's own `sub`.
     `repair_faulty_html` runs it over every page that `load_html` parses: `re` tests its character class at every
     position of the HTML (~10% of extraction's instructions on 40 dev pages under callgrind), while the caller
@@ -65,14 +65,9 @@ class _CheckedXmlChars:
 _checked: _CheckedXmlChars | None = None
 
 
-def remember_xml_clean(html: str) -> None:
-    """Vouches that `html` holds none of INVALID_XML_CHARS (xml_chars_valid said so) until the next call."""
-    if _checked is not None:
-        _checked.clean = html
-
-
 def vouch_if_xml_clean(html: str, utf8: bytes | None = None) -> None:
-    """remember_xml_clean(html) if xml_chars_valid says so; no check at all while the patch is not installed."""
+    """If xml_chars_valid says so, vouches that `html` holds none of INVALID_XML_CHARS, until another page is; no check
+    at all while the patch is not installed."""
     if _checked is not None and xml_chars_valid(html, utf8):
         _checked.clean = html
 

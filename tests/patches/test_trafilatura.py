@@ -63,7 +63,7 @@ def test_trafilatura_skips_its_scan_only_for_the_page_vouched_for():
     try:
         checked = trafilatura.utils.INVALID_XML_CHARS
         clean, dirty = "<html><body><p>clean page</p></body></html>", "<p>a\x01b\ufffe</p>"
-        patch.remember_xml_clean(clean)
+        patch.vouch_if_xml_clean(clean)
         assert checked.sub("", clean) is clean
         assert checked.sub("", dirty) == "<p>ab</p>"  # not vouched for: the pattern's own sub
         copy = "".join(["<p>", "x\x02", "</p>"])
