@@ -21,7 +21,6 @@ documents and on the cross-space case.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from functools import lru_cache
 
 from datatrove.utils.text import split_into_sentences as datatrove_split_into_sentences
@@ -76,14 +75,6 @@ def _special_case_pairs(tokenizer) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
-def _no_match(string: str) -> None:
-    return None
-
-
-def _no_matches(string: str) -> Iterator:
-    return iter(())
-
-
 class _ChunkWords:
     """Words of a text from a dictionary of whitespace-separated chunks (see the module's docstring)."""
 
@@ -93,10 +84,9 @@ class _ChunkWords:
         for a, b in pairs:
             self.pairs_by_chars.setdefault((a[-1], b[0]), []).append((a, b))
         self.words: dict[str, list[str]] = {}  # chunk -> its tokens (a chunk has no whitespace: all are words)
-        self.specials = frozenset(tokenizer.rules)
-        self.prefix_search = tokenizer.prefix_search or _no_match  # a rule the tokenizer lacks matches nothing
-        self.suffix_search = tokenizer.suffix_search or _no_match
-        self.infix_finditer = tokenizer.infix_finditer or _no_matches
+        self.specials = frozenset(tokenizer.rules)  # English's tokenizer has all three affix rules
+        self.prefix_search, self.suffix_search = tokenizer.prefix_search, tokenizer.suffix_search
+        self.infix_finditer = tokenizer.infix_finditer
 
     def __call__(self, text: str) -> list[str]:
         """The text's words: its chunks' words, and where a special case could match across chunk boundaries, the
