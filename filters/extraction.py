@@ -69,8 +69,10 @@ class ExtractionConfig(Options):
     layout_tables_as_text: bool = True
     # True makes output depend on document order and sharding (trafilatura #778, datatrove #295).
     deduplicate: bool = False
-    # trafilatura's boilerplate XPaths evaluated in Python by mdr.filters.fast_xpath: the same nodes, so the same
-    # text, in about 0.6x the extraction time (benchmarks/RESULTS.md). False gives trafilatura lxml's XPath back.
+    # mdr's patches of trafilatura and jusText (mdr/patches/trafilatura.py, justext.py): boilerplate XPaths evaluated
+    # in Python by mdr.filters.fast_xpath (the same nodes, so the same text, in about 0.6x the extraction time),
+    # readability skipped where it cannot win, jusText's stop-list set made once (benchmarks/RESULTS.md). False gives
+    # trafilatura and jusText their own code back.
     compiled_xpath: bool = True
     # RW post-processing (RW §3.1; DCLM newline_removal_modifier / url_removal_modifier). None/False turns it off
     # (the FineWeb preset does both).
@@ -218,8 +220,11 @@ def _trafilatura_text(html: str, options: dict, layout_tables: bool) -> str | No
 
     # What trafilatura.extract does for "txt" without metadata (core.determine_returnstring), between the two steps;
     # xmltotxt and normalize_unicode are its module functions, so test_extraction checks that a page without a layout
-    # table gets extract()'s text exactly (trafilatura pinned to 2.3.x in pyproject.toml).
-    document = trafilatura.bare_extraction(html, as_dict=False, **options)
+    # table gets extract()'s text exactly (trafilatura pinned to 2.3.x in pyproject.toml). output_format "txt", as
+    # extract() passes it: bare_extraction's default "python" renders the text once more (document.text, core.py
+    # 2.3), which this text replaces: 0.14 of the Common Crawl samples' 2.3 CPU seconds of extraction
+    # (benchmarks/RESULTS.md, issue 15).
+    document = trafilatura.bare_extraction(html, as_dict=False, output_format="txt", **options)
     if document is None:
         return None
     changed = layout_tables_as_text(document.body)
@@ -384,10 +389,12 @@ class ExtractionStage(DecidingFilter):
     def _extract_fn(self) -> ExtractFn:
         if self.config.extract_fn is not None:
             return _resolve(self.config.extract_fn)
+        from mdr.patches import justext as justext_patch
         from mdr.patches import trafilatura as patch
 
-        # before the warm-up and the fork, so that the child process inherits it
-        patch.install() if self.config.compiled_xpath else patch.uninstall()
+        # before the warm-up and the fork, so that the child process inherits them
+        for module in (patch, justext_patch):
+            module.install() if self.config.compiled_xpath else module.uninstall()
         extract = functools.partial(trafilatura_extract, options=self.config.trafilatura_options(),
                                     precision_rescue=self.config.precision_rescue,
                                     layout_tables=self.config.layout_tables_as_text)

@@ -10,8 +10,10 @@ it in the driver, before anything is written, so that a task does not fail on it
 
     datatrove.py    task loggers with mdr's console sinks; Ray rank workers whose dead task processes fail the task
     huggingface_hub.py  datatrove imported without the Hub client, which a run needs for hf:// paths only
+    justext.py      its stop-list made into a set once, not on every page trafilatura hands it
     ray.py          token authentication the way `ray start` sets it up
-    trafilatura.py  its boilerplate XPath lists replaced by compiled Python predicates
+    trafilatura.py  its boilerplate XPath lists replaced by compiled Python predicates; readability skipped where it
+                    cannot win
     warcio.py       strict readers: a cut gzip member or a lying length is an error, not a short record
 """
 
@@ -22,8 +24,8 @@ import re
 from mdr.errors import UsageError
 
 # distribution -> the major.minor series its patch module was tested with
-TESTED = {"datatrove": ("0.10",), "huggingface_hub": ("2.4",), "ray": ("2.60",), "trafilatura": ("2.3",),
-          "warcio": ("1.8",)}
+TESTED = {"datatrove": ("0.10",), "huggingface_hub": ("2.4",), "justext": ("3.0",), "ray": ("2.60",),
+          "trafilatura": ("2.3",), "warcio": ("1.8",)}
 OPTIONAL = ("ray",)  # an extra: checked only for a run that uses it, and a local run needs no Ray installed
 
 

@@ -212,8 +212,12 @@ def test_trafilatura_output_is_unchanged_on_real_pages(favor_precision):
 
 @pytest.mark.parametrize("compiled_xpath", [True, False])
 def test_the_stage_installs_what_its_config_says(compiled_xpath):
+    from mdr.patches import justext as justext_patch
+
     try:
         ExtractionStage(ExtractionConfig(compiled_xpath=compiled_xpath))._extract_fn()
-        assert patch.installed() is compiled_xpath
+        assert patch.installed() is compiled_xpath and justext_patch.installed() is compiled_xpath
+        assert bool(patch._readability_originals) is compiled_xpath
     finally:
         patch.uninstall()
+        justext_patch.uninstall()

@@ -1,5 +1,6 @@
 """mdr/patches/trafilatura.py swaps trafilatura.xpaths' lists for fast_xpath's compiled paths in place, and back, only
-on the trafilatura series it was tested with; and its INVALID_XML_CHARS for one that skips a page vouched for."""
+on the trafilatura series it was tested with; its INVALID_XML_CHARS for one that skips a page vouched for; and runs
+readability only where its text could be chosen, with every text as before."""
 
 import importlib
 import random
@@ -15,9 +16,11 @@ from mdr.filters.fast_xpath import CompiledXPath
 from mdr.patches import UntestedVersionError
 from mdr.patches import trafilatura as patch
 from mdr.pipeline.reader import WarcRecordReader
+from tests.filters.texts import SHARED_DATA
 
 baseline = importlib.import_module("trafilatura.baseline")
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"  # the package's `baseline` attribute is the function
+SHARED_WARCS = SHARED_DATA / "warc" / "commoncrawl"  # the Common Crawl samples, used where present
 
 
 def test_install_and_uninstall_swap_trafilatura_paths_in_place():
@@ -120,3 +123,147 @@ def test_the_c_level_lookup_gives_the_classes_of_lxml_htmls_python_lookup():
     for name in [*names, "div", "p", "formx", "x"]:
         assert type(in_c.makeelement(name)) is type(by_python.makeelement(name)), name
     assert isinstance(in_c.makeelement("TEXTAREA"), html.TextareaElement)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# readability, run where its text could be chosen
+
+
+def sample_pages() -> list[str]:
+    return [doc.text for doc in WarcRecordReader(sorted(str(p) for p in SAMPLES.glob("*.warc.gz"))).run()]
+
+
+def readability_text_length(tree) -> int:
+    """What compare_extraction measures of try_readability(tree): its text, trimmed (trafilatura/external.py, 2.3)."""
+    from trafilatura.external import try_readability
+    from trafilatura.utils import trim
+
+    return len(trim(etree.tostring(try_readability(tree), method="text", encoding="utf-8").decode("utf-8")))
+
+
+def bound_and_length(page: str) -> tuple[int | None, int]:
+    from copy import deepcopy
+
+    from trafilatura.utils import load_html
+
+    tree = load_html(page)
+    return patch.readability_text_bound(deepcopy(tree)), readability_text_length(tree)
+
+
+EDGE_PAGES = [
+    # raw-text elements keep `&amp;` and `&lt;` as written when readability's output is parsed again
+    "<html><head><title>A &amp; B &lt; C</title></head><frameset><frame src=a></frameset>"
+    "<noframes>&lt;body&gt; a &amp; b &lt;/body&gt;</noframes></html>",
+    "<html><body><xmp><b>bold</b> & <i>x</i></xmp><p>short</p></body></html>",
+    # a video iframe's text becomes VIDEO
+    "<html><body><div><p>" + "Text about a film, with commas, here. " * 3 + "</p><iframe src='https://youtube.com/x'>"
+    "</iframe><iframe src='https://vimeo.com/y'>v</iframe></div></body></html>",
+    # a div's loose text and tails moved into new paragraphs; scripts and styles dropped with their tails kept
+    "<html><body><div>loose <b>bold</b> tail<script>var x = 1;</script>after script<style>p{}</style>"
+    "<span>s</span>   spaced   tail  <br/>more</div><textarea>a &amp; b</textarea></body></html>",
+    "<html><body><noscript><p>no script</p></noscript><table><tr><td>" + "cell, " * 40 + "</td></tr></table>"
+    "</body></html>",
+    "<html><body>\r\n<p>carriage\rreturn &#13; and \x0b control</p></body></html>",
+    "<html><body></body></html>",
+]
+
+
+def test_raw_text_tags_are_those_the_parser_keeps_as_text():
+    tags = patch._raw_text_tags()
+    assert {"iframe", "noframes", "xmp", "title", "textarea"} <= set(tags)
+    assert "noscript" not in tags  # libxml2 2.14 parses noscript's content as elements
+
+
+def test_the_readability_bound_holds_on_edge_cases_and_real_pages():
+    pages = [*EDGE_PAGES, *sample_pages()]
+    warcs = sorted(SHARED_WARCS.glob("*.warc.gz")) if SHARED_WARCS.is_dir() else []
+    pages += [doc.text for doc in WarcRecordReader([str(p) for p in warcs]).run() if not doc.metadata.get("is_wet")]
+    for page in pages:
+        bound, length = bound_and_length(page)
+        assert bound is not None and length <= bound, (bound, length, page[:300])
+    # the allowances are needed: readability's text is longer than the page's own on the first and the third
+    from trafilatura.external import try_readability
+    from trafilatura.utils import load_html
+
+    for page, grown in [(EDGE_PAGES[0], "&amp;lt;body&amp;gt;"), (EDGE_PAGES[2], "VIDEO")]:
+        own = len(" ".join(load_html(page).text_content().split()))
+        bound, length = bound_and_length(page)
+        assert own < length <= bound, (own, length, bound)
+        assert grown in etree.tostring(try_readability(load_html(page)), method="text", encoding=str)
+    # where an element sits inside a raw-text element, no bound (the parser never puts one there)
+    tree = load_html("<html><body><p>x</p></body></html>")
+    etree.SubElement(etree.SubElement(tree.find(".//body"), "noframes"), "b").text = "made by hand"
+    assert patch.readability_text_bound(tree) is None
+
+
+def extract_with_and_without_readability_skip(pages: list[str], options: dict) -> tuple[list, list, int]:
+    """(texts with the skip, texts without it, how many times the patch's try_readability skipped readability)."""
+    from trafilatura import core, external
+
+    calls = {"asked": 0, "ran": 0}
+    patch.install()
+    original = patch._readability_originals["try_readability"]
+
+    def counted(name, function):
+        def call(tree):
+            calls[name] += 1
+            return function(tree)
+        return call
+
+    try:
+        external.try_readability = counted("asked", patch._try_readability)
+        patch._readability_originals["try_readability"] = counted("ran", original)
+        with_skip = [trafilatura_extract(page, options) for page in pages]
+        patch._readability_originals["try_readability"] = external.try_readability = original
+        patch._swap_readability(install=False)
+        assert external.try_readability is original and core.compare_extraction is not patch._compare_extraction
+        without = [trafilatura_extract(page, options) for page in pages]
+    finally:
+        patch.uninstall()
+    return with_skip, without, calls["asked"] - calls["ran"]
+
+
+@pytest.mark.parametrize("preset", ["precision", "balanced", "recall"])
+def test_skipping_readability_keeps_every_text(preset):
+    """The recipes' presets (fineweb: precision, refinedweb: balanced) on the sample pages and, where present, the
+    Common Crawl samples; recall on the sample pages."""
+    options = ExtractionConfig(favor_precision=preset == "precision").trafilatura_options()
+    if preset == "recall":  # no mdr recipe uses it; trafilatura.extract takes it beside mdr's options
+        options["favor_recall"] = True
+    pages = [*EDGE_PAGES, *sample_pages()]
+    warcs = sorted(SHARED_WARCS.glob("*.warc.gz")) if SHARED_WARCS.is_dir() and preset != "recall" else []
+    pages += [doc.text for doc in WarcRecordReader([str(p) for p in warcs]).run() if not doc.metadata.get("is_wet")]
+    with_skip, without, skipped = extract_with_and_without_readability_skip(pages, options)
+    assert with_skip == without
+    assert sum(bool(text) for text in without) > len(pages) // 3
+    if preset == "recall":
+        assert skipped == 0  # recall mode has rules of its own: readability always runs
+    else:
+        assert skipped > len(pages) // 4, skipped
+
+
+def test_readability_runs_where_its_text_could_win():
+    """Its text is chosen on a page whose own extraction is far shorter; a page whose own extraction is the whole text
+    skips it; a structurally deficient own extraction (more tables than paragraphs) keeps it running."""
+    from trafilatura.settings import Extractor
+
+    options = Extractor(precision=True)
+    from lxml.html import fromstring
+
+    tree = fromstring("<html><body><p>" + "word " * 200 + "</p></body></html>")  # 999 characters trimmed
+    body = etree.fromstring("<body><p>" + "word " * 200 + "</p></body>")
+    assert not patch.readability_may_win(tree, body, 999, options)
+    assert patch.readability_may_win(tree, body, 400, options)  # 999 > 2 x 400: readability's could be twice as long
+    assert patch.readability_may_win(tree, body, 0, options)
+    deficient = etree.fromstring("<body><table><tr><td>x</td></tr></table></body>")
+    assert patch.readability_may_win(tree, deficient, 600, options)  # 999 > 2 x MIN_EXTRACTED_SIZE (250)
+    assert not patch.readability_may_win(tree, deficient, 600, Extractor(precision=True, config=_small_config()))
+    assert patch.readability_may_win(tree, body, 999, Extractor(recall=True))
+
+
+def _small_config():
+    from trafilatura.settings import use_config
+
+    config = use_config()
+    config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "600")
+    return config
