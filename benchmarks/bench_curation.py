@@ -20,6 +20,7 @@ Repeats rotate which side goes first; medians are reported, and each ratio is th
 
       python3.11 -m venv ../dtvenv
       ../dtvenv/bin/pip install "datatrove[processing]==0.10.1" spacy warcio python-magic faust-cchardet orjson aiohttp
+      ../dtvenv/bin/pip install lxml_html_clean  # where pip picked an lxml without its html_clean extra (seen 2026-12-08)
 
   It runs `examples/fineweb.py` on `LocalPipelineExecutor(tasks=T, workers=W)`: the filtering phase (WarcReader ->
   URLFilter -> Trafilatura(favour_precision=True) -> LanguageFilter(en) -> GopherRepetition -> GopherQuality ->
