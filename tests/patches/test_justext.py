@@ -8,6 +8,15 @@ from mdr.patches import UntestedVersionError
 from mdr.patches import justext as patch
 
 
+@pytest.fixture(autouse=True)
+def unpatched():
+    """Each test starts from jusText's own function: an extraction stage built earlier in this process installs the
+    patch and leaves it, as in a task process."""
+    patch.uninstall()
+    yield
+    patch.uninstall()
+
+
 def test_install_and_uninstall_swap_define_stoplist():
     original = core.define_stoplist
     patch.install()

@@ -9,6 +9,7 @@ would not stop root, which the tests run as. Without permission to mount, those 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,26 @@ def test_hand_edited_input_stats_are_taken_as_not_recorded(tmp_path, entries):
 
     out, paths = _recorded_run(tmp_path, ["a.warc"], input_stats=entries)
     assert check_output_dir(RunPlan(load_recipe("refinedweb"), [str(p) for p in paths], out, 1)) is True
+
+
+EXIT_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("exit handlers ran", flush=True))
+from mdr.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_the_run_command_exits_with_its_code_after_the_exit_handlers(recipe, tmp_path, ok):
+    """`mdr run` leaves without tearing the interpreter down (mdr/cli.py _exit_without_teardown): its exit code, its
+    last lines and the exit handlers' output all arrive, as with a usual exit."""
+    samples = Path(__file__).resolve().parents[2] / "data_samples"
+    inputs = [str(samples / "sample-00000.warc.gz")] if ok else [str(tmp_path / "missing.warc.gz")]
+    args = ["run", str(recipe), "--input", *inputs, "--output", str(tmp_path / "out"), "--no-progress"]
+    result = subprocess.run([sys.executable, "-c", EXIT_PROBE, *args], capture_output=True, text=True, timeout=300)
+    assert result.stdout.splitlines()[-1] == "exit handlers ran", result.stdout
+    if ok:
+        assert result.returncode == 0 and "documents out" in result.stderr.splitlines()[-1], result.stderr
+    else:
+        assert one_error_line(result, 2)
