@@ -101,8 +101,8 @@ def _run_verb(args) -> int:
 def _exit_without_teardown(code: int) -> None:
     """Exit as Python would, without tearing the interpreter down: the exit handlers run (logging's, multiprocessing's,
     loguru's, Ray's) and the standard streams are flushed, then os._exit. A run's driver holds spaCy, lxml, pyarrow and
-    datatrove; freeing every module's objects one by one took 0.15-0.19 s after `mdr run` had finished (2-3% of a
-    Common Crawl sample run, benchmarks/RESULTS.md, issue 15), memory the OS takes back at once. Every file a run
+    datatrove; freeing every module's objects one by one took 0.24-0.29 s from a run's last write to its exit, 0.02 s
+    now (3-4% of a run on the Common Crawl samples, benchmarks/RESULTS.md, issue 15): memory the OS takes back at once. Every file a run
     writes is closed (and atomically renamed) before its verb returns. A thread that is still running (none is, after
     a run) keeps the usual exit, which waits for it."""
     import atexit

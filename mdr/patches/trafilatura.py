@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import threading
 
 from lxml import etree
 from lxml.html import HtmlElement
@@ -149,7 +150,14 @@ def _xpath_lists() -> list[list]:
 # characters for each character the serialiser escapes there. An element there would come back as text: such an
 # element (the parser never puts one there) makes the page take readability's own path.
 
-_comparing: list[tuple] = []  # (own extraction, its text's length, options) of the compare_extraction calls running
+class _Comparisons(threading.local):
+    """(own extraction, its text's length, options) of the compare_extraction calls running in this thread."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+
+_comparing = _Comparisons()
 _readability_originals: dict[str, object] = {}  # trafilatura's own compare_extraction and try_readability, installed
 _ESCAPED = re.compile(r"[&<>\x00-\x08\x0b-\x1f]")  # what the XML serialiser writes as an entity or reference in text
 _MAX_ESCAPE = len("&#x1F;") - 1  # the most characters an escaped character adds
@@ -203,17 +211,17 @@ def readability_may_win(tree: HtmlElement, body, len_text: int, options) -> bool
 
 
 def _compare_extraction(cleaned_tree, raw_tree, body, text, options):
-    _comparing.append((body, len(text), options))
+    _comparing.calls.append((body, len(text), options))
     try:
         return _readability_originals["compare_extraction"](cleaned_tree, raw_tree, body, text, options)
     finally:
-        _comparing.pop()
+        _comparing.calls.pop()
 
 
 def _try_readability(tree: HtmlElement) -> HtmlElement:
-    if _comparing:
+    if _comparing.calls:
         try:
-            if not readability_may_win(tree, *_comparing[-1]):
+            if not readability_may_win(tree, *_comparing.calls[-1]):
                 return HtmlElement()
         except Exception:  # readability meets the same tree and fails the same way inside try_readability's guard
             pass

@@ -267,3 +267,20 @@ def _small_config():
     config = use_config()
     config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "600")
     return config
+
+
+def test_threads_keep_their_own_comparison():
+    """A page's own extraction is looked up in the thread that extracts it: pages extracted in threads at once get
+    the texts they get one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    options = ExtractionConfig(favor_precision=True).trafilatura_options()
+    pages = [*EDGE_PAGES, *sample_pages()]
+    patch.install()
+    try:
+        alone = [trafilatura_extract(page, options) for page in pages]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda page: trafilatura_extract(page, options), pages * 3))
+    finally:
+        patch.uninstall()
+    assert together == alone * 3
