@@ -102,15 +102,15 @@ def _exit_without_teardown(code: int) -> None:
     """Exit as Python would, without tearing the interpreter down: the exit handlers run (logging's, multiprocessing's,
     loguru's, Ray's) and the standard streams are flushed, then os._exit. A run's driver holds spaCy, lxml, pyarrow and
     datatrove; freeing every module's objects one by one took 0.24-0.29 s from a run's last write to its exit, 0.02 s
-    now (3-4% of a run on the Common Crawl samples, benchmarks/RESULTS.md, issue 15): memory the OS takes back at once. Every file a run
-    writes is closed (and atomically renamed) before its verb returns. A thread that is still running (none is, after
-    a run) keeps the usual exit, which waits for it."""
+    now (3-4% of a run on the Common Crawl samples, benchmarks/RESULTS.md, issue 15): memory the OS takes back at
+    once. Every file a run writes is closed (and atomically renamed) before its verb returns. A thread that is still
+    running (none is, after a run) keeps the usual exit, which waits for it."""
     import atexit
     import threading
 
     if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
         return
-    atexit._run_exitfuncs()  # what Py_FinalizeEx runs first; documented as the atexit module's own exit path
+    atexit._run_exitfuncs()  # the atexit module's private runner (CPython), what interpreter shutdown calls first
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
